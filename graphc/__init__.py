@@ -1,0 +1,31 @@
+"""graphc: a define-then-run symbolic graph compiler.
+
+Build a graph from placeholders, variables and ops, then run it with ``gc.Session`` or compile it
+into a callable with ``gc.function``.  See ``docs/`` and the public contract in API.md.
+"""
+
+from graphc import dtypes, errors
+from graphc.dtypes import bool_, float32, float64, int8, int16, int32, int64, uint8
+from graphc.errors import (
+    ArgumentError,
+    DTypeError,
+    ExecutionError,
+    FeedError,
+    GraphcError,
+    GraphError,
+    ShapeError,
+)
+from graphc.inspect import dprint
+from graphc.ir import Graph, Tensor
+from graphc.ops import *  # noqa: F403
+from graphc.ops import __all__ as _ops_all
+from graphc.runtime import Function, Session, function
+
+__version__ = "0.1.0"
+
+__all__ = [
+    *_ops_all,
+    "ArgumentError", "DTypeError", "ExecutionError", "FeedError", "Function", "Graph", "GraphError",
+    "GraphcError", "Session", "ShapeError", "Tensor", "bool_", "dprint", "dtypes", "errors", "float32",
+    "float64", "function", "int8", "int16", "int32", "int64", "uint8",
+]

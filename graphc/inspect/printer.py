@@ -1,0 +1,60 @@
+"""``dprint``: a graph as readable text, one line per node."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from graphc.ir.graph import Graph
+from graphc.ir.tensor import Tensor
+
+_MAX_CONSTANT_ELEMENTS = 6
+
+
+def _format_attr(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        if value.size <= _MAX_CONSTANT_ELEMENTS:
+            return np.array2string(value, separator=", ", threshold=_MAX_CONSTANT_ELEMENTS).replace("\n", "")
+        return f"<{value.dtype.name} array of {value.size} elements>"
+    if isinstance(value, np.dtype):
+        return value.name
+    return repr(value)
+
+
+def _graph_of(target: Any) -> Graph:
+    if isinstance(target, Graph):
+        return target
+    graph = getattr(target, "graph", None)
+    if isinstance(graph, Graph):
+        return graph
+    if isinstance(target, Tensor):
+        return Graph([target])
+    if isinstance(target, Sequence) and all(isinstance(t, Tensor) for t in target):
+        return Graph(list(target))
+    raise TypeError(f"dprint expects a tensor, a list of tensors, a Graph or a function, got {type(target).__name__}")
+
+
+def dprint(target: Any, locations: bool = True) -> str:
+    """The graph behind ``target`` (tensor, list of tensors, Graph, or gc.function) as text.
+
+    One line per node in topological order: ``%id = op(inputs) attrs : dtype[shape]  name  # file:line``.
+    Outputs are marked with ``->``.
+    """
+    graph = _graph_of(target)
+    ids = {node.id: i for i, node in enumerate(graph.nodes)}
+    outputs = {o.id for o in graph.outputs}
+    lines = []
+    for node in graph.nodes:
+        args = ", ".join(f"%{ids[i.id]}" for i in node.inputs)
+        # dtype/shape attrs of sources repeat the node's type, shown at the end of the line anyway
+        attrs = ", ".join(f"{k}={_format_attr(v)}" for k, v in node.attrs.items()
+                          if k != "weak" and not (node.op.family == "source" and k in ("dtype", "shape")))
+        call = f"{node.op.name}({args})" + (f" {{{attrs}}}" if attrs else "")
+        mark = "->" if node.id in outputs else "  "
+        line = f"{mark} %{ids[node.id]} = {call} : {node.type_str()}  '{node.name}'"
+        if locations and node.location is not None:
+            line += f"  # {node.location}"
+        lines.append(line)
+    return "\n".join(lines)

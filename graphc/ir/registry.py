@@ -1,0 +1,72 @@
+"""The op registry: every op is one :class:`OpDef` registration block.
+
+An OpDef holds the op's name, its family, its shape/dtype rule (``infer``) and its NumPy
+reference implementation (``reference``).  Later layers add to the same block: the gradient rule
+(``grad``) and, for elementwise ops, a scalar lowering.  ``tests/test_registry.py`` walks the
+registry and fails when an op lacks a rule it needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from graphc.ir.shapes import Shape
+
+
+@dataclass(frozen=True)
+class AbstractValue:
+    """What is known about a tensor before it runs: dtype, static shape, and weak typing."""
+
+    dtype: np.dtype
+    shape: Shape
+    weak: bool = False
+
+
+InferRule = Callable[..., AbstractValue]
+"""``infer(input_avals: Sequence[AbstractValue], **attrs) -> AbstractValue``"""
+
+ReferenceImpl = Callable[..., Any]
+"""``reference(*input_arrays, **attrs) -> np.ndarray`` (``None`` for ops without a value)"""
+
+
+@dataclass(frozen=True)
+class OpDef:
+    """One op: everything the compiler needs to know about it, in one place."""
+
+    name: str
+    family: str  # "source", "elementwise", "reduce", "shape", "linalg", "nn", "state"
+    infer: InferRule
+    reference: ReferenceImpl
+    num_inputs: int | None  # None: variadic
+    differentiable: bool = True
+    stateful: bool = False  # running it changes a Variable
+    produces_value: bool = True  # False for ``group``: fetching it yields None
+    doc: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # family-specific data (e.g. the NumPy ufunc)
+
+
+REGISTRY: dict[str, OpDef] = {}
+
+FAMILIES = ("source", "elementwise", "reduce", "shape", "linalg", "nn", "state")
+
+
+def register(op: OpDef) -> OpDef:
+    """Add an op to the registry; registering a name twice is a bug in graphc."""
+    if op.name in REGISTRY:
+        raise RuntimeError(f"op {op.name!r} is registered twice")
+    if op.family not in FAMILIES:
+        raise RuntimeError(f"op {op.name!r} has unknown family {op.family!r}")
+    REGISTRY[op.name] = op
+    return op
+
+
+def get_op(name: str) -> OpDef:
+    return REGISTRY[name]
+
+
+def ops_in_family(family: str) -> Sequence[OpDef]:
+    return [op for op in REGISTRY.values() if op.family == family]

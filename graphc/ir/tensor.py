@@ -1,0 +1,274 @@
+"""Graph nodes.  A :class:`Tensor` is an immutable node of the dataflow graph with one output."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from graphc.errors import GraphError
+from graphc.ir.location import SourceLocation
+from graphc.ir.registry import AbstractValue, OpDef
+from graphc.ir.shapes import Shape, format_shape
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+_ids = itertools.count()
+_name_lock = threading.Lock()
+_name_counts: dict[str, itertools.count] = {}
+_used_names: set[str] = set()
+_VALID_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-/]*$")
+
+
+def unique_name(base: str) -> str:
+    """A process-wide unique, readable name: ``base`` itself if free, else ``base_1``, ``base_2``..."""
+    if not _VALID_NAME.match(base):
+        base = re.sub(r"[^A-Za-z0-9_.\-/]", "_", base) or "t"
+        if not re.match(r"[A-Za-z_]", base):
+            base = "t_" + base
+    with _name_lock:
+        if base not in _used_names:
+            _used_names.add(base)
+            return base
+        counter = _name_counts.setdefault(base, itertools.count(1))
+        while True:
+            candidate = f"{base}_{next(counter)}"
+            if candidate not in _used_names:
+                _used_names.add(candidate)
+                return candidate
+
+
+def _ops() -> ModuleType:
+    import graphc.ops as ops  # deferred: the op library imports this module
+
+    return ops
+
+
+class Tensor:
+    """A symbolic value: the output of one op applied to input tensors.
+
+    Attributes: ``op`` (the :class:`OpDef`), ``inputs``, ``attrs``, ``dtype`` (a NumPy dtype),
+    ``shape`` (ints, ``None`` where unknown until run time), ``name`` and ``location`` (the user's
+    file:line that created it).  Tensors never change once built.
+    """
+
+    __slots__ = ("__weakref__", "attrs", "dtype", "id", "inputs", "location", "name", "op", "shape", "weak")
+    __array_ufunc__ = None  # make NumPy defer to our reflected operators: ndarray + Tensor -> Tensor
+
+    op: OpDef
+    inputs: tuple[Tensor, ...]
+    attrs: Mapping[str, Any]
+    dtype: np.dtype
+    shape: Shape
+    weak: bool
+    name: str
+    location: SourceLocation | None
+    id: int
+
+    def __init__(
+        self,
+        op: OpDef,
+        inputs: tuple[Tensor, ...],
+        attrs: Mapping[str, Any],
+        aval: AbstractValue,
+        name: str,
+        location: SourceLocation | None,
+    ) -> None:
+        set_ = object.__setattr__
+        set_(self, "op", op)
+        set_(self, "inputs", tuple(inputs))
+        set_(self, "attrs", MappingProxyType(dict(attrs)))
+        set_(self, "dtype", aval.dtype)
+        set_(self, "shape", tuple(aval.shape))
+        set_(self, "weak", aval.weak)
+        set_(self, "name", name)
+        set_(self, "location", location)
+        set_(self, "id", next(_ids))
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError(f"tensors are immutable: cannot set {key!r} on {self.name!r}")
+
+    __hash__ = object.__hash__
+
+    # ---- description ---------------------------------------------------------------------
+    @property
+    def aval(self) -> AbstractValue:
+        return AbstractValue(self.dtype, self.shape, self.weak)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def type_str(self) -> str:
+        return f"{self.dtype.name}{format_shape(self.shape)}"
+
+    def describe(self) -> str:
+        """``'x' (float32[?, 784], placeholder at model.py:3)``: used in error messages."""
+        where = f" at {self.location}" if self.location else ""
+        return f"'{self.name}' ({self.type_str()}, {self.op.name}{where})"
+
+    def __repr__(self) -> str:
+        return f"<Tensor '{self.name}' {self.op.name} {self.type_str()}>"
+
+    # ---- Python protocols that make no sense symbolically ---------------------------------
+    def __bool__(self) -> bool:
+        raise GraphError(
+            f"the truth value of symbolic tensor {self.describe()} is not known while building the graph; "
+            "use gc.where(...) for data-dependent choices, or run the graph to get a value"
+        )
+
+    def __array__(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        raise GraphError(
+            f"symbolic tensor {self.describe()} has no value until the graph runs; "
+            "use Session.run or gc.function to compute it"
+        )
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise GraphError(f"len() of a scalar tensor {self.describe()}")
+        if self.shape[0] is None:
+            raise GraphError(f"len() of {self.describe()}: its first dimension is unknown until run time")
+        return self.shape[0]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        for i in range(len(self)):
+            yield self[i]
+
+    # ---- operators ------------------------------------------------------------------------
+    def __add__(self, other: Any) -> Tensor:
+        return _ops().add(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return _ops().add(other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return _ops().subtract(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return _ops().subtract(other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return _ops().multiply(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return _ops().multiply(other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return _ops().divide(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return _ops().divide(other, self)
+
+    def __floordiv__(self, other: Any) -> Tensor:
+        return _ops().floor_divide(self, other)
+
+    def __rfloordiv__(self, other: Any) -> Tensor:
+        return _ops().floor_divide(other, self)
+
+    def __mod__(self, other: Any) -> Tensor:
+        return _ops().mod(self, other)
+
+    def __rmod__(self, other: Any) -> Tensor:
+        return _ops().mod(other, self)
+
+    def __pow__(self, other: Any) -> Tensor:
+        return _ops().power(self, other)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return _ops().power(other, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return _ops().matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return _ops().matmul(other, self)
+
+    def __neg__(self) -> Tensor:
+        return _ops().neg(self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __abs__(self) -> Tensor:
+        return _ops().abs(self)
+
+    def __invert__(self) -> Tensor:
+        return _ops().logical_not(self)
+
+    def __and__(self, other: Any) -> Tensor:
+        return _ops().logical_and(self, other)
+
+    def __rand__(self, other: Any) -> Tensor:
+        return _ops().logical_and(other, self)
+
+    def __or__(self, other: Any) -> Tensor:
+        return _ops().logical_or(self, other)
+
+    def __ror__(self, other: Any) -> Tensor:
+        return _ops().logical_or(other, self)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return _ops().equal(self, other)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return _ops().not_equal(self, other)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return _ops().less(self, other)
+
+    def __le__(self, other: Any) -> Tensor:
+        return _ops().less_equal(self, other)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return _ops().greater(self, other)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return _ops().greater_equal(self, other)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return _ops().getitem(self, index)
+
+    # ---- NumPy-style methods ----------------------------------------------------------------
+    @property
+    def T(self) -> Tensor:
+        return _ops().transpose(self)
+
+    def astype(self, dtype: Any) -> Tensor:
+        return _ops().cast(self, dtype)
+
+    def reshape(self, *shape: Any) -> Tensor:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _ops().reshape(self, shape)
+
+    def transpose(self, *axes: Any) -> Tensor:
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return _ops().transpose(self, axes or None)
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops().sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops().mean(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops().max(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops().min(self, axis=axis, keepdims=keepdims)
+
+    def prod(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops().prod(self, axis=axis, keepdims=keepdims)
+
+    def argmax(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops().argmax(self, axis=axis, keepdims=keepdims)
+
+    def argmin(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops().argmin(self, axis=axis, keepdims=keepdims)

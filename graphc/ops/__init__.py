@@ -1,0 +1,19 @@
+"""The op library, by family.  Importing this package registers every op."""
+
+from graphc.ir.build import constant
+from graphc.ops.elementwise import *  # noqa: F403
+from graphc.ops.elementwise import __all__ as _elementwise
+from graphc.ops.indexing import getitem
+from graphc.ops.linalg import matmul
+from graphc.ops.nn import *  # noqa: F403
+from graphc.ops.nn import __all__ as _nn
+from graphc.ops.reduce import *  # noqa: F403
+from graphc.ops.reduce import __all__ as _reduce
+from graphc.ops.shape import *  # noqa: F403
+from graphc.ops.shape import __all__ as _shape
+from graphc.ops.state import Variable, assign, assign_add, group, placeholder
+
+__all__ = [
+    *_elementwise, *_nn, *_reduce, *_shape,
+    "Variable", "assign", "assign_add", "constant", "getitem", "group", "matmul", "placeholder",
+]

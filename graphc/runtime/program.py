@@ -1,0 +1,118 @@
+"""A :class:`Program` is what one run executes: outputs, variable updates, and per-shape plans.
+
+Session.run and gc.function both build one.  It checks the graph once (who feeds it, which
+variables it updates), then for each input shape signature re-runs the shape rules with the
+concrete shapes (so mismatched ``None`` dimensions are caught, with the user's line, before
+anything executes) and caches the result.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from graphc.errors import ArgumentError, DTypeError, FeedError, GraphError, ShapeError
+from graphc.ir.build import annotate
+from graphc.ir.graph import Graph
+from graphc.ir.registry import AbstractValue
+from graphc.ir.shapes import format_shape
+from graphc.ir.tensor import Tensor
+from graphc.ops.state import Variable, convert_value
+from graphc.runtime import reference
+
+DEVICES = ("reference",)
+_update_lock = threading.Lock()
+
+Signature = tuple[tuple[int, ...], ...]
+
+
+def check_device(device: str) -> str:
+    if device not in DEVICES:
+        raise ArgumentError(f"unknown device {device!r}; available: {', '.join(DEVICES)}")
+    return device
+
+
+class Program:
+    """Outputs plus the assignments they trigger, ready to run with fed placeholder values."""
+
+    def __init__(self, outputs: Sequence[Tensor], feedable: Sequence[Tensor] | None = None) -> None:
+        self.outputs = tuple(outputs)
+        self.graph = Graph(self.outputs)
+        self.updates = [n for n in self.graph.nodes if n.op.stateful]
+        self._check_single_update_per_variable()
+        self.placeholders = self.graph.placeholders
+        self.variables: tuple[Variable, ...] = tuple(v for v in self.graph.variables if isinstance(v, Variable))
+        if feedable is not None:
+            allowed = {p.id for p in feedable}
+            for p in self.placeholders:
+                if p.id not in allowed:
+                    raise GraphError(f"the outputs depend on placeholder {p.describe()}, which is not among "
+                                     "the inputs")
+        self._plans: dict[Signature, dict[int, AbstractValue]] = {}
+        self._lock = threading.Lock()
+
+    def _check_single_update_per_variable(self) -> None:
+        seen: dict[int, Tensor] = {}
+        for node in self.updates:
+            var = node.inputs[0]
+            if var.id in seen:
+                first = seen[var.id]
+                raise GraphError(
+                    f"variable {var.describe()} is updated twice in one run: by {first.op.name} "
+                    f"at {first.location} and by {node.op.name} at {node.location}")
+            seen[var.id] = node
+
+    # ---- feeds -------------------------------------------------------------------------------
+    def convert_feeds(self, feeds: Mapping[Tensor, Any]) -> dict[int, np.ndarray]:
+        """Check and convert the values fed for this program's placeholders; FeedError on any problem."""
+        converted: dict[int, np.ndarray] = {}
+        for p in self.placeholders:
+            if p not in feeds:
+                raise FeedError(f"placeholder {p.describe()} must be fed: expected {p.type_str()}, "
+                                "got no value")
+            converted[p.id] = convert_value(feeds[p], p.dtype, p.shape, f"feeding placeholder {p.describe()}")
+        return converted
+
+    # ---- specialisation --------------------------------------------------------------------
+    def plan(self, feeds: Mapping[int, np.ndarray]) -> dict[int, AbstractValue]:
+        signature: Signature = tuple(feeds[p.id].shape for p in self.placeholders)
+        plan = self._plans.get(signature)
+        if plan is None:
+            plan = self._specialize(feeds)
+            with self._lock:
+                self._plans[signature] = plan
+        return plan
+
+    def _specialize(self, feeds: Mapping[int, np.ndarray]) -> dict[int, AbstractValue]:
+        avals: dict[int, AbstractValue] = {}
+        for node in self.graph.nodes:
+            if node.id in feeds:
+                avals[node.id] = AbstractValue(node.dtype, feeds[node.id].shape)
+                continue
+            inputs = [avals[i.id] for i in node.inputs]
+            try:
+                avals[node.id] = node.op.infer(inputs, **node.attrs)
+            except (ShapeError, DTypeError, ArgumentError) as exc:
+                fed = ", ".join(f"{p.name}: {format_shape(feeds[p.id].shape)}" for p in self.placeholders)
+                raise annotate(type(exc)(f"{exc} (with fed shapes {fed})"), node.op.name, node.inputs,
+                               node.location) from None
+        return avals
+
+    # ---- running ---------------------------------------------------------------------------
+    def run(self, feeds: Mapping[int, np.ndarray]) -> list[np.ndarray | None]:
+        """Run with converted feeds; apply updates together at the end; return the outputs' values."""
+        avals = self.plan(feeds)
+        sources: dict[int, np.ndarray] = dict(feeds)
+        for var in self.variables:
+            sources[var.id] = var.read()
+        keep = {o.id for o in self.outputs}
+        values = reference.evaluate(self.graph.nodes, avals, sources, keep | {u.id for u in self.updates})
+        with _update_lock:
+            for node in self.updates:
+                var = node.inputs[0]
+                assert isinstance(var, Variable)
+                var.set_value(values[node.id])  # type: ignore[arg-type]
+        return [None if values[o.id] is None else np.array(values[o.id], copy=True) for o in self.outputs]

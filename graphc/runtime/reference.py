@@ -1,0 +1,64 @@
+"""The NumPy reference interpreter: the ground truth every compiled backend is tested against."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from graphc.errors import ExecutionError, GraphcError
+from graphc.ir.registry import AbstractValue
+from graphc.ir.tensor import Tensor
+
+
+def _fault(node: Tensor, message: str) -> ExecutionError:
+    where = f"\n  created at {node.location}" if node.location else ""
+    return ExecutionError(f"{node.op.name} {node.describe()} failed while running: {message}{where}")
+
+
+def evaluate(
+    nodes: Sequence[Tensor],
+    avals: Mapping[int, AbstractValue],
+    sources: Mapping[int, np.ndarray],
+    keep: set[int],
+) -> dict[int, np.ndarray | None]:
+    """Run ``nodes`` (topologically ordered) op by op with each op's NumPy reference implementation.
+
+    ``sources`` holds the values of placeholders and variables; ``avals`` the concrete dtype and
+    shape of every node for this run.  Returns the values of the nodes in ``keep``; others are
+    dropped as soon as their last consumer has run.
+    """
+    remaining_uses: dict[int, int] = {}
+    for node in nodes:
+        for inp in node.inputs:
+            remaining_uses[inp.id] = remaining_uses.get(inp.id, 0) + 1
+    values: dict[int, np.ndarray | None] = {}
+    with np.errstate(all="ignore"):
+        for node in nodes:
+            if node.id in sources:
+                values[node.id] = sources[node.id]
+                continue
+            args = [values[i.id] for i in node.inputs]
+            try:
+                result = node.op.reference(*args, **node.attrs)
+            except GraphcError as exc:
+                raise _fault(node, str(exc)) from None
+            except (ValueError, IndexError, TypeError, ArithmeticError, MemoryError) as exc:
+                raise _fault(node, f"{type(exc).__name__}: {exc}") from None
+            values[node.id] = None if result is None else _conform(node, result, avals[node.id])
+            for inp in node.inputs:
+                remaining_uses[inp.id] -= 1
+                if remaining_uses[inp.id] == 0 and inp.id not in keep:
+                    del values[inp.id]
+    return {k: values[k] for k in keep}
+
+
+def _conform(node: Tensor, result: object, aval: AbstractValue) -> np.ndarray:
+    array = np.asarray(result)
+    if array.dtype != aval.dtype:
+        array = array.astype(aval.dtype)
+    if array.shape != aval.shape:
+        raise RuntimeError(
+            f"graphc internal error: {node.op.name} produced shape {array.shape}, its shape rule says {aval.shape}"
+        )
+    return array

@@ -1,0 +1,152 @@
+"""The two ways to run a graph: ``Session.run`` (TensorFlow 1.x) and ``gc.function`` (Theano)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from graphc.errors import ArgumentError, FeedError, GraphError
+from graphc.ir.build import where_text
+from graphc.ir.graph import Graph
+from graphc.ir.location import user_location
+from graphc.ir.tensor import Tensor
+from graphc.nest import flatten
+from graphc.ops.state import Variable, assign
+from graphc.runtime.program import Program, check_device
+
+
+def _flatten_tensors(structure: Any, what: str) -> tuple[list[Tensor], Any]:
+    try:
+        return flatten(structure, lambda n: isinstance(n, Tensor))
+    except TypeError as exc:
+        raise GraphError(f"{what} must be tensors in (nested) lists, tuples or dicts; found a {exc}"
+                         f"{where_text(user_location())}") from None
+
+
+class Session:
+    """Runs fetches with fed values: ``Session(device="reference").run(fetches, feed_dict)``.
+
+    Only the part of the graph the fetches need is run.  Plans are cached per set of fetches and
+    per shape signature of the feeds, so repeated ``run`` calls do not re-check the graph.
+    """
+
+    def __init__(self, device: str = "reference") -> None:
+        self.device = check_device(device)
+        self._programs: dict[tuple[int, ...], Program] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def run(self, fetches: Any, feed_dict: Mapping[Tensor, Any] | None = None) -> Any:
+        """Compute ``fetches`` (a tensor, or nested lists/tuples/dicts of them) as NumPy arrays.
+
+        Fetching an op without a value (``group``) gives ``None``.  Assignments among the fetched
+        ops (or that they depend on) are applied together after the values are computed.
+        """
+        if self._closed:
+            raise GraphError("this Session is closed")
+        leaves, rebuild = _flatten_tensors(fetches, "fetches")
+        feed_dict = dict(feed_dict or {})
+        for key in feed_dict:
+            if not isinstance(key, Tensor) or key.op.name != "placeholder":
+                what = key.describe() if isinstance(key, Tensor) else repr(key)
+                raise FeedError(f"feed_dict keys must be placeholders, got {what}{where_text(user_location())}")
+        key = tuple(t.id for t in leaves)
+        program = self._programs.get(key)
+        if program is None:
+            program = Program(leaves)
+            with self._lock:
+                self._programs[key] = program
+        return rebuild(program.run(program.convert_feeds(feed_dict)))
+
+    def close(self) -> None:
+        self._closed = True
+        self._programs.clear()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class Function:
+    """A compiled callable over a graph; see :func:`function`."""
+
+    def __init__(self, inputs: Sequence[Tensor], outputs: Any, updates: Any = None,
+                 device: str = "reference", name: str | None = None) -> None:
+        location = user_location()
+        self.device = check_device(device)
+        self.inputs = tuple(inputs)
+        for i, p in enumerate(self.inputs):
+            if not isinstance(p, Tensor) or p.op.name != "placeholder":
+                what = p.describe() if isinstance(p, Tensor) else type(p).__name__
+                raise ArgumentError(f"function inputs must be placeholders; input {i} is {what}"
+                                    f"{where_text(location)}")
+        if len({p.id for p in self.inputs}) != len(self.inputs):
+            raise ArgumentError(f"function inputs contain the same placeholder twice{where_text(location)}")
+        self._returns_none = outputs is None
+        leaves, self._rebuild = _flatten_tensors(outputs if outputs is not None else [], "outputs")
+        self.outputs = tuple(leaves)
+        self.updates = self._update_ops(updates)
+        self.name = name or "function"
+        self._program = Program([*self.outputs, *self.updates], feedable=self.inputs)
+        self.graph: Graph = self._program.graph
+
+    @staticmethod
+    def _update_ops(updates: Any) -> list[Tensor]:
+        if updates is None:
+            return []
+        pairs = list(updates.items()) if isinstance(updates, Mapping) else list(updates)
+        ops = []
+        for pair in pairs:
+            try:
+                var, value = pair
+            except (TypeError, ValueError):
+                raise ArgumentError(f"updates must be a dict {{Variable: new value}} or (Variable, value) pairs, "
+                                    f"got {pair!r}{where_text(user_location())}") from None
+            if not isinstance(var, Variable):
+                what = var.describe() if isinstance(var, Tensor) else type(var).__name__
+                raise ArgumentError(f"updates keys must be Variables, got {what}{where_text(user_location())}")
+            ops.append(assign(var, value))
+        return ops
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run with one value per input (positionally, or by placeholder name); return the outputs."""
+        feeds = self._bind(args, kwargs)
+        values = self._program.run(self._program.convert_feeds(feeds))
+        return None if self._returns_none else self._rebuild(values[: len(self.outputs)])
+
+    def _bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[Tensor, Any]:
+        if len(args) > len(self.inputs):
+            raise FeedError(f"{self.name} takes {len(self.inputs)} inputs, got {len(args)}")
+        feeds: dict[Tensor, Any] = dict(zip(self.inputs, args))
+        by_name = {p.name: p for p in self.inputs}
+        for key, value in kwargs.items():
+            if key not in by_name:
+                raise FeedError(f"{self.name} has no input named {key!r}; inputs are {', '.join(by_name)}")
+            if by_name[key] in feeds:
+                raise FeedError(f"input {key!r} given twice (positionally and by name)")
+            feeds[by_name[key]] = value
+        for p in self.inputs:
+            if p not in feeds:
+                raise FeedError(f"{self.name} is missing input {p.describe()}: expected {p.type_str()}")
+        return feeds
+
+    def __repr__(self) -> str:
+        ins = ", ".join(p.name for p in self.inputs)
+        return f"<graphc.Function {self.name}({ins}) -> {len(self.outputs)} outputs, {len(self.updates)} updates>"
+
+
+def function(inputs: Sequence[Tensor], outputs: Any = None, updates: Any = None, device: str = "reference",
+             name: str | None = None) -> Function:
+    """Compile a callable: ``f = gc.function([x, y], loss, updates={w: w - lr * gw})``; ``f(xb, yb)``.
+
+    ``outputs`` may be a tensor (the call returns an array) or nested lists/tuples/dicts of tensors
+    (the call returns the same structure).  ``updates`` maps Variables to new values; they are
+    applied after the outputs are computed, and every update reads the old values.
+    """
+    return Function(inputs, outputs, updates=updates, device=device, name=name)
+
+
+__all__ = ["Function", "Session", "function"]
