@@ -48,6 +48,9 @@ def make_node(op: str | OpDef, inputs: Sequence[Tensor], name: str | None = None
         aval = opdef.infer([t.aval for t in inputs], **attrs)
     except (ShapeError, DTypeError, ArgumentError, GraphError) as exc:
         raise annotate(exc, opdef.name, inputs, location) from None
+    if aval.weak and opdef.name != "constant":
+        # NumPy 2: only Python scalars are weak; the result of any op is strongly typed
+        aval = AbstractValue(aval.dtype, aval.shape, weak=False)
     return Tensor(opdef, tuple(inputs), attrs, aval, unique_name(name or opdef.name), location)
 
 
@@ -58,6 +61,8 @@ def constant(value: Any, dtype: Any = None, name: str | None = None) -> Tensor:
     weak = dtype is None and isinstance(value, (bool, int, float)) and not isinstance(value, np.generic)
     if isinstance(value, Tensor):
         raise ArgumentError(f"constant() expects a Python or NumPy value, got tensor {value.describe()}")
+    if weak and isinstance(value, int) and not np.iinfo(np.int64).min <= value <= np.iinfo(np.int64).max:
+        raise DTypeError(f"constant(): Python int {value} does not fit in int64")
     try:
         array = np.asarray(value)
     except Exception as exc:
@@ -68,8 +73,6 @@ def constant(value: Any, dtype: Any = None, name: str | None = None) -> Tensor:
         target = as_dtype(dtype)
     elif weak:
         target = {bool: np.dtype(bool), int: np.dtype(np.int64), float: np.dtype(np.float64)}[type(value)]
-        if target.kind == "i" and not np.iinfo(np.int64).min <= value <= np.iinfo(np.int64).max:
-            raise DTypeError(f"constant(): Python int {value} does not fit in int64")
     else:
         target = _supported_equivalent(array.dtype)
     array = np.array(array, dtype=target, copy=True)

@@ -111,27 +111,13 @@ class Function:
             ops.append(assign(var, value))
         return ops
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run with one value per input (positionally, or by placeholder name); return the outputs."""
-        feeds = self._bind(args, kwargs)
-        values = self._program.run(self._program.convert_feeds(feeds))
+    def __call__(self, *args: Any) -> Any:
+        """Run with one value per input, in the order of ``inputs``; return the outputs."""
+        if len(args) != len(self.inputs):
+            expected = ", ".join(p.describe() for p in self.inputs) or "none"
+            raise FeedError(f"{self.name} takes {len(self.inputs)} inputs ({expected}), got {len(args)}")
+        values = self._program.run(self._program.convert_feeds(dict(zip(self.inputs, args))))
         return None if self._returns_none else self._rebuild(values[: len(self.outputs)])
-
-    def _bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[Tensor, Any]:
-        if len(args) > len(self.inputs):
-            raise FeedError(f"{self.name} takes {len(self.inputs)} inputs, got {len(args)}")
-        feeds: dict[Tensor, Any] = dict(zip(self.inputs, args))
-        by_name = {p.name: p for p in self.inputs}
-        for key, value in kwargs.items():
-            if key not in by_name:
-                raise FeedError(f"{self.name} has no input named {key!r}; inputs are {', '.join(by_name)}")
-            if by_name[key] in feeds:
-                raise FeedError(f"input {key!r} given twice (positionally and by name)")
-            feeds[by_name[key]] = value
-        for p in self.inputs:
-            if p not in feeds:
-                raise FeedError(f"{self.name} is missing input {p.describe()}: expected {p.type_str()}")
-        return feeds
 
     def __repr__(self) -> str:
         ins = ", ".join(p.name for p in self.inputs)

@@ -1,0 +1,283 @@
+"""Session.run and gc.function: fetch structures, feeds, subgraph selection, updates, caching, threads."""
+
+from __future__ import annotations
+
+import collections
+import threading
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from util import assert_same
+
+
+def test_fetch_structures_come_back_in_the_same_shape() -> None:
+    x = gc.placeholder("float32", (None, 2), name="x")
+    a, b = x * 2, x.sum()
+    Pair = collections.namedtuple("Pair", "first second")
+    xv = np.array([[1, 2], [3, 4]], np.float32)
+    out = gc.Session().run({"p": [a, (b, Pair(a, b))], "q": b}, {x: xv})
+    assert set(out) == {"p", "q"}
+    assert isinstance(out["p"], list) and isinstance(out["p"][1], tuple)
+    assert isinstance(out["p"][1][1], Pair)
+    assert_same(out["p"][0], xv * 2)
+    assert_same(out["p"][1][1].second, np.float32(10))
+    assert_same(out["q"], np.float32(10))
+
+
+def test_scalar_fetch_is_a_zero_dim_array() -> None:
+    out = gc.Session().run(gc.constant(3.0) * 2)
+    assert isinstance(out, np.ndarray) and out.shape == () and out == 6.0
+
+
+def test_fetching_something_that_is_not_a_tensor_is_an_error() -> None:
+    with pytest.raises(gc.GraphError, match="str"):
+        gc.Session().run(["not a tensor"])
+
+
+def test_only_the_needed_subgraph_runs() -> None:
+    x = gc.placeholder("float32", (3,), name="x")
+    unfed = gc.placeholder("float32", (3,), name="unfed")
+    bad = gc.take(x, gc.constant(np.array([7])))  # would fail if it ran
+    assert_same(gc.Session().run(x + 1, {x: np.ones(3, np.float32)}), np.full(3, 2, np.float32))
+    del unfed, bad
+
+
+def test_missing_feed_is_a_feed_error_naming_the_placeholder() -> None:
+    x = gc.placeholder("float32", (None,), name="needed")
+    with pytest.raises(gc.FeedError, match="needed.*must be fed"):
+        gc.Session().run(x * 2)
+
+
+@pytest.mark.parametrize(
+    "value, ok",
+    [
+        (np.zeros((2, 3), np.float64), True),  # same kind, narrower: allowed (as TensorFlow)
+        (np.zeros((2, 3), np.int64), True),  # int -> float is safe
+        ([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], True),  # nested lists
+        (np.zeros((2, 3), bool), True),
+        (np.array([["a", "b", "c"]] * 2), False),  # strings
+        (np.zeros((2, 3), complex), False),
+        (np.zeros((2, 4), np.float32), False),  # wrong known dim
+        (np.zeros((2, 3, 1), np.float32), False),  # wrong rank
+        ("hello", False),
+    ],
+)
+def test_feed_conversion_into_float32(value: object, ok: bool) -> None:
+    x = gc.placeholder("float32", (None, 3), name="x")
+    sess = gc.Session()
+    if ok:
+        out = sess.run(x, {x: value})
+        assert out.dtype == np.float32
+        np.testing.assert_array_equal(out, np.asarray(value, np.float32))
+    else:
+        with pytest.raises(gc.FeedError, match=r"'x(_\d+)?'"):
+            sess.run(x, {x: value})
+
+
+@pytest.mark.parametrize(
+    "value, ok",
+    [
+        (np.array([1, 2], np.int64), True),
+        (np.array([2**40, 1], np.int64), False),  # does not fit int32
+        (np.array([1.0, 2.0]), False),  # float into int
+        (np.array([1.5, 2.0], np.float32), False),
+        (3.0, False),
+    ],
+)
+def test_feed_conversion_into_int32(value: object, ok: bool) -> None:
+    x = gc.placeholder("int32", (None,), name="ints")
+    if ok:
+        assert_same(gc.Session().run(x, {x: value}), np.asarray(value, np.int32))
+    else:
+        with pytest.raises(gc.FeedError, match="ints"):
+            gc.Session().run(x, {x: value})
+
+
+def test_int_into_bool_placeholder_is_refused() -> None:
+    flag = gc.placeholder("bool", (2,), name="flag")
+    with pytest.raises(gc.FeedError):
+        gc.Session().run(flag, {flag: np.array([0, 1])})
+
+
+def test_feed_keys_must_be_placeholders() -> None:
+    x = gc.placeholder("float32", (), name="x")
+    y = x + 1
+    with pytest.raises(gc.FeedError, match="placeholders"):
+        gc.Session().run(y, {y: 1.0, x: 1.0})
+    with pytest.raises(gc.FeedError):
+        gc.Session().run(y, {"x": 1.0})
+
+
+def test_unknown_dims_accept_any_size_and_mismatches_are_caught_before_running() -> None:
+    x = gc.placeholder("float32", (None,), name="a")
+    y = gc.placeholder("float32", (None,), name="b")
+    z = x + y
+    sess = gc.Session()
+    for n in (0, 1, 5):
+        assert sess.run(z, {x: np.ones(n), y: np.ones(n)}).shape == (n,)
+    with pytest.raises(gc.ShapeError, match=r"(?s)cannot broadcast.*test_session\.py:\d+"):
+        sess.run(z, {x: np.ones(3), y: np.ones(4)})
+
+
+def test_unknown_device_and_closed_session() -> None:
+    with pytest.raises(gc.ArgumentError, match="reference"):
+        gc.Session(device="tpu")
+    with gc.Session() as sess:
+        assert sess.run(gc.constant(1)) == 1
+    with pytest.raises(gc.GraphError, match="closed"):
+        sess.run(gc.constant(1))
+
+
+# ---- variables and state -------------------------------------------------------------------------
+
+def test_variable_value_is_a_copy_and_assign_checks() -> None:
+    w = gc.Variable(np.zeros((2, 2), np.float32), name="w")
+    v = w.value
+    v[0, 0] = 5
+    assert w.value[0, 0] == 0
+    w.assign(np.ones((2, 2)))  # float64 converts to float32
+    assert_same(w.value, np.ones((2, 2), np.float32))
+    with pytest.raises(gc.ShapeError, match="'w'"):
+        w.assign(np.ones(3))
+    with pytest.raises(gc.DTypeError):
+        gc.Variable(np.zeros(2, np.int32)).assign(np.array([0.5, 1.5]))
+
+
+def test_fetched_variable_value_cannot_alias_its_storage() -> None:
+    w = gc.Variable(np.zeros(3, np.float32))
+    out = gc.Session().run(w)
+    out[:] = 7
+    assert_same(w.value, np.zeros(3, np.float32))
+
+
+def test_assign_in_session_reads_old_values_and_returns_new_one() -> None:
+    w = gc.Variable(np.array([1.0, 2.0], np.float32), name="w")
+    sess = gc.Session()
+    old, new, doubled = sess.run([w, gc.assign(w, w * 10), w * 2])
+    assert_same(old, np.array([1, 2], np.float32))
+    assert_same(new, np.array([10, 20], np.float32))
+    assert_same(doubled, np.array([2, 4], np.float32))  # reads see the start-of-run value
+    assert_same(w.value, np.array([10, 20], np.float32))
+    assert_same(sess.run(gc.assign_add(w, 1)), np.array([11, 21], np.float32))
+    assert_same(sess.run(gc.assign(w, 0.0)), np.zeros(2, np.float32))  # broadcast scalar
+
+
+def test_group_runs_its_ops_and_yields_none() -> None:
+    a = gc.Variable(np.float32(1), name="a")
+    b = gc.Variable(np.float32(2), name="b")
+    op = gc.group(gc.assign(a, b), [gc.assign(b, a)])
+    assert gc.Session().run(op) is None
+    assert a.value == 2 and b.value == 1  # swapped: simultaneous
+    with pytest.raises(gc.GraphError, match="group"):
+        op + 1
+
+
+def test_two_updates_of_one_variable_in_a_run_are_an_error() -> None:
+    w = gc.Variable(np.float32(0), name="twice")
+    with pytest.raises(gc.GraphError, match="twice.*updated twice"):
+        gc.Session().run([gc.assign(w, 1.0), gc.assign_add(w, 1.0)])
+
+
+def test_assign_checks_target_and_value() -> None:
+    w = gc.Variable(np.zeros(3, np.int32), name="w")
+    with pytest.raises(gc.ArgumentError, match="Variable"):
+        gc.assign(gc.constant(np.zeros(3)), 1.0)
+    with pytest.raises(gc.DTypeError):
+        gc.assign(w, gc.constant(np.zeros(3, np.float32)))
+    with pytest.raises(gc.ShapeError):
+        gc.assign(w, gc.constant(np.zeros(4, np.int32)))
+
+
+def test_variable_construction_checks() -> None:
+    with pytest.raises(gc.DTypeError):
+        gc.Variable(np.array(["a"]))
+    with pytest.raises(gc.ArgumentError):
+        gc.Variable(gc.constant(1.0))
+    v = gc.Variable(np.zeros(2, np.float16))
+    assert v.dtype == np.float32
+    assert gc.Variable([1, 2], dtype="int32").dtype == np.int32
+
+
+# ---- gc.function -----------------------------------------------------------------------------------
+
+def test_function_inputs_and_output_structures() -> None:
+    x = gc.placeholder("float32", (None,), name="fx")
+    y = gc.placeholder("float32", (None,), name="fy")
+    f = gc.function([x, y], {"sum": x + y, "both": [x * 2, y * 3]})
+    out = f(np.ones(2), np.full(2, 2.0))
+    assert_same(out["sum"], np.full(2, 3, np.float32))
+    assert_same(out["both"][1], np.full(2, 6, np.float32))
+    single = gc.function([x], x * 2)
+    assert isinstance(single(np.ones(1)), np.ndarray)
+    assert isinstance(gc.function([x], [x])(np.ones(1)), list)
+    assert isinstance(gc.function([x], (x,))(np.ones(1)), tuple)
+
+
+def test_function_argument_errors() -> None:
+    x = gc.placeholder("float32", (None,), name="ax")
+    y = gc.placeholder("float32", (None,), name="ay")
+    f = gc.function([x, y], x + y)
+    with pytest.raises(gc.FeedError, match="takes 2 inputs.*'ay.*got 1"):
+        f(np.ones(2))
+    with pytest.raises(gc.FeedError, match="takes 2 inputs"):
+        f(1, 2, 3)
+    with pytest.raises(gc.FeedError, match="'ay.*expected shape"):
+        f(np.ones(2), np.ones((2, 2)))
+    with pytest.raises(gc.ArgumentError, match="placeholders"):
+        gc.function([x + 1], x)
+    with pytest.raises(gc.GraphError, match="'ay'.*not among the inputs"):
+        gc.function([x], x + y)
+    with pytest.raises(gc.ArgumentError, match="Variables"):
+        gc.function([x], x, updates={x: x})
+
+
+def test_function_updates_are_simultaneous_and_after_outputs() -> None:
+    a = gc.Variable(np.float64(1.0), name="ua")
+    b = gc.Variable(np.float64(2.0), name="ub")
+    swap = gc.function([], [a, b], updates={a: b, b: a})
+    assert swap() == [1.0, 2.0]
+    assert (a.value, b.value) == (2.0, 1.0)
+    assert swap() == [2.0, 1.0]
+    counter = gc.Variable(np.int64(0), name="counter")
+    tick = gc.function([], None, updates=[(counter, counter + 1)])
+    assert tick() is None
+    tick()
+    assert counter.value == 2
+
+
+def test_function_caches_per_shape_signature() -> None:
+    x = gc.placeholder("float32", (None, 3), name="cx")
+    f = gc.function([x], x.sum(axis=1))
+    for n in (1, 4, 1, 4, 7):
+        assert f(np.ones((n, 3))).shape == (n,)
+    assert len(f._program._plans) == 3
+
+
+def test_concurrent_calls_from_threads_are_correct() -> None:
+    x = gc.placeholder("float64", (None,), name="tx")
+    f = gc.function([x], gc.sum(x * x))
+    errors: list[str] = []
+
+    def worker(k: int) -> None:
+        for n in range(1, 40):
+            v = np.arange(n, dtype=np.float64) + k
+            if f(v) != np.sum(v * v):
+                errors.append(f"thread {k} n {n}")
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+def test_training_step_with_updates_changes_variables() -> None:
+    x = gc.placeholder("float32", (None, 2), name="tx2")
+    w = gc.Variable(np.zeros(2, np.float32), name="tw")
+    step = gc.function([x], x @ w, updates={w: w + gc.mean(x, axis=0)})
+    out = step(np.ones((4, 2)))
+    assert_same(out, np.zeros(4, np.float32))
+    assert_same(w.value, np.ones(2, np.float32))
