@@ -36,15 +36,29 @@ def cast_to(t: Tensor, dtype: np.dtype) -> Tensor:
         return t
     if t.op.name == "constant":
         value = t.attrs["value"]
-        if t.weak and dtype.kind in "iu" and value.dtype.kind in "iu":
-            info = np.iinfo(dtype)
-            if value.size and not (info.min <= value.min() and value.max() <= info.max):
-                raise DTypeError(f"Python integer {value.item()} is out of bounds for {dtype.name}")
+        if t.weak:
+            check_python_int_fits(value, dtype)
         with np.errstate(all="ignore"):
             converted = value.astype(dtype)
         converted.setflags(write=False)
         return make_node("constant", [], value=converted, weak=t.weak)
     return make_node("cast", [t], dtype=dtype)
+
+
+def check_python_int_fits(value: Any, dtype: np.dtype) -> None:
+    """A Python integer converted to an integer dtype must fit (NumPy 2 raises OverflowError)."""
+    array = np.asarray(value)
+    if dtype.kind in "iu" and array.dtype.kind in "iu" and array.size:
+        info = np.iinfo(dtype)
+        if not (info.min <= array.min() and array.max() <= info.max):
+            raise DTypeError(f"Python integer {array.max() if array.max() > info.max else array.min()} "
+                             f"is out of bounds for {dtype.name}")
+
+
+def to_arrays(values: Sequence[Any]) -> list[Tensor]:
+    """Tensors as they are; anything else as a strongly typed constant, as NumPy's array functions
+    (concatenate, stack) convert Python scalars and lists with ``np.asarray``."""
+    return [v if isinstance(v, Tensor) else constant(np.asarray(v)) for v in values]
 
 
 def promote(tensors: Sequence[Tensor]) -> tuple[list[Tensor], bool]:
@@ -71,11 +85,13 @@ __all__ = [
     "BUILD_ERRORS",
     "GraphcError",
     "cast_to",
+    "check_python_int_fits",
     "constant",
     "float_dtype_for",
     "make_node",
     "promote",
     "reporting",
     "require_numeric",
+    "to_arrays",
     "to_tensors",
 ]

@@ -81,10 +81,7 @@ def _infer_slice(inputs: Sequence[AbstractValue], *, index: tuple[IndexEntry, ..
             out.append(1)
             continue
         dim = x.shape[axis]
-        if e[0] == "int":
-            if dim is not None and not -dim <= e[1] < dim:
-                raise ShapeError(f"index {e[1]} is out of bounds for axis {axis} with size {dim}")
-        else:
+        if e[0] == "slice":  # an int removes the axis; its bounds are checked by getitem or at run time
             out.append(None if dim is None else len(range(*slice(e[1], e[2], e[3]).indices(dim))))
         axis += 1
     shape: Shape = tuple(out)
@@ -99,13 +96,27 @@ register(OpDef("slice", "shape", _infer_slice, _slice_reference, num_inputs=1,
                doc="basic slicing: ints, slices with any step, None and Ellipsis"))
 
 
+def _check_static_bounds(shape: Shape, index: tuple[IndexEntry, ...]) -> None:
+    """An int index on an axis of known size must be in range; unknown axes are checked at run time."""
+    axis = 0
+    for e in index:
+        if e[0] == "new":
+            continue
+        dim = shape[axis]
+        if e[0] == "int" and dim is not None and not -dim <= e[1] < dim:
+            raise ShapeError(f"index {e[1]} is out of bounds for axis {axis} with size {dim}")
+        axis += 1
+
+
 def getitem(x: Any, index: Any) -> Tensor:
     """``x[index]`` with NumPy basic-slicing semantics.  An int index on an axis whose size is
     unknown is checked when the graph runs (``ExecutionError``)."""
 
     def build() -> Tensor:
         (t,) = to_tensors([x])
-        return make_node("slice", [t], index=normalize_index(index, t.ndim))
+        entries = normalize_index(index, t.ndim)
+        _check_static_bounds(t.shape, entries)
+        return make_node("slice", [t], index=entries)
 
     return reporting("slice", [x], build)
 

@@ -317,8 +317,8 @@ register(OpDef("avg_pool2d", "nn", _infer_pool, _avg_pool_reference, num_inputs=
 def _pool(name: str, x: Any, ksize: Any, strides: Any, padding: Any) -> Tensor:
     def build() -> Tensor:
         (t,) = to_tensors([x])
-        if name == "avg_pool2d":
-            t = cast_to(t, float_dtype_for(t.dtype))
+        if name == "avg_pool2d" and t.dtype.kind != "f":
+            t = cast_to(t, dtypes.float64)  # a mean: ints and bools average in float64, as np.mean
         k = _pair(ksize, "ksize")
         s = k if strides is None else _pair(strides, "strides")
         return make_node(name, [t], ksize=k, strides=s, padding=normalize_padding(padding))

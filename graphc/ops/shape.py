@@ -14,7 +14,6 @@ from graphc.errors import ArgumentError, DTypeError, ShapeError
 from graphc.ir.registry import AbstractValue, OpDef, register
 from graphc.ir.shapes import (
     Shape,
-    broadcast_shapes,
     dims_equal,
     format_shape,
     normalize_axes,
@@ -22,7 +21,7 @@ from graphc.ir.shapes import (
     num_elements,
 )
 from graphc.ir.tensor import Tensor
-from graphc.ops._common import make_node, promote, reporting, to_tensors
+from graphc.ops._common import check_python_int_fits, make_node, promote, reporting, to_arrays, to_tensors
 
 
 def _int_tuple(values: Any, what: str) -> tuple[int, ...]:
@@ -153,7 +152,11 @@ register(OpDef("reshape_dims", "shape", _infer_reshape_dims, _reshape_dims_refer
 
 def _infer_broadcast_to(inputs: Sequence[AbstractValue], *, shape: tuple[int, ...]) -> AbstractValue:
     (x,) = inputs
-    if len(x.shape) > len(shape) or broadcast_shapes(x.shape, shape) != shape:
+    if any(s < 0 for s in shape):
+        raise ArgumentError(f"broadcast_to: the target shape {shape} has a negative dimension")
+    lead = len(shape) - len(x.shape)
+    # an unknown dim may turn out to be 1 or the target size: it is checked again with the fed shapes
+    if lead < 0 or not all(d is None or d in (1, s) for d, s in zip(x.shape, shape[lead:])):
         raise ShapeError(f"cannot broadcast {format_shape(x.shape)} to {format_shape(shape)}")
     return AbstractValue(x.dtype, shape, x.weak)
 
@@ -200,7 +203,7 @@ def concat(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join ``tensors`` along ``axis``; dtypes are promoted as in NumPy."""
 
     def build() -> Tensor:
-        ts = to_tensors(list(tensors))
+        ts = to_arrays(list(tensors))
         if not ts:
             raise ArgumentError("concat needs at least one tensor")
         if ts[0].ndim == 0:
@@ -215,7 +218,7 @@ def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join ``tensors`` (all of one shape) along a new axis."""
 
     def build() -> Tensor:
-        ts = to_tensors(list(tensors))
+        ts = to_arrays(list(tensors))
         if not ts:
             raise ArgumentError("stack needs at least one tensor")
         a = normalize_axis(axis, ts[0].ndim + 1)
@@ -274,6 +277,8 @@ def _infer_pad(inputs: Sequence[AbstractValue], *, pad_width: tuple[tuple[int, i
 
 def _pad_reference(x: np.ndarray, *, pad_width: tuple[tuple[int, int], ...], mode: str,
                    constant_value: Any) -> np.ndarray:
+    if not pad_width:  # a scalar: nothing to pad (np.pad rejects an empty pad_width)
+        return x
     if mode == "constant":
         return np.pad(x, pad_width, mode="constant", constant_values=constant_value)
     return np.pad(x, pad_width, mode=mode)
@@ -309,6 +314,8 @@ def pad(x: Any, pad_width: Any, mode: str = "constant", constant_values: Any = 0
             raise ArgumentError(f"pad mode must be one of {', '.join(_PAD_MODES)}, got {mode!r}")
         if not isinstance(constant_values, (bool, int, float, np.number, np.bool_)):
             raise ArgumentError(f"pad's constant_values must be a scalar, got {constant_values!r}")
+        if not isinstance(constant_values, (np.number, np.bool_)):
+            check_python_int_fits(constant_values, t.dtype)
         value = np.asarray(constant_values).astype(t.dtype).item()
         return make_node("pad", [t], pad_width=_pad_width(pad_width, t.ndim), mode=mode, constant_value=value)
 

@@ -77,7 +77,7 @@ def convert_value(value: Any, dtype: np.dtype, shape: tuple, what: str,
         info = np.iinfo(dtype)
         if array.min() < info.min or array.max() > info.max:
             raise dtype_error(f"{what}: values in [{array.min()}, {array.max()}] do not fit in {dtype.name}")
-    return np.ascontiguousarray(array, dtype=dtype)
+    return np.asarray(array, dtype=dtype, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
 
 
 class Variable(Tensor):
