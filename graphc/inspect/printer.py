@@ -50,8 +50,8 @@ def dprint(target: Any, locations: bool = True) -> str:
         args = ", ".join(f"%{ids[i.id]}" for i in node.inputs)
         # dtype/shape attrs of sources repeat the node's type, shown at the end of the line anyway
         attrs = ", ".join(f"{k}={_format_attr(v)}" for k, v in node.attrs.items()
-                          if k != "weak" and not (node.op.family == "source" and k in ("dtype", "shape")))
-        call = f"{node.op.name}({args})" + (f" {{{attrs}}}" if attrs else "")
+                          if k != "weak" and not (node.opdef.family == "source" and k in ("dtype", "shape")))
+        call = f"{node.op}({args})" + (f" {{{attrs}}}" if attrs else "")
         mark = "->" if node.id in outputs else "  "
         line = f"{mark} %{ids[node.id]} = {call} : {node.type_str()}  '{node.name}'"
         if locations and node.location is not None:

@@ -37,7 +37,7 @@ def make_node(op: str | OpDef, inputs: Sequence[Tensor], name: str | None = None
     for i, t in enumerate(inputs):
         if not isinstance(t, Tensor):
             raise GraphError(f"{opdef.name}: input {i} is {type(t).__name__}, expected a Tensor{where_text(location)}")
-        if not t.op.produces_value and opdef.name != "group":
+        if not t.opdef.produces_value and opdef.name != "group":
             raise GraphError(
                 f"{opdef.name}: input {i} {t.describe()} is an op without a value (group); "
                 f"it can only be fetched or grouped{where_text(location)}"

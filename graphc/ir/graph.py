@@ -36,16 +36,16 @@ class Graph:
     def __init__(self, outputs: Sequence[Tensor], inputs: Sequence[Tensor] | None = None) -> None:
         self.outputs: tuple[Tensor, ...] = tuple(outputs)
         self.nodes: tuple[Tensor, ...] = tuple(topological_order(self.outputs))
-        found = [n for n in self.nodes if n.op.name == "placeholder"]
+        found = [n for n in self.nodes if n.op == "placeholder"]
         self.inputs: tuple[Tensor, ...] = tuple(inputs) if inputs is not None else tuple(found)
 
     @property
     def placeholders(self) -> tuple[Tensor, ...]:
-        return tuple(n for n in self.nodes if n.op.name == "placeholder")
+        return tuple(n for n in self.nodes if n.op == "placeholder")
 
     @property
     def variables(self) -> tuple[Tensor, ...]:
-        return tuple(n for n in self.nodes if n.op.name == "variable")
+        return tuple(n for n in self.nodes if n.op == "variable")
 
     def __len__(self) -> int:
         return len(self.nodes)

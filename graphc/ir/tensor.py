@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from graphc.errors import GraphError
+from graphc.errors import DTypeError, GraphError
 from graphc.ir.location import SourceLocation
 from graphc.ir.registry import AbstractValue, OpDef
 from graphc.ir.shapes import Shape, format_shape
@@ -50,18 +50,27 @@ def _ops() -> ModuleType:
     return ops
 
 
+def _require_bool(operator: str, value: Any) -> Any:
+    dtype = value.dtype if isinstance(value, Tensor) else np.asarray(value).dtype
+    if dtype.kind != "b":
+        what = value.describe() if isinstance(value, Tensor) else f"a {dtype.name} value"
+        raise DTypeError(f"operator {operator} needs bool operands, got {what}; graphc has no bitwise integer "
+                         f"ops (use gc.logical_and / logical_or / logical_not on comparisons)")
+    return value
+
+
 class Tensor:
     """A symbolic value: the output of one op applied to input tensors.
 
-    Attributes: ``op`` (the :class:`OpDef`), ``inputs``, ``attrs``, ``dtype`` (a NumPy dtype),
-    ``shape`` (ints, ``None`` where unknown until run time), ``name`` and ``location`` (the user's
-    file:line that created it).  Tensors never change once built.
+    Attributes: ``op`` (the op's name, e.g. ``"add"``), ``opdef`` (its :class:`OpDef`), ``inputs``,
+    ``attrs``, ``dtype`` (a NumPy dtype), ``shape`` (ints, ``None`` where unknown until run time),
+    ``name`` and ``location`` (the user's file:line that created it).  Tensors never change once built.
     """
 
-    __slots__ = ("__weakref__", "attrs", "dtype", "id", "inputs", "location", "name", "op", "shape", "weak")
+    __slots__ = ("__weakref__", "attrs", "dtype", "id", "inputs", "location", "name", "opdef", "shape", "weak")
     __array_ufunc__ = None  # make NumPy defer to our reflected operators: ndarray + Tensor -> Tensor
 
-    op: OpDef
+    opdef: OpDef
     inputs: tuple[Tensor, ...]
     attrs: Mapping[str, Any]
     dtype: np.dtype
@@ -81,7 +90,7 @@ class Tensor:
         location: SourceLocation | None,
     ) -> None:
         set_ = object.__setattr__
-        set_(self, "op", op)
+        set_(self, "opdef", op)
         set_(self, "inputs", tuple(inputs))
         set_(self, "attrs", MappingProxyType(dict(attrs)))
         set_(self, "dtype", aval.dtype)
@@ -98,6 +107,11 @@ class Tensor:
 
     # ---- description ---------------------------------------------------------------------
     @property
+    def op(self) -> str:
+        """The op's name: ``"add"``, ``"placeholder"``, ``"matmul"``..."""
+        return self.opdef.name
+
+    @property
     def aval(self) -> AbstractValue:
         return AbstractValue(self.dtype, self.shape, self.weak)
 
@@ -111,10 +125,10 @@ class Tensor:
     def describe(self) -> str:
         """``'x' (float32[?, 784], placeholder at model.py:3)``: used in error messages."""
         where = f" at {self.location}" if self.location else ""
-        return f"'{self.name}' ({self.type_str()}, {self.op.name}{where})"
+        return f"'{self.name}' ({self.type_str()}, {self.op}{where})"
 
     def __repr__(self) -> str:
-        return f"<Tensor '{self.name}' {self.op.name} {self.type_str()}>"
+        return f"<Tensor '{self.name}' {self.op} {self.type_str()}>"
 
     # ---- Python protocols that make no sense symbolically ---------------------------------
     def __bool__(self) -> bool:
@@ -193,25 +207,28 @@ class Tensor:
         return _ops().neg(self)
 
     def __pos__(self) -> Tensor:
+        if self.dtype.kind == "b":
+            raise DTypeError(f"unary + is not defined for bool tensor {self.describe()} (as in NumPy)")
         return self
 
     def __abs__(self) -> Tensor:
         return _ops().abs(self)
 
+    # &, | and ~ are logical on bools, as in NumPy; graphc has no bitwise integer ops.
     def __invert__(self) -> Tensor:
-        return _ops().logical_not(self)
+        return _ops().logical_not(_require_bool("~", self))
 
     def __and__(self, other: Any) -> Tensor:
-        return _ops().logical_and(self, other)
+        return _ops().logical_and(_require_bool("&", self), _require_bool("&", other))
 
     def __rand__(self, other: Any) -> Tensor:
-        return _ops().logical_and(other, self)
+        return _ops().logical_and(_require_bool("&", other), _require_bool("&", self))
 
     def __or__(self, other: Any) -> Tensor:
-        return _ops().logical_or(self, other)
+        return _ops().logical_or(_require_bool("|", self), _require_bool("|", other))
 
     def __ror__(self, other: Any) -> Tensor:
-        return _ops().logical_or(other, self)
+        return _ops().logical_or(_require_bool("|", other), _require_bool("|", self))
 
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
         return _ops().equal(self, other)

@@ -34,7 +34,7 @@ def cast_to(t: Tensor, dtype: np.dtype) -> Tensor:
     """
     if t.dtype == dtype:
         return t
-    if t.op.name == "constant":
+    if t.op == "constant":
         value = t.attrs["value"]
         if t.weak:
             check_python_int_fits(value, dtype)
@@ -45,14 +45,21 @@ def cast_to(t: Tensor, dtype: np.dtype) -> Tensor:
     return make_node("cast", [t], dtype=dtype)
 
 
+def python_int_fits(value: Any, dtype: np.dtype) -> bool:
+    """Whether integer ``value`` (scalar or array) lies in integer ``dtype``'s range (other kinds: True)."""
+    array = np.asarray(value)
+    if dtype.kind not in "iu" or array.dtype.kind not in "iu" or not array.size:
+        return True
+    info = np.iinfo(dtype)
+    return bool(info.min <= array.min() and array.max() <= info.max)
+
+
 def check_python_int_fits(value: Any, dtype: np.dtype) -> None:
     """A Python integer converted to an integer dtype must fit (NumPy 2 raises OverflowError)."""
-    array = np.asarray(value)
-    if dtype.kind in "iu" and array.dtype.kind in "iu" and array.size:
-        info = np.iinfo(dtype)
-        if not (info.min <= array.min() and array.max() <= info.max):
-            raise DTypeError(f"Python integer {array.max() if array.max() > info.max else array.min()} "
-                             f"is out of bounds for {dtype.name}")
+    if not python_int_fits(value, dtype):
+        array = np.asarray(value)
+        bad = array.max() if array.max() > np.iinfo(dtype).max else array.min()
+        raise DTypeError(f"Python integer {bad} is out of bounds for {dtype.name}")
 
 
 def to_arrays(values: Sequence[Any]) -> list[Tensor]:
@@ -90,6 +97,7 @@ __all__ = [
     "float_dtype_for",
     "make_node",
     "promote",
+    "python_int_fits",
     "reporting",
     "require_numeric",
     "to_arrays",

@@ -19,7 +19,7 @@ from graphc.errors import DTypeError
 from graphc.ir.registry import AbstractValue, OpDef, register
 from graphc.ir.shapes import broadcast_shapes
 from graphc.ir.tensor import Tensor
-from graphc.ops._common import cast_to, make_node, promote, reporting, to_tensors
+from graphc.ops._common import cast_to, make_node, promote, python_int_fits, reporting, to_tensors
 
 DTypeRule = Callable[[Sequence[Any]], tuple[list[np.dtype], np.dtype]]
 """``rule(operands) -> (loop dtypes, output dtype)``; an operand is a dtype, or a Python type if weak."""
@@ -68,6 +68,14 @@ def _register(name: str, arity: int, reference: Callable[..., Any], rule: DTypeR
                           differentiable=differentiable, doc=doc, extra={"dtype_rule": rule}))
 
 
+_COMPARISONS = ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal")
+
+
+def _fits(t: Tensor, dtype: np.dtype) -> bool:
+    """Whether ``t`` is not a weak integer constant whose value lies outside integer ``dtype``'s range."""
+    return not (t.weak and t.op == "constant") or python_int_fits(t.attrs["value"], dtype)
+
+
 def apply_elementwise(name: str, *operands: Any) -> Tensor:
     """Build elementwise op ``name`` on operands, casting each to the op's loop dtype first."""
     from graphc.ir.registry import get_op
@@ -77,6 +85,9 @@ def apply_elementwise(name: str, *operands: Any) -> Tensor:
         rule: DTypeRule = get_op(name).extra["dtype_rule"]
         all_weak = all(t.weak for t in tensors)
         loop, _ = rule([dtypes.promotion_operand(t.dtype, t.weak and not all_weak) for t in tensors])
+        if name in _COMPARISONS and not all(_fits(t, dt) for t, dt in zip(tensors, loop)):
+            # NumPy 2 compares integers with an out-of-range Python int exactly (uint8 < 300 is true)
+            loop = [dtypes.int64] * len(loop)
         return make_node(name, [cast_to(t, dt) for t, dt in zip(tensors, loop)])
 
     return reporting(name, operands, build)

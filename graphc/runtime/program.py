@@ -41,7 +41,7 @@ class Program:
     def __init__(self, outputs: Sequence[Tensor], feedable: Sequence[Tensor] | None = None) -> None:
         self.outputs = tuple(outputs)
         self.graph = Graph(self.outputs)
-        self.updates = [n for n in self.graph.nodes if n.op.stateful]
+        self.updates = [n for n in self.graph.nodes if n.opdef.stateful]
         self._check_single_update_per_variable()
         self.placeholders = self.graph.placeholders
         self.variables: tuple[Variable, ...] = tuple(v for v in self.graph.variables if isinstance(v, Variable))
@@ -61,8 +61,8 @@ class Program:
             if var.id in seen:
                 first = seen[var.id]
                 raise GraphError(
-                    f"variable {var.describe()} is updated twice in one run: by {first.op.name} "
-                    f"at {first.location} and by {node.op.name} at {node.location}")
+                    f"variable {var.describe()} is updated twice in one run: by {first.op} "
+                    f"at {first.location} and by {node.op} at {node.location}")
             seen[var.id] = node
 
     # ---- feeds -------------------------------------------------------------------------------
@@ -94,10 +94,10 @@ class Program:
                 continue
             inputs = [avals[i.id] for i in node.inputs]
             try:
-                avals[node.id] = node.op.infer(inputs, **node.attrs)
+                avals[node.id] = node.opdef.infer(inputs, **node.attrs)
             except (ShapeError, DTypeError, ArgumentError) as exc:
                 fed = ", ".join(f"{p.name}: {format_shape(feeds[p.id].shape)}" for p in self.placeholders)
-                raise annotate(type(exc)(f"{exc} (with fed shapes {fed})"), node.op.name, node.inputs,
+                raise annotate(type(exc)(f"{exc} (with fed shapes {fed})"), node.op, node.inputs,
                                node.location) from None
         return avals
 

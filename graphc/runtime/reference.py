@@ -13,7 +13,7 @@ from graphc.ir.tensor import Tensor
 
 def _fault(node: Tensor, message: str) -> ExecutionError:
     where = f"\n  created at {node.location}" if node.location else ""
-    return ExecutionError(f"{node.op.name} {node.describe()} failed while running: {message}{where}")
+    return ExecutionError(f"{node.op} {node.describe()} failed while running: {message}{where}")
 
 
 def evaluate(
@@ -40,7 +40,7 @@ def evaluate(
                 continue
             args = [values[i.id] for i in node.inputs]
             try:
-                result = node.op.reference(*args, **node.attrs)
+                result = node.opdef.reference(*args, **node.attrs)
             except GraphcError as exc:
                 raise _fault(node, str(exc)) from None
             except (ValueError, IndexError, TypeError, ArithmeticError, MemoryError) as exc:
@@ -59,6 +59,6 @@ def _conform(node: Tensor, result: object, aval: AbstractValue) -> np.ndarray:
         array = array.astype(aval.dtype)
     if array.shape != aval.shape:
         raise RuntimeError(
-            f"graphc internal error: {node.op.name} produced shape {array.shape}, its shape rule says {aval.shape}"
+            f"graphc internal error: {node.op} produced shape {array.shape}, its shape rule says {aval.shape}"
         )
     return array

@@ -48,7 +48,7 @@ class Session:
         leaves, rebuild = _flatten_tensors(fetches, "fetches")
         feed_dict = dict(feed_dict or {})
         for key in feed_dict:
-            if not isinstance(key, Tensor) or key.op.name != "placeholder":
+            if not isinstance(key, Tensor) or key.op != "placeholder":
                 what = key.describe() if isinstance(key, Tensor) else repr(key)
                 raise FeedError(f"feed_dict keys must be placeholders, got {what}{where_text(user_location())}")
         key = tuple(t.id for t in leaves)
@@ -79,7 +79,7 @@ class Function:
         self.device = check_device(device)
         self.inputs = tuple(inputs)
         for i, p in enumerate(self.inputs):
-            if not isinstance(p, Tensor) or p.op.name != "placeholder":
+            if not isinstance(p, Tensor) or p.op != "placeholder":
                 what = p.describe() if isinstance(p, Tensor) else type(p).__name__
                 raise ArgumentError(f"function inputs must be placeholders; input {i} is {what}"
                                     f"{where_text(location)}")
