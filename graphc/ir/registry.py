@@ -19,7 +19,11 @@ from graphc.ir.shapes import Shape
 
 @dataclass(frozen=True)
 class AbstractValue:
-    """What is known about a tensor before it runs: dtype, static shape, and weak typing."""
+    """What is known about a tensor before it runs: dtype, static shape, and weak typing.
+
+    Only constants made from bare Python scalars are weak (NumPy 2's rule); every op's result is
+    strongly typed, which ``make_node`` enforces.
+    """
 
     dtype: np.dtype
     shape: Shape

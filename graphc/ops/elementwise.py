@@ -57,7 +57,7 @@ def same_dtype_rule(bool_result: np.dtype | None = None) -> DTypeRule:
 def _infer_elementwise(rule: DTypeRule) -> Callable[..., AbstractValue]:
     def infer(inputs: Sequence[AbstractValue], **_: Any) -> AbstractValue:
         _, out = rule([a.dtype for a in inputs])
-        return AbstractValue(out, broadcast_shapes(*[a.shape for a in inputs]), all(a.weak for a in inputs))
+        return AbstractValue(out, broadcast_shapes(*[a.shape for a in inputs]))
 
     return infer
 
@@ -205,7 +205,7 @@ def _infer_where(inputs: Sequence[AbstractValue]) -> AbstractValue:
         raise DTypeError(f"where's condition must be bool, got {cond.dtype.name}")
     if a.dtype != b.dtype:
         raise DTypeError(f"where's branches must share a dtype, got {a.dtype.name} and {b.dtype.name}")
-    return AbstractValue(a.dtype, broadcast_shapes(cond.shape, a.shape, b.shape), a.weak and b.weak)
+    return AbstractValue(a.dtype, broadcast_shapes(cond.shape, a.shape, b.shape))
 
 
 register(OpDef("where", "elementwise", _infer_where, np.where, num_inputs=3,

@@ -85,7 +85,7 @@ def _infer_slice(inputs: Sequence[AbstractValue], *, index: tuple[IndexEntry, ..
             out.append(None if dim is None else len(range(*slice(e[1], e[2], e[3]).indices(dim))))
         axis += 1
     shape: Shape = tuple(out)
-    return AbstractValue(x.dtype, shape, x.weak)
+    return AbstractValue(x.dtype, shape)
 
 
 def _slice_reference(x: np.ndarray, *, index: tuple[IndexEntry, ...]) -> np.ndarray:

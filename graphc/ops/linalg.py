@@ -33,7 +33,7 @@ def _infer_matmul(inputs: Sequence[AbstractValue]) -> AbstractValue:
         out.pop(-1)
     if len(a.shape) == 1:
         out.pop(-2 if len(b.shape) != 1 else -1)
-    return AbstractValue(a.dtype, tuple(out), a.weak and b.weak)
+    return AbstractValue(a.dtype, tuple(out))
 
 
 register(OpDef("matmul", "linalg", _infer_matmul, np.matmul, num_inputs=2,

@@ -55,7 +55,7 @@ def _infer_reshape(inputs: Sequence[AbstractValue], *, shape: tuple[int, ...]) -
         if total is not None and total != known:
             raise ShapeError(f"cannot reshape {format_shape(x.shape)} ({total} elements) into {shape}")
         out = tuple(shape)
-    return AbstractValue(x.dtype, out, x.weak)
+    return AbstractValue(x.dtype, out)
 
 
 register(OpDef("reshape", "shape", _infer_reshape, lambda x, *, shape: np.reshape(x, shape), num_inputs=1,
@@ -72,7 +72,7 @@ def reshape(x: Any, shape: Any) -> Tensor:
 
 def _infer_transpose(inputs: Sequence[AbstractValue], *, perm: tuple[int, ...]) -> AbstractValue:
     (x,) = inputs
-    return AbstractValue(x.dtype, tuple(x.shape[p] for p in perm), x.weak)
+    return AbstractValue(x.dtype, tuple(x.shape[p] for p in perm))
 
 
 register(OpDef("transpose", "shape", _infer_transpose, lambda x, *, perm: np.transpose(x, perm),
@@ -133,11 +133,11 @@ def _infer_reshape_dims(inputs: Sequence[AbstractValue], *, kind: str, axis: tup
         for a in axis:
             if not dims_equal(x.shape[a], 1):
                 raise ShapeError(f"squeeze: axis {a} has size {x.shape[a]}, expected 1")
-        return AbstractValue(x.dtype, tuple(d for i, d in enumerate(x.shape) if i not in axis), x.weak)
+        return AbstractValue(x.dtype, tuple(d for i, d in enumerate(x.shape) if i not in axis))
     shape = list(x.shape)
     for a in axis:
         shape.insert(a, 1)
-    return AbstractValue(x.dtype, tuple(shape), x.weak)
+    return AbstractValue(x.dtype, tuple(shape))
 
 
 def _reshape_dims_reference(x: np.ndarray, *, kind: str, axis: tuple[int, ...]) -> np.ndarray:
@@ -158,7 +158,7 @@ def _infer_broadcast_to(inputs: Sequence[AbstractValue], *, shape: tuple[int, ..
     # an unknown dim may turn out to be 1 or the target size: it is checked again with the fed shapes
     if lead < 0 or not all(d is None or d in (1, s) for d, s in zip(x.shape, shape[lead:])):
         raise ShapeError(f"cannot broadcast {format_shape(x.shape)} to {format_shape(shape)}")
-    return AbstractValue(x.dtype, shape, x.weak)
+    return AbstractValue(x.dtype, shape)
 
 
 register(OpDef("broadcast_to", "shape", _infer_broadcast_to,
@@ -192,7 +192,7 @@ def _infer_concat(inputs: Sequence[AbstractValue], *, axis: int) -> AbstractValu
             out[d] = out[d] if out[d] is not None else a.shape[d]
         total = None if total is None or a.shape[axis] is None else total + a.shape[axis]
     out[axis] = total
-    return AbstractValue(first.dtype, tuple(out), all(a.weak for a in inputs))
+    return AbstractValue(first.dtype, tuple(out))
 
 
 register(OpDef("concat", "shape", _infer_concat, lambda *xs, axis: np.concatenate(xs, axis=axis),
@@ -272,7 +272,7 @@ def _infer_pad(inputs: Sequence[AbstractValue], *, pad_width: tuple[tuple[int, i
         if mode == "reflect" and d is not None and (lo or hi) and d == 1:
             raise ShapeError(f"pad mode 'reflect' cannot pad axis {axis} of size 1")
         out.append(None if d is None else d + lo + hi)
-    return AbstractValue(x.dtype, tuple(out), x.weak)
+    return AbstractValue(x.dtype, tuple(out))
 
 
 def _pad_reference(x: np.ndarray, *, pad_width: tuple[tuple[int, int], ...], mode: str,
@@ -329,8 +329,8 @@ def _infer_take(inputs: Sequence[AbstractValue], *, axis: int | None) -> Abstrac
     if idx.dtype.kind not in "iu":
         raise DTypeError(f"take's indices must be integers, got {idx.dtype.name}")
     if axis is None:
-        return AbstractValue(x.dtype, idx.shape, x.weak)
-    return AbstractValue(x.dtype, x.shape[:axis] + idx.shape + x.shape[axis + 1:], x.weak)
+        return AbstractValue(x.dtype, idx.shape)
+    return AbstractValue(x.dtype, x.shape[:axis] + idx.shape + x.shape[axis + 1:])
 
 
 def _take_reference(x: np.ndarray, idx: np.ndarray, *, axis: int | None) -> np.ndarray:
