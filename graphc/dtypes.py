@@ -94,9 +94,11 @@ def supported_result(dtype: np.dtype) -> np.dtype:
 def can_cast_value(given: np.dtype, expected: np.dtype) -> bool:
     """Whether a fed or assigned value of dtype ``given`` converts to ``expected`` without changing kind.
 
-    float64 -> float32 and int64 -> int32 are allowed (same kind; integer range is checked by the
-    caller on the values); float -> int, int -> bool, strings and objects are not.
+    float64 -> float32 and any integer -> any integer are allowed (the caller checks integer range
+    and float overflow on the values); float -> int, int -> bool, strings and objects are not.
     """
     if given.kind not in "biuf":
         return False
+    if given.kind in "iu" and expected.kind in "iu":
+        return True
     return bool(np.can_cast(given, expected, casting="same_kind"))

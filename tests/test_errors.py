@@ -117,3 +117,99 @@ def test_non_tensor_operands_are_explained() -> None:
         x + "text"
     with pytest.raises(gc.DTypeError):
         x * object()
+
+
+def test_unsafe_python_scalars_in_assign_are_refused() -> None:
+    ints = gc.Variable(np.zeros(2, np.int32), name="ints")
+    flags = gc.Variable(np.zeros(2, bool), name="flags")
+    small = gc.Variable(np.zeros(2, np.int8), name="small")
+    with pytest.raises(gc.DTypeError):
+        gc.assign(ints, 2.5)
+    with pytest.raises(gc.DTypeError):
+        gc.assign(flags, 2)
+    with pytest.raises(gc.DTypeError, match="300"):
+        gc.assign(small, 300)
+    gc.Session().run(gc.assign(small, -7))
+    assert small.value.tolist() == [-7, -7]
+
+
+def test_variable_dtype_conversion_is_checked() -> None:
+    with pytest.raises(gc.DTypeError):
+        gc.Variable([1.7], dtype="int32")
+    with pytest.raises(gc.DTypeError, match="uint8"):
+        gc.Variable([300], dtype="uint8")
+    assert gc.Variable([255], dtype="uint8").value.tolist() == [255]
+
+
+def test_integer_feeds_of_any_signedness_are_range_checked() -> None:
+    pixels = gc.placeholder("uint8", (None,), name="pixels")
+    assert gc.Session().run(pixels, {pixels: [0, 255]}).dtype == np.uint8
+    for bad in ([256], [-1]):
+        with pytest.raises(gc.FeedError, match="do not fit in uint8"):
+            gc.Session().run(pixels, {pixels: bad})
+
+
+def test_float_feed_overflowing_float32_is_refused() -> None:
+    x = gc.placeholder("float32", (None,), name="narrow")
+    with pytest.raises(gc.FeedError, match="overflows float32"):
+        gc.Session().run(x, {x: np.array([1.0, 1e300])})
+    assert np.isinf(gc.Session().run(x, {x: np.array([np.inf])})).all()  # inf itself is fine
+
+
+def test_every_function_input_is_checked_even_if_unused() -> None:
+    x = gc.placeholder("float32", (None,), name="used")
+    unused = gc.placeholder("float32", (2,), name="unused")
+    f = gc.function([x, unused], x * 2)
+    with pytest.raises(gc.FeedError, match="'unused"):
+        f([1.0], "garbage")
+    with pytest.raises(gc.ArgumentError, match="list of placeholders"):
+        gc.function(x, x * 2)
+
+
+def test_feed_errors_name_the_line_of_the_call() -> None:
+    x = gc.placeholder("float32", (3,), name="called")
+    f = gc.function([x], x + 1)
+    with pytest.raises(gc.FeedError) as info:
+        line = this_line(); f(np.zeros(4))  # noqa: E702
+    assert f"in the call at tests/{line}" in str(info.value)
+
+
+def test_messages_do_not_repeat_the_op_name() -> None:
+    a = gc.placeholder("float32", (2, 3), name="m1")
+    with pytest.raises(gc.ShapeError) as info:
+        a @ a
+    assert "matmul: matmul" not in str(info.value)
+
+
+def test_group_used_as_a_value_is_explained() -> None:
+    g = gc.group(gc.assign(gc.Variable(1.0), 2.0))
+    with pytest.raises(gc.GraphError) as info:
+        g + 1
+    assert "without a value" in str(info.value) and "cast" not in str(info.value)
+
+
+def test_non_numeric_operand_message_names_the_value() -> None:
+    x = gc.placeholder("float32", (2,), name="x")
+    with pytest.raises(gc.DTypeError, match="str 'text'"):
+        x + "text"
+
+
+def test_one_hot_labels_to_sparse_cross_entropy_get_a_hint() -> None:
+    logits = gc.placeholder("float32", (2, 3), name="lg")
+    with pytest.raises(gc.ShapeError, match="class ids.*cast them to float"):
+        gc.softmax_cross_entropy(logits, gc.placeholder("int64", (2, 3)))
+
+
+def test_dprint_of_something_else_is_an_argument_error() -> None:
+    with pytest.raises(gc.ArgumentError, match="int"):
+        gc.dprint(3)
+
+
+def test_mean_of_empty_axis_is_nan_without_warnings() -> None:
+    import warnings
+
+    x = gc.placeholder("float32", (None, 2), name="empty")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = gc.Session().run(gc.mean(x, axis=0), {x: np.zeros((0, 2))})
+    assert out.dtype == np.float32 and np.isnan(out).all()

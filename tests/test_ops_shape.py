@@ -933,3 +933,9 @@ def test_pad_constant_that_does_not_fit_the_dtype_is_refused() -> None:
         gc.pad(gc.constant(np.zeros(2, np.int8)), 1, constant_values=300)
     assert_same(run(gc.pad(gc.constant(np.zeros(1, np.int8)), 1, constant_values=-5)),
                 np.pad(np.zeros(1, np.int8), 1, constant_values=-5))
+
+
+def test_expand_dims_and_squeeze_nodes_are_named_after_the_call() -> None:
+    x = gc.placeholder("float32", (2, 1), name="named")
+    assert gc.expand_dims(x, 0).name.startswith("expand_dims")
+    assert gc.squeeze(x, 1).name.startswith("squeeze")

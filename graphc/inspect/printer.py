@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from graphc.errors import ArgumentError
 from graphc.ir.graph import Graph
 from graphc.ir.tensor import Tensor
 
@@ -33,7 +34,8 @@ def _graph_of(target: Any) -> Graph:
         return Graph([target])
     if isinstance(target, Sequence) and all(isinstance(t, Tensor) for t in target):
         return Graph(list(target))
-    raise TypeError(f"dprint expects a tensor, a list of tensors, a Graph or a function, got {type(target).__name__}")
+    raise ArgumentError(
+        f"dprint expects a tensor, a list of tensors, a Graph or a function, got {type(target).__name__}")
 
 
 def dprint(target: Any, locations: bool = True) -> str:

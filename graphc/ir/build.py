@@ -21,7 +21,8 @@ def annotate(
     error: GraphcError, op_name: str, inputs: Sequence[Tensor], location: SourceLocation | None
 ) -> GraphcError:
     """The same error type, its message extended with the op, its inputs and the user's line."""
-    lines = [f"{op_name}: {error}"]
+    message = str(error)
+    lines = [message if message.startswith(op_name) else f"{op_name}: {message}"]
     lines += [f"  input {i}: {t.describe()}" for i, t in enumerate(inputs)]
     if location is not None:
         lines.append(f"  created at {location}")
@@ -67,8 +68,9 @@ def constant(value: Any, dtype: Any = None, name: str | None = None) -> Tensor:
         array = np.asarray(value)
     except Exception as exc:
         raise DTypeError(f"constant(): cannot convert {type(value).__name__} to an array: {exc}") from None
-    if array.dtype.kind in "OUSVc" or array.dtype.kind == "M":
-        raise DTypeError(f"constant(): expected numbers or booleans, got an array of dtype {array.dtype}")
+    if array.dtype.kind not in "biuf":
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise DTypeError(f"expected a tensor, number, bool or array of them, got {type(value).__name__} {shown}")
     if dtype is not None:
         target = as_dtype(dtype)
     elif weak:

@@ -65,7 +65,7 @@ def check_python_int_fits(value: Any, dtype: np.dtype) -> None:
 def to_arrays(values: Sequence[Any]) -> list[Tensor]:
     """Tensors as they are; anything else as a strongly typed constant, as NumPy's array functions
     (concatenate, stack) convert Python scalars and lists with ``np.asarray``."""
-    return [v if isinstance(v, Tensor) else constant(np.asarray(v)) for v in values]
+    return [_with_value(v) if isinstance(v, Tensor) else constant(np.asarray(v)) for v in values]
 
 
 def promote(tensors: Sequence[Tensor]) -> tuple[list[Tensor], bool]:
@@ -74,8 +74,15 @@ def promote(tensors: Sequence[Tensor]) -> tuple[list[Tensor], bool]:
     return [cast_to(t, common) for t in tensors], all(t.weak for t in tensors)
 
 
+def _with_value(t: Tensor) -> Tensor:
+    if not t.opdef.produces_value:
+        raise GraphError(f"{t.describe()} is an op without a value (group); it can only be fetched or grouped")
+    return t
+
+
 def to_tensors(values: Sequence[Any]) -> list[Tensor]:
-    return [as_tensor(v) for v in values]
+    """Operands as tensors: Python and NumPy values become constants (Python scalars weakly typed)."""
+    return [_with_value(as_tensor(v)) for v in values]
 
 
 def require_numeric(op_name: str, dtype: np.dtype) -> None:

@@ -259,4 +259,4 @@ def stop_gradient(x: Any) -> Tensor:
     return reporting("stop_gradient", [x], lambda: make_node("stop_gradient", to_tensors([x])))
 
 
-__all__ = [*_UNARY, *_BINARY, "apply_elementwise", "cast", "stop_gradient", "where"]
+__all__ = [*_UNARY, *_BINARY, "cast", "stop_gradient", "where"]

@@ -86,8 +86,10 @@ def _infer_softmax_xent(inputs: Sequence[AbstractValue], *, sparse: bool) -> Abs
         if labels.dtype.kind not in "iu":
             raise DTypeError(f"integer class labels expected, got {labels.dtype.name}")
         if len(labels.shape) != len(batch) or not all(dims_equal(a, b) for a, b in zip(labels.shape, batch)):
+            hint = ("; integer labels are class ids, one per example (for one-hot or probability labels, "
+                    "cast them to float)") if len(labels.shape) == len(logits.shape) else ""
             raise ShapeError(f"labels of shape {format_shape(labels.shape)} do not match logits "
-                             f"{format_shape(logits.shape)}: expected {format_shape(batch)}")
+                             f"{format_shape(logits.shape)}: expected {format_shape(batch)}{hint}")
     elif len(labels.shape) != len(logits.shape) or not all(
             dims_equal(a, b) for a, b in zip(labels.shape, logits.shape)):
         raise ShapeError(f"probability labels of shape {format_shape(labels.shape)} must match "

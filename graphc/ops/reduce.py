@@ -60,6 +60,13 @@ def _logsumexp(x: np.ndarray, *, axes: tuple[int, ...], keepdims: bool) -> np.nd
     return out if keepdims else np.squeeze(out, axis=axes)
 
 
+def _mean(x: np.ndarray, *, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    # np.mean is this sum and division; written out so an empty axis gives nan without a warning
+    count = int(np.prod([x.shape[a] for a in axes]))
+    total = np.sum(x, axis=axes, keepdims=keepdims, dtype=_mean_dtype(x.dtype))
+    return np.true_divide(total, count, dtype=total.dtype)
+
+
 def _numpy_reduction(fn: Callable[..., Any], dtype_of: Callable[[np.dtype], np.dtype]) -> Callable[..., Any]:
     def reference(x: np.ndarray, *, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
         return fn(x, axis=axes, keepdims=keepdims, dtype=dtype_of(x.dtype))
@@ -80,7 +87,7 @@ _REDUCTIONS: dict[str, tuple[Callable[..., Any], Callable[[np.dtype], np.dtype],
             "sum; bools and small ints accumulate in int64"),
     "prod": (_numpy_reduction(np.prod, _accumulator_dtype), _accumulator_dtype, False, True,
              "product; bools and small ints accumulate in int64"),
-    "mean": (_numpy_reduction(np.mean, _mean_dtype), _mean_dtype, False, True,
+    "mean": (_mean, _mean_dtype, False, True,
              "arithmetic mean; ints give float64; empty gives nan"),
     "max": (_extremum(np.max), _same, True, True, "maximum; nan wins; an empty axis is an error"),
     "min": (_extremum(np.min), _same, True, True, "minimum; nan wins; an empty axis is an error"),
@@ -182,4 +189,4 @@ def argmin(x: Any, axis: int | None = None, keepdims: bool = False) -> Tensor:
     return _arg("argmin", x, axis, keepdims)
 
 
-__all__ = ["argmax", "argmin", "logsumexp", "max", "mean", "min", "prod", "reduced_shape", "sum"]
+__all__ = ["argmax", "argmin", "logsumexp", "max", "mean", "min", "prod", "sum"]

@@ -105,7 +105,7 @@ def expand_dims(x: Any, axis: Any) -> Tensor:
         (t,) = to_tensors([x])
         raw = _int_tuple(axis, "expand_dims's axis")
         axes = normalize_axes(raw, t.ndim + len(raw))
-        return make_node("reshape_dims", [t], kind="expand_dims", axis=axes)
+        return make_node("reshape_dims", [t], name="expand_dims", kind="expand_dims", axis=axes)
 
     return reporting("expand_dims", [x], build)
 
@@ -122,7 +122,7 @@ def squeeze(x: Any, axis: Any = None) -> Tensor:
             axes = tuple(i for i, d in enumerate(t.shape) if d == 1)
         else:
             axes = normalize_axes(_int_tuple(axis, "squeeze's axis"), t.ndim)
-        return make_node("reshape_dims", [t], kind="squeeze", axis=axes)
+        return make_node("reshape_dims", [t], name="squeeze", kind="squeeze", axis=axes)
 
     return reporting("squeeze", [x], build)
 

@@ -77,7 +77,13 @@ def convert_value(value: Any, dtype: np.dtype, shape: tuple, what: str,
         info = np.iinfo(dtype)
         if array.min() < info.min or array.max() > info.max:
             raise dtype_error(f"{what}: values in [{array.min()}, {array.max()}] do not fit in {dtype.name}")
-    return np.asarray(array, dtype=dtype, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
+    with np.errstate(over="ignore"):
+        converted = np.asarray(array, dtype=dtype, order="C")  # (ascontiguousarray makes 0-d arrays 1-d)
+    if array.dtype.kind == "f" and dtype.itemsize < array.dtype.itemsize and array.size:
+        overflowed = np.isinf(converted) & np.isfinite(array)
+        if overflowed.any():
+            raise dtype_error(f"{what}: value {array[overflowed].flat[0]!r} overflows {dtype.name}")
+    return converted
 
 
 class Variable(Tensor):
@@ -101,6 +107,8 @@ class Variable(Tensor):
         if dtype is None and array.dtype not in dtypes.SUPPORTED_DTYPES:
             dtype = dtypes.supported_result(array.dtype)
         target = dtypes.as_dtype(dtype) if dtype is not None else array.dtype
+        array = convert_value(array, target, array.shape, f"Variable{where_text(location)}",
+                              shape_error=ShapeError, dtype_error=DTypeError)
         aval = AbstractValue(target, array.shape)
         attrs = {"dtype": target, "shape": array.shape}
         super().__init__(VARIABLE_OP, (), attrs, aval, unique_name(name or "variable"), location)
@@ -136,7 +144,7 @@ class Variable(Tensor):
 
 def _infer_assign(inputs: Sequence[AbstractValue]) -> AbstractValue:
     var, value = inputs
-    if not dtypes.can_cast_value(value.dtype, var.dtype) and not value.weak:
+    if not dtypes.can_cast_value(value.dtype, var.dtype):
         raise DTypeError(f"cannot assign a {value.dtype.name} value to a {var.dtype.name} variable")
     if broadcast_shapes(var.shape, value.shape) != var.shape:
         raise ShapeError(f"cannot assign a value of shape {format_shape(value.shape)} "

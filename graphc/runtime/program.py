@@ -17,6 +17,7 @@ import numpy as np
 from graphc.errors import ArgumentError, DTypeError, FeedError, GraphError, ShapeError
 from graphc.ir.build import annotate
 from graphc.ir.graph import Graph
+from graphc.ir.location import user_location
 from graphc.ir.registry import AbstractValue
 from graphc.ir.shapes import format_shape
 from graphc.ir.tensor import Tensor
@@ -35,6 +36,12 @@ def check_device(device: str) -> str:
     return device
 
 
+def _call_site() -> str:
+    """``\n  in the call at file:line`` for the user's line that is running the graph (error paths only)."""
+    location = user_location()
+    return f"\n  in the call at {location}" if location else ""
+
+
 class Program:
     """Outputs plus the assignments they trigger, ready to run with fed placeholder values."""
 
@@ -43,11 +50,12 @@ class Program:
         self.graph = Graph(self.outputs)
         self.updates = [n for n in self.graph.nodes if n.opdef.stateful]
         self._check_single_update_per_variable()
-        self.placeholders = self.graph.placeholders
+        # what must be fed: a function's declared inputs (used or not), else the placeholders reached
+        self.placeholders = tuple(feedable) if feedable is not None else self.graph.placeholders
         self.variables: tuple[Variable, ...] = tuple(v for v in self.graph.variables if isinstance(v, Variable))
         if feedable is not None:
             allowed = {p.id for p in feedable}
-            for p in self.placeholders:
+            for p in self.graph.placeholders:
                 if p.id not in allowed:
                     raise GraphError(f"the outputs depend on placeholder {p.describe()}, which is not among "
                                      "the inputs")
@@ -72,8 +80,11 @@ class Program:
         for p in self.placeholders:
             if p not in feeds:
                 raise FeedError(f"placeholder {p.describe()} must be fed: expected {p.type_str()}, "
-                                "got no value")
-            converted[p.id] = convert_value(feeds[p], p.dtype, p.shape, f"feeding placeholder {p.describe()}")
+                                f"got no value{_call_site()}")
+            try:
+                converted[p.id] = convert_value(feeds[p], p.dtype, p.shape, f"feeding placeholder {p.describe()}")
+            except FeedError as exc:
+                raise FeedError(f"{exc}{_call_site()}") from None
         return converted
 
     # ---- specialisation --------------------------------------------------------------------
@@ -97,8 +108,8 @@ class Program:
                 avals[node.id] = node.opdef.infer(inputs, **node.attrs)
             except (ShapeError, DTypeError, ArgumentError) as exc:
                 fed = ", ".join(f"{p.name}: {format_shape(feeds[p.id].shape)}" for p in self.placeholders)
-                raise annotate(type(exc)(f"{exc} (with fed shapes {fed})"), node.op, node.inputs,
-                               node.location) from None
+                error = annotate(type(exc)(f"{exc} (with fed shapes {fed})"), node.op, node.inputs, node.location)
+                raise type(error)(f"{error}{_call_site()}") from None
         return avals
 
     # ---- running ---------------------------------------------------------------------------

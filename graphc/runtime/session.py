@@ -77,6 +77,9 @@ class Function:
                  device: str = "reference", name: str | None = None) -> None:
         location = user_location()
         self.device = check_device(device)
+        if isinstance(inputs, Tensor) or not isinstance(inputs, Sequence):
+            raise ArgumentError(f"function inputs must be a list of placeholders, got {type(inputs).__name__}"
+                                f"{where_text(location)}")
         self.inputs = tuple(inputs)
         for i, p in enumerate(self.inputs):
             if not isinstance(p, Tensor) or p.op != "placeholder":
