@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from util import assert_same, random_array, run
+from util import assert_same, graphc_dtype, random_array, run
 
 DTYPES = ["bool", "int8", "int16", "int32", "int64", "uint8", "float32", "float64"]
 INT_DTYPES = ["int8", "int16", "int32", "int64", "uint8"]
@@ -48,16 +48,6 @@ BINARY_SPECIALS = [0.0, -0.0, 1.0, -1.0, 2.5, -2.5, np.inf, -np.inf, np.nan]
 
 
 # ---- helpers ------------------------------------------------------------------------------------------
-
-def graphc_dtype(dtype: np.dtype) -> np.dtype:
-    """The dtype graphc gives where NumPy gives ``dtype`` (documented: float16 -> float32, uint16+ -> int64)."""
-    dtype = np.dtype(dtype)
-    if dtype == np.float16:
-        return np.dtype(np.float32)
-    if dtype.kind == "u" and dtype.itemsize > 1:
-        return np.dtype(np.int64)
-    return dtype
-
 
 def numpy_expected(fn: Callable[..., Any], *args: Any) -> np.ndarray:
     """NumPy's result of ``fn(*args)``; where NumPy computes in float16 the same function in float32."""

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from util import assert_same, random_array, run
+from util import assert_same, graphc_dtype, random_array, run
 
 DTYPES = ["bool", "int8", "int16", "int32", "int64", "uint8", "float32", "float64"]
 FLOAT_DTYPES = ["float32", "float64"]
@@ -27,16 +27,6 @@ AXES = [None, 0, 1, 2, -1, -3, (0, 2), (-1, 0), (0, 1, 2), ()]
 
 
 # ---- helpers ------------------------------------------------------------------------------------------
-
-def graphc_dtype(dtype: np.dtype) -> np.dtype:
-    """The dtype graphc gives where NumPy gives ``dtype`` (documented: float16 -> float32, uint16+ -> int64)."""
-    dtype = np.dtype(dtype)
-    if dtype == np.float16:
-        return np.dtype(np.float32)
-    if dtype.kind == "u" and dtype.itemsize > 1:
-        return np.dtype(np.int64)
-    return dtype
-
 
 def logsumexp_reference(x: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
     """log(sum(exp(x))) in float64 with the usual max shift, rounded to the dtype NumPy's exp gives."""

@@ -28,6 +28,16 @@ def assert_same(result: np.ndarray, expected: Any, rtol: float | None = None, at
         np.testing.assert_array_equal(result, expected)
 
 
+def graphc_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype graphc gives where NumPy gives ``dtype`` (documented: float16 -> float32, uint16+ -> int64)."""
+    dtype = np.dtype(dtype)
+    if dtype == np.float16:
+        return np.dtype(np.float32)
+    if dtype.kind == "u" and dtype.itemsize > 1:
+        return np.dtype(np.int64)
+    return dtype
+
+
 def random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any, low: float = -3, high: float = 3
                  ) -> np.ndarray:
     """Random values of ``dtype``: uniform floats, integers in [low, high], random bools."""
