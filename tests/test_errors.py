@@ -213,3 +213,37 @@ def test_mean_of_empty_axis_is_nan_without_warnings() -> None:
         warnings.simplefilter("error")
         out = gc.Session().run(gc.mean(x, axis=0), {x: np.zeros((0, 2))})
     assert out.dtype == np.float32 and np.isnan(out).all()
+
+
+def test_assign_never_wraps_truncates_or_overflows() -> None:
+    small = gc.Variable(np.zeros(2, np.int8), name="small8")
+    weights = gc.Variable(np.zeros(2, np.float32), name="weights32")
+    with pytest.raises(gc.DTypeError, match="300.*int8"):
+        gc.assign(small, [300, 1])
+    with pytest.raises(gc.DTypeError, match="overflows float32"):
+        gc.assign(weights, 1e300)
+    wide = gc.placeholder("float64", (2,), name="wide")
+    with pytest.raises(gc.DTypeError, match=r'gc\.cast\(value, "float32"\)'):
+        gc.assign(weights, wide * 2)
+    with pytest.raises(gc.DTypeError, match="without loss"):
+        gc.function([wide], None, updates={small: gc.cast(wide, "int32")})
+    narrow = gc.placeholder("int8", (2,), name="narrow")
+    gc.function([narrow], None, updates={weights: narrow})(np.array([3, -4], np.int8))  # int8 -> float32 is safe
+    assert weights.value.tolist() == [3.0, -4.0]
+    gc.Session().run(gc.assign(weights, gc.cast(wide, "float32")), {wide: [0.5, 1.5]})
+    assert weights.value.tolist() == [0.5, 1.5]
+
+
+def test_every_run_time_error_names_the_calling_line() -> None:
+    data = gc.placeholder("float32", (None,), name="cdata")
+    idx = gc.placeholder("int64", (None,), name="cidx")
+    f = gc.function([data, idx], gc.take(data, idx))
+    with pytest.raises(gc.ExecutionError) as info:
+        line = this_line(); f(np.zeros(2), [5])  # noqa: E702
+    assert f"in the call at tests/{line}" in str(info.value)
+    with pytest.raises(gc.FeedError) as info:
+        line = this_line(); f(np.zeros(2))  # noqa: E702
+    assert f"in the call at tests/{line}" in str(info.value)
+    with pytest.raises(gc.FeedError) as info:
+        line = this_line(); gc.Session().run(data, {"cdata": 1})  # noqa: E702
+    assert f"in the call at tests/{line}" in str(info.value)

@@ -71,10 +71,8 @@ Env = list[tuple[Any, Any]]
 
 def expression(draw: st.DrawFn, env: Env, depth: int = 0) -> tuple[Any, Any]:
     """A pair (graphc expression, NumPy value) over the placeholders and arrays of ``env``."""
-    if depth == 0:
-        choice = draw(st.integers(4, 9))  # the root is always an op
-    else:
-        choice = draw(st.integers(0, 9)) if depth < 4 else 0
+    low = 4 if depth == 0 else 0  # the root is always an op
+    choice = draw(st.integers(low, 9)) if depth < 4 else 0
     if choice <= 2:
         return draw(st.sampled_from(env))
     if choice == 3:

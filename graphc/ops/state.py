@@ -12,7 +12,7 @@ from graphc import dtypes
 from graphc.errors import ArgumentError, DTypeError, FeedError, GraphcError, ShapeError
 from graphc.ir.build import where_text
 from graphc.ir.location import user_location
-from graphc.ir.registry import AbstractValue, OpDef, get_op, register
+from graphc.ir.registry import AbstractValue, OpDef, register
 from graphc.ir.shapes import as_shape, broadcast_shapes, format_shape
 from graphc.ir.tensor import Tensor, unique_name
 from graphc.ops._common import cast_to, make_node, reporting, to_tensors
@@ -82,7 +82,7 @@ def convert_value(value: Any, dtype: np.dtype, shape: tuple, what: str,
     if array.dtype.kind == "f" and dtype.itemsize < array.dtype.itemsize and array.size:
         overflowed = np.isinf(converted) & np.isfinite(array)
         if overflowed.any():
-            raise dtype_error(f"{what}: value {array[overflowed].flat[0]!r} overflows {dtype.name}")
+            raise dtype_error(f"{what}: value {array[overflowed].flat[0].item()!r} overflows {dtype.name}")
     return converted
 
 
@@ -144,7 +144,7 @@ class Variable(Tensor):
 
 def _infer_assign(inputs: Sequence[AbstractValue]) -> AbstractValue:
     var, value = inputs
-    if not dtypes.can_cast_value(value.dtype, var.dtype):
+    if value.dtype != var.dtype:  # the builder converts values; a mismatch here is an unchecked rewrite
         raise DTypeError(f"cannot assign a {value.dtype.name} value to a {var.dtype.name} variable")
     if broadcast_shapes(var.shape, value.shape) != var.shape:
         raise ShapeError(f"cannot assign a value of shape {format_shape(value.shape)} "
@@ -173,14 +173,29 @@ def _check_variable(op: str, var: Any) -> Variable:
     return var
 
 
+def _update_value(target: Variable, value: Any) -> Tensor:
+    """``value`` in ``target``'s dtype, never silently wrapped, truncated or overflowed.
+
+    Literal values (Python or NumPy values, constants) are converted now under the feeding rules,
+    with integer range and float overflow checked.  Computed tensors must convert without loss
+    (NumPy's "safe" casting); anything else needs an explicit ``gc.cast``.
+    """
+    if not isinstance(value, Tensor) or value.op == "constant":
+        array = value.attrs["value"] if isinstance(value, Tensor) else value
+        converted = convert_value(array, target.dtype, np.shape(array), "the new value",
+                                  shape_error=ShapeError, dtype_error=DTypeError)
+        return make_node("constant", [], value=converted, weak=False)
+    (v,) = to_tensors([value])
+    if v.dtype != target.dtype and not np.can_cast(v.dtype, target.dtype, casting="safe"):
+        raise DTypeError(f"a {v.dtype.name} value does not convert to the {target.dtype.name} variable without "
+                         f"loss; convert it explicitly with gc.cast(value, \"{target.dtype.name}\")")
+    return cast_to(v, target.dtype)
+
+
 def _state_update(op: str, var: Any, value: Any) -> Tensor:
     def build() -> Tensor:
         target = _check_variable(op, var)
-        (v,) = to_tensors([value])
-        if v.dtype != target.dtype:
-            get_op(op).infer([target.aval, v.aval])  # reject unsafe conversions before casting
-            v = cast_to(v, target.dtype)
-        return make_node(op, [target, v])
+        return make_node(op, [target, _update_value(target, value)])
 
     return reporting(op, [var, value], build)
 

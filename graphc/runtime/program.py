@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from graphc.errors import ArgumentError, DTypeError, FeedError, GraphError, ShapeError
+from graphc.errors import ArgumentError, DTypeError, FeedError, GraphcError, GraphError, ShapeError
 from graphc.ir.build import annotate
 from graphc.ir.graph import Graph
 from graphc.ir.location import user_location
@@ -36,10 +36,17 @@ def check_device(device: str) -> str:
     return device
 
 
-def _call_site() -> str:
-    """``\n  in the call at file:line`` for the user's line that is running the graph (error paths only)."""
+def call_site() -> str:
+    """``\n  in the call at file:line``: the user's line that is running the graph (error paths only)."""
     location = user_location()
     return f"\n  in the call at {location}" if location else ""
+
+
+def with_call_site(error: GraphcError) -> GraphcError:
+    """The same error, its message ending with the user's line that ran the graph."""
+    new = type(error)(f"{error}{call_site()}")
+    new.__dict__.update(error.__dict__)  # keeps .location, the line that created the node
+    return new
 
 
 class Program:
@@ -79,12 +86,8 @@ class Program:
         converted: dict[int, np.ndarray] = {}
         for p in self.placeholders:
             if p not in feeds:
-                raise FeedError(f"placeholder {p.describe()} must be fed: expected {p.type_str()}, "
-                                f"got no value{_call_site()}")
-            try:
-                converted[p.id] = convert_value(feeds[p], p.dtype, p.shape, f"feeding placeholder {p.describe()}")
-            except FeedError as exc:
-                raise FeedError(f"{exc}{_call_site()}") from None
+                raise FeedError(f"placeholder {p.describe()} must be fed: expected {p.type_str()}, got no value")
+            converted[p.id] = convert_value(feeds[p], p.dtype, p.shape, f"feeding placeholder {p.describe()}")
         return converted
 
     # ---- specialisation --------------------------------------------------------------------
@@ -108,11 +111,18 @@ class Program:
                 avals[node.id] = node.opdef.infer(inputs, **node.attrs)
             except (ShapeError, DTypeError, ArgumentError) as exc:
                 fed = ", ".join(f"{p.name}: {format_shape(feeds[p.id].shape)}" for p in self.placeholders)
-                error = annotate(type(exc)(f"{exc} (with fed shapes {fed})"), node.op, node.inputs, node.location)
-                raise type(error)(f"{error}{_call_site()}") from None
+                raise annotate(type(exc)(f"{exc} (with fed shapes {fed})"), node.op, node.inputs,
+                               node.location) from None
         return avals
 
     # ---- running ---------------------------------------------------------------------------
+    def run_fed(self, feeds: Mapping[Tensor, Any]) -> list[np.ndarray | None]:
+        """Check the feeds and run; any error names the user's line that asked for the run."""
+        try:
+            return self.run(self.convert_feeds(feeds))
+        except GraphcError as exc:
+            raise with_call_site(exc) from None
+
     def run(self, feeds: Mapping[int, np.ndarray]) -> list[np.ndarray | None]:
         """Run with converted feeds; apply updates together at the end; return the outputs' values."""
         avals = self.plan(feeds)

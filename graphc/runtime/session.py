@@ -13,7 +13,7 @@ from graphc.ir.location import user_location
 from graphc.ir.tensor import Tensor
 from graphc.nest import flatten
 from graphc.ops.state import Variable, assign
-from graphc.runtime.program import Program, check_device
+from graphc.runtime.program import Program, call_site, check_device
 
 
 def _flatten_tensors(structure: Any, what: str) -> tuple[list[Tensor], Any]:
@@ -50,14 +50,14 @@ class Session:
         for key in feed_dict:
             if not isinstance(key, Tensor) or key.op != "placeholder":
                 what = key.describe() if isinstance(key, Tensor) else repr(key)
-                raise FeedError(f"feed_dict keys must be placeholders, got {what}{where_text(user_location())}")
+                raise FeedError(f"feed_dict keys must be placeholders, got {what}{call_site()}")
         key = tuple(t.id for t in leaves)
         program = self._programs.get(key)
         if program is None:
             program = Program(leaves)
             with self._lock:
                 self._programs[key] = program
-        return rebuild(program.run(program.convert_feeds(feed_dict)))
+        return rebuild(program.run_fed(feed_dict))
 
     def close(self) -> None:
         self._closed = True
@@ -118,8 +118,8 @@ class Function:
         """Run with one value per input, in the order of ``inputs``; return the outputs."""
         if len(args) != len(self.inputs):
             expected = ", ".join(p.describe() for p in self.inputs) or "none"
-            raise FeedError(f"{self.name} takes {len(self.inputs)} inputs ({expected}), got {len(args)}")
-        values = self._program.run(self._program.convert_feeds(dict(zip(self.inputs, args))))
+            raise FeedError(f"{self.name} takes {len(self.inputs)} inputs ({expected}), got {len(args)}{call_site()}")
+        values = self._program.run_fed(dict(zip(self.inputs, args)))
         return None if self._returns_none else self._rebuild(values[: len(self.outputs)])
 
     def __repr__(self) -> str:
