@@ -14,7 +14,7 @@ floor ceil round isnan isfinite logical_not add subtract multiply divide floor_d
 not_equal less less_equal greater greater_equal logical_and logical_or where cast sum mean max min prod argmax argmin
 logsumexp reshape transpose expand_dims squeeze broadcast_to concat stack split pad take one_hot matmul softmax
 log_softmax softmax_cross_entropy sigmoid_cross_entropy conv2d max_pool2d avg_pool2d Variable assign assign_add group
-stop_gradient placeholder constant""".split()
+stop_gradient placeholder constant grad zeros_like ones_like""".split()
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -27,6 +27,8 @@ def test_every_op_has_its_rules(name: str) -> None:
     assert op.doc, f"{name} has no one-line description"
     if op.family == "elementwise" and name not in ("where", "cast", "stop_gradient"):
         assert callable(op.extra.get("dtype_rule")), f"elementwise {name} has no dtype rule"
+    if op.differentiable:
+        assert callable(op.grad), f"{name} is differentiable but has no gradient rule"
 
 
 @pytest.mark.parametrize("name", API_OPS)

@@ -36,6 +36,12 @@ InferRule = Callable[..., AbstractValue]
 ReferenceImpl = Callable[..., Any]
 """``reference(*input_arrays, **attrs) -> np.ndarray`` (``None`` for ops without a value)"""
 
+GradRule = Callable[..., Sequence[Any]]
+"""``grad(node, g) -> [gradient or None for each input]``: the vector-Jacobian product of ``node``
+given ``g``, the gradient with respect to its output.  Written with ordinary graph ops, so
+gradients can themselves be differentiated.  For elementwise ops an entry may have the broadcast
+shape; autodiff sums it back to the input's shape."""
+
 
 @dataclass(frozen=True)
 class OpDef:
@@ -46,7 +52,8 @@ class OpDef:
     infer: InferRule
     reference: ReferenceImpl
     num_inputs: int | None  # None: variadic
-    differentiable: bool = True
+    differentiable: bool = True  # passes gradients to its inputs (sources have none: False)
+    grad: GradRule | None = None  # required when differentiable
     stateful: bool = False  # running it changes a Variable
     produces_value: bool = True  # False for ``group``: fetching it yields None
     doc: str = ""

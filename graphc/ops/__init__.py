@@ -4,6 +4,7 @@ from graphc.ir.build import constant
 from graphc.ops.elementwise import *  # noqa: F403
 from graphc.ops.elementwise import __all__ as _elementwise
 from graphc.ops.indexing import getitem
+from graphc.ops.like import ones_like, zeros_like
 from graphc.ops.linalg import matmul
 from graphc.ops.nn import *  # noqa: F403
 from graphc.ops.nn import __all__ as _nn
@@ -15,5 +16,6 @@ from graphc.ops.state import Variable, assign, assign_add, group, placeholder
 
 __all__ = [
     *_elementwise, *_nn, *_reduce, *_shape,
-    "Variable", "assign", "assign_add", "constant", "getitem", "group", "matmul", "placeholder",
+    "Variable", "assign", "assign_add", "constant", "getitem", "group", "matmul", "ones_like", "placeholder",
+    "zeros_like",
 ]

@@ -65,7 +65,8 @@ def _infer_elementwise(rule: DTypeRule) -> Callable[..., AbstractValue]:
 def _register(name: str, arity: int, reference: Callable[..., Any], rule: DTypeRule, doc: str,
               differentiable: bool = True) -> OpDef:
     return register(OpDef(name, "elementwise", _infer_elementwise(rule), reference, num_inputs=arity,
-                          differentiable=differentiable, doc=doc, extra={"dtype_rule": rule}))
+                          differentiable=differentiable, grad=_GRADS.get(name), doc=doc,
+                          extra={"dtype_rule": rule}))
 
 
 _COMPARISONS = ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal")
@@ -122,6 +123,60 @@ def _relu(x: np.ndarray) -> np.ndarray:
 def _round(x: np.ndarray) -> np.ndarray:
     return np.round(x)
 
+
+# ---- gradient rules: (node, g) -> one gradient per input, written with graph ops ---------------------
+# Entries may have the broadcast (output) shape; autodiff sums them back to each input's shape.
+# At kinks the subgradient is chosen as TensorFlow does: abs'(0) = 0, relu'(0) = 0, and ties of
+# maximum/minimum send the whole gradient to the first argument.
+
+_Grad = Callable[[Tensor, Tensor], list[Any]]
+
+
+def _unary_grads() -> dict[str, _Grad]:
+    g = globals()
+    return {
+        "neg": lambda n, d: [-d],
+        "abs": lambda n, d: [d * g["sign"](n.inputs[0])],
+        "exp": lambda n, d: [d * n],
+        "expm1": lambda n, d: [d * (n + 1)],
+        "log": lambda n, d: [d / n.inputs[0]],
+        "log1p": lambda n, d: [d / (n.inputs[0] + 1)],
+        "sqrt": lambda n, d: [d / (2 * n)],
+        "rsqrt": lambda n, d: [d * (-0.5) * n * n * n],
+        "square": lambda n, d: [d * 2 * n.inputs[0]],
+        "reciprocal": lambda n, d: [-d * n * n],
+        "sin": lambda n, d: [d * g["cos"](n.inputs[0])],
+        "cos": lambda n, d: [-d * g["sin"](n.inputs[0])],
+        "tanh": lambda n, d: [d * (1 - n * n)],
+        "sigmoid": lambda n, d: [d * n * (1 - n)],
+        "relu": lambda n, d: [where(n.inputs[0] > 0, d, 0)],
+        "softplus": lambda n, d: [d * g["sigmoid"](n.inputs[0])],
+        "erf": lambda n, d: [d * (2 / math.sqrt(math.pi)) * g["exp"](-g["square"](n.inputs[0]))],
+    }
+
+
+def _power_grad(n: Tensor, d: Tensor) -> list[Any]:
+    x, y = n.inputs
+    dx = where(y == 0, 0, y * globals()["power"](x, y - 1))
+    dy = where(x == 0, 0, globals()["log"](where(x == 0, 1, x))) * n
+    return [d * dx, d * dy]
+
+
+def _binary_grads() -> dict[str, _Grad]:
+    g = globals()
+    return {
+        "add": lambda n, d: [d, d],
+        "subtract": lambda n, d: [d, -d],
+        "multiply": lambda n, d: [d * n.inputs[1], d * n.inputs[0]],
+        "divide": lambda n, d: [d / n.inputs[1], -d * n / n.inputs[1]],
+        "mod": lambda n, d: [d, -d * g["floor_divide"](*n.inputs)],
+        "power": _power_grad,
+        "maximum": lambda n, d: [where(n.inputs[0] >= n.inputs[1], d, 0), where(n.inputs[0] >= n.inputs[1], 0, d)],
+        "minimum": lambda n, d: [where(n.inputs[0] <= n.inputs[1], d, 0), where(n.inputs[0] <= n.inputs[1], 0, d)],
+    }
+
+
+_GRADS: dict[str, _Grad] = {**_unary_grads(), **_binary_grads()}
 
 _FLOAT_RULE = ufunc_rule(np.exp)  # transcendental functions: ints -> float64, bool -> float32
 
@@ -208,7 +263,12 @@ def _infer_where(inputs: Sequence[AbstractValue]) -> AbstractValue:
     return AbstractValue(a.dtype, broadcast_shapes(cond.shape, a.shape, b.shape))
 
 
-register(OpDef("where", "elementwise", _infer_where, np.where, num_inputs=3,
+def _where_grad(n: Tensor, d: Tensor) -> list[Any]:
+    cond = n.inputs[0]
+    return [None, where(cond, d, 0), where(cond, 0, d)]
+
+
+register(OpDef("where", "elementwise", _infer_where, np.where, num_inputs=3, grad=_where_grad,
                doc="x where condition else y"))
 
 
@@ -231,7 +291,12 @@ def _cast_reference(x: np.ndarray, *, dtype: np.dtype) -> np.ndarray:
     return x.astype(dtype)
 
 
-register(OpDef("cast", "elementwise", _infer_cast, _cast_reference, num_inputs=1,
+def _cast_grad(n: Tensor, d: Tensor) -> list[Any]:
+    source = n.inputs[0].dtype
+    return [cast(d, source) if source.kind == "f" and n.dtype.kind == "f" else None]
+
+
+register(OpDef("cast", "elementwise", _infer_cast, _cast_reference, num_inputs=1, grad=_cast_grad,
                doc="convert to another dtype (NumPy astype: floats truncate towards 0 into ints)"))
 
 
@@ -250,7 +315,7 @@ def _infer_identity(inputs: Sequence[AbstractValue]) -> AbstractValue:
     return inputs[0]
 
 
-register(OpDef("stop_gradient", "elementwise", _infer_identity, lambda x: x, num_inputs=1,
+register(OpDef("stop_gradient", "elementwise", _infer_identity, lambda x: x, num_inputs=1, differentiable=False,
                doc="identity whose gradient is zero"))
 
 

@@ -92,7 +92,25 @@ def _slice_reference(x: np.ndarray, *, index: tuple[IndexEntry, ...]) -> np.ndar
     return x[_to_python_index(index)]
 
 
-register(OpDef("slice", "shape", _infer_slice, _slice_reference, num_inputs=1,
+def _slice_grad(node: Tensor, g: Tensor) -> list[Any]:
+    return [make_node("slice_grad", [g, node.inputs[0]], index=node.attrs["index"])]
+
+
+def _infer_slice_grad(inputs: Sequence[AbstractValue], *, index: tuple[IndexEntry, ...]) -> AbstractValue:
+    return AbstractValue(inputs[0].dtype, inputs[1].shape)
+
+
+def _slice_grad_reference(g: np.ndarray, like: np.ndarray, *, index: tuple[IndexEntry, ...]) -> np.ndarray:
+    out = np.zeros(like.shape, g.dtype)
+    out[_to_python_index(index)] = g
+    return out
+
+
+register(OpDef("slice_grad", "shape", _infer_slice_grad, _slice_grad_reference, num_inputs=2,
+               grad=lambda node, g: [make_node("slice", [g], index=node.attrs["index"]), None],
+               doc="gradient of slicing: zeros of the like input's shape with g written at the index"))
+
+register(OpDef("slice", "shape", _infer_slice, _slice_reference, num_inputs=1, grad=_slice_grad,
                doc="basic slicing: ints, slices with any step, None and Ellipsis"))
 
 

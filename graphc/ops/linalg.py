@@ -36,7 +36,32 @@ def _infer_matmul(inputs: Sequence[AbstractValue]) -> AbstractValue:
     return AbstractValue(a.dtype, tuple(out))
 
 
-register(OpDef("matmul", "linalg", _infer_matmul, np.matmul, num_inputs=2,
+def _swap_last(t: Tensor) -> Tensor:
+    perm = (*range(t.ndim - 2), t.ndim - 1, t.ndim - 2)
+    return make_node("transpose", [t], perm=perm)
+
+
+def _matmul_grad(node: Tensor, g: Tensor) -> list[Any]:
+    from graphc.ops.like import sum_to
+    from graphc.ops.shape import expand_dims, squeeze
+
+    a, b = node.inputs
+    # treat 1-D operands as the matrices NumPy promotes them to, then undo the promotion
+    a2 = expand_dims(a, 0) if a.ndim == 1 else a
+    b2 = expand_dims(b, -1) if b.ndim == 1 else b
+    g2 = g
+    if a.ndim == 1 and b.ndim == 1:
+        g2 = expand_dims(g, (0, 1))
+    elif a.ndim == 1:
+        g2 = expand_dims(g, -2)
+    elif b.ndim == 1:
+        g2 = expand_dims(g, -1)
+    da = sum_to(matmul(g2, _swap_last(b2)), a2)  # sum_to: undo batch broadcasting
+    db = sum_to(matmul(_swap_last(a2), g2), b2)
+    return [squeeze(da, 0) if a.ndim == 1 else da, squeeze(db, -1) if b.ndim == 1 else db]
+
+
+register(OpDef("matmul", "linalg", _infer_matmul, np.matmul, num_inputs=2, grad=_matmul_grad,
                doc="matrix product with NumPy batch broadcasting; 1-D operands are promoted and removed"))
 
 

@@ -46,9 +46,22 @@ def _infer_softmax(inputs: Sequence[AbstractValue], *, axes: tuple[int, ...]) ->
     return AbstractValue(x.dtype, x.shape)
 
 
-register(OpDef("softmax", "nn", _infer_softmax, _softmax_reference, num_inputs=1,
+def _softmax_grad(node: Tensor, g: Tensor) -> list[Any]:
+    from graphc.ops.reduce import sum as reduce_sum
+
+    return [(g - reduce_sum(g * node, axis=node.attrs["axes"], keepdims=True)) * node]
+
+
+def _log_softmax_grad(node: Tensor, g: Tensor) -> list[Any]:
+    from graphc.ops.reduce import sum as reduce_sum
+
+    probabilities = make_node("softmax", [node.inputs[0]], axes=node.attrs["axes"])
+    return [g - probabilities * reduce_sum(g, axis=node.attrs["axes"], keepdims=True)]
+
+
+register(OpDef("softmax", "nn", _infer_softmax, _softmax_reference, num_inputs=1, grad=_softmax_grad,
                doc="exp(x) / sum(exp(x)) over axes, computed stably"))
-register(OpDef("log_softmax", "nn", _infer_softmax, _log_softmax_reference, num_inputs=1,
+register(OpDef("log_softmax", "nn", _infer_softmax, _log_softmax_reference, num_inputs=1, grad=_log_softmax_grad,
                doc="x - logsumexp(x) over axes, computed stably"))
 
 
@@ -108,7 +121,27 @@ def _softmax_xent_reference(logits: np.ndarray, labels: np.ndarray, *, sparse: b
     return -np.take_along_axis(logp, labels[..., None].astype(np.intp), axis=-1)[..., 0]
 
 
+def _softmax_xent_grad(node: Tensor, g: Tensor) -> list[Any]:
+    from graphc.ops.reduce import sum as reduce_sum
+    from graphc.ops.shape import expand_dims, one_hot
+
+    logits, labels = node.inputs
+    last = logits.ndim - 1
+    probabilities = make_node("softmax", [logits], axes=(last,))
+    per_example = expand_dims(g, -1)
+    if node.attrs["sparse"]:
+        classes = logits.shape[-1]
+        if classes is None:
+            raise ShapeError("the gradient of softmax_cross_entropy with integer labels needs the number of "
+                             "classes (the logits' last dimension) to be known")
+        return [per_example * (probabilities - one_hot(labels, classes, dtype=logits.dtype)), None]
+    total = reduce_sum(labels, axis=-1, keepdims=True)  # 1 for proper distributions
+    log_p = make_node("log_softmax", [logits], axes=(last,))
+    return [per_example * (probabilities * total - labels), -per_example * log_p]
+
+
 register(OpDef("softmax_cross_entropy", "nn", _infer_softmax_xent, _softmax_xent_reference, num_inputs=2,
+               grad=_softmax_xent_grad,
                doc="-log softmax(logits)[label] per example (or -sum(p * log_softmax) for dense labels)"))
 
 
@@ -144,8 +177,16 @@ def _sigmoid_xent_rule(operands: Sequence[Any]) -> tuple[list[np.dtype], np.dtyp
 
 
 _SIGMOID_XENT_RULE: DTypeRule = _sigmoid_xent_rule
+def _sigmoid_xent_grad(node: Tensor, g: Tensor) -> list[Any]:
+    from graphc.ops.elementwise import sigmoid
+
+    logits, labels = node.inputs
+    return [g * (sigmoid(logits) - labels), -g * logits]
+
+
 register(OpDef("sigmoid_cross_entropy", "elementwise", _infer_elementwise(_SIGMOID_XENT_RULE),
                _sigmoid_xent_reference, num_inputs=2, extra={"dtype_rule": _SIGMOID_XENT_RULE},
+               grad=_sigmoid_xent_grad,
                doc="elementwise binary cross-entropy of sigmoid(logits) against targets in [0, 1]"))
 
 

@@ -81,6 +81,71 @@ def _extremum(fn: Callable[..., Any]) -> Callable[..., Any]:
     return reference
 
 
+# ---- gradient rules ---------------------------------------------------------------------------------
+
+def _spread(node: Tensor, value: Tensor) -> Tensor:
+    """A reduced value (of ``node``'s shape) broadcast back over the reduced input's shape."""
+    from graphc.ops.like import broadcast_like
+    from graphc.ops.shape import expand_dims
+
+    axes, keepdims = node.attrs["axes"], node.attrs["keepdims"]
+    kept = value if keepdims or not axes else expand_dims(value, axes)
+    return broadcast_like(kept, node.inputs[0])
+
+
+def _count(node: Tensor) -> Any:
+    """How many elements each output of ``node`` reduces over (a number, or a tensor if unknown)."""
+    from graphc.ops.like import fill_like
+
+    x, axes = node.inputs[0], node.attrs["axes"]
+    dims = [x.shape[a] for a in axes]
+    if all(d is not None for d in dims):
+        return int(np.prod(dims))
+    return sum(fill_like(x, 1), axis=axes, keepdims=True)
+
+
+def _sum_grad(node: Tensor, g: Tensor) -> list[Any]:
+    return [_spread(node, g)]
+
+
+def _mean_grad(node: Tensor, g: Tensor) -> list[Any]:
+    return [_spread(node, g) / _count(node)]
+
+
+def _extremum_grad(node: Tensor, g: Tensor) -> list[Any]:
+    # the gradient goes to the elements equal to the extremum, split evenly among ties
+    from graphc.ops.elementwise import cast, equal
+
+    x = node.inputs[0]
+    hits = cast(equal(x, _spread(node, node)), x.dtype)
+    ties = sum(hits, axis=node.attrs["axes"], keepdims=True)
+    return [_spread(node, g) * hits / ties]
+
+
+def _prod_grad(node: Tensor, g: Tensor) -> list[Any]:
+    # d prod / d x_i = product of the others: prod / x_i without zeros; with exactly one zero only
+    # that element gets the product of the rest; with two or more zeros every derivative is 0
+    from graphc.ops.elementwise import cast, equal, logical_and, where
+
+    x, axes = node.inputs[0], node.attrs["axes"]
+    is_zero = equal(x, 0)
+    nonzero = where(is_zero, 1, x)
+    product = prod(nonzero, axis=axes, keepdims=True)
+    zeros = sum(cast(is_zero, x.dtype), axis=axes, keepdims=True)
+    others = where(equal(zeros, 0), product / nonzero, where(logical_and(equal(zeros, 1), is_zero), product, 0))
+    return [_spread(node, g) * others]
+
+
+def _logsumexp_grad(node: Tensor, g: Tensor) -> list[Any]:
+    from graphc.ops.nn import softmax
+
+    return [_spread(node, g) * softmax(node.inputs[0], axis=node.attrs["axes"])]
+
+
+_GRADS = {"sum": _sum_grad, "mean": _mean_grad, "max": _extremum_grad, "min": _extremum_grad,
+          "prod": _prod_grad, "logsumexp": _logsumexp_grad}
+
+
 # name: (reference, output dtype rule, needs a non-empty axis, differentiable, doc)
 _REDUCTIONS: dict[str, tuple[Callable[..., Any], Callable[[np.dtype], np.dtype], bool, bool, str]] = {
     "sum": (_numpy_reduction(np.sum, _accumulator_dtype), _accumulator_dtype, False, True,
@@ -96,7 +161,7 @@ _REDUCTIONS: dict[str, tuple[Callable[..., Any], Callable[[np.dtype], np.dtype],
 
 for _name, (_ref, _dtype_rule, _needs_identity, _diff, _doc) in _REDUCTIONS.items():
     register(OpDef(_name, "reduce", _make_infer(_name, _dtype_rule, _needs_identity), _ref, num_inputs=1,
-                   differentiable=_diff, doc=_doc))
+                   differentiable=_diff, grad=_GRADS[_name], doc=_doc))
 
 
 def _reduce(name: str, x: Any, axis: Any, keepdims: bool) -> Tensor:

@@ -22,6 +22,7 @@ from graphc.ir.shapes import (
 )
 from graphc.ir.tensor import Tensor
 from graphc.ops._common import check_python_int_fits, make_node, promote, reporting, to_arrays, to_tensors
+from graphc.ops.like import fill_like, reshape_like, sum_to
 
 
 def _int_tuple(values: Any, what: str) -> tuple[int, ...]:
@@ -58,7 +59,12 @@ def _infer_reshape(inputs: Sequence[AbstractValue], *, shape: tuple[int, ...]) -
     return AbstractValue(x.dtype, out)
 
 
+def _reshape_grad(node: Tensor, g: Tensor) -> list[Any]:
+    return [reshape_like(g, node.inputs[0])]
+
+
 register(OpDef("reshape", "shape", _infer_reshape, lambda x, *, shape: np.reshape(x, shape), num_inputs=1,
+               grad=_reshape_grad,
                doc="same elements, new shape (row-major); one dimension may be -1"))
 
 
@@ -75,8 +81,12 @@ def _infer_transpose(inputs: Sequence[AbstractValue], *, perm: tuple[int, ...]) 
     return AbstractValue(x.dtype, tuple(x.shape[p] for p in perm))
 
 
+def _transpose_grad(node: Tensor, g: Tensor) -> list[Any]:
+    return [make_node("transpose", [g], perm=tuple(np.argsort(node.attrs["perm"]).tolist()))]
+
+
 register(OpDef("transpose", "shape", _infer_transpose, lambda x, *, perm: np.transpose(x, perm),
-               num_inputs=1, doc="permute axes (reverse them by default)"))
+               num_inputs=1, grad=_transpose_grad, doc="permute axes (reverse them by default)"))
 
 
 def transpose(x: Any, axes: Any = None) -> Tensor:
@@ -144,7 +154,13 @@ def _reshape_dims_reference(x: np.ndarray, *, kind: str, axis: tuple[int, ...]) 
     return np.squeeze(x, axis) if kind == "squeeze" else np.expand_dims(x, axis)
 
 
+def _reshape_dims_grad(node: Tensor, g: Tensor) -> list[Any]:
+    inverse = "squeeze" if node.attrs["kind"] == "expand_dims" else "expand_dims"
+    return [make_node("reshape_dims", [g], kind=inverse, axis=node.attrs["axis"])]
+
+
 register(OpDef("reshape_dims", "shape", _infer_reshape_dims, _reshape_dims_reference, num_inputs=1,
+               grad=_reshape_dims_grad,
                doc="insert (expand_dims) or remove (squeeze) size-1 axes; works with unknown dims"))
 
 
@@ -163,6 +179,7 @@ def _infer_broadcast_to(inputs: Sequence[AbstractValue], *, shape: tuple[int, ..
 
 register(OpDef("broadcast_to", "shape", _infer_broadcast_to,
                lambda x, *, shape: np.broadcast_to(x, shape), num_inputs=1,
+               grad=lambda node, g: [sum_to(g, node.inputs[0])],
                doc="repeat size-1 (and new leading) axes to a larger shape"))
 
 
@@ -195,8 +212,36 @@ def _infer_concat(inputs: Sequence[AbstractValue], *, axis: int) -> AbstractValu
     return AbstractValue(first.dtype, tuple(out))
 
 
+def _concat_grad(node: Tensor, g: Tensor) -> list[Any]:
+    return [make_node("concat_part", [g, *node.inputs], axis=node.attrs["axis"], index=i)
+            for i in range(len(node.inputs))]
+
+
 register(OpDef("concat", "shape", _infer_concat, lambda *xs, axis: np.concatenate(xs, axis=axis),
-               num_inputs=None, doc="join tensors along an existing axis"))
+               num_inputs=None, grad=_concat_grad, doc="join tensors along an existing axis"))
+
+
+def _infer_concat_part(inputs: Sequence[AbstractValue], *, axis: int, index: int) -> AbstractValue:
+    return AbstractValue(inputs[0].dtype, inputs[1 + index].shape)
+
+
+def _concat_part_reference(g: np.ndarray, *parts: np.ndarray, axis: int, index: int) -> np.ndarray:
+    start = int(sum(p.shape[axis] for p in parts[:index]))
+    where = [slice(None)] * g.ndim
+    where[axis] = slice(start, start + parts[index].shape[axis])
+    return g[tuple(where)]
+
+
+def _concat_part_grad(node: Tensor, g: Tensor) -> list[Any]:
+    parts, index = node.inputs[1:], node.attrs["index"]
+    pieces = [g if i == index else fill_like(p, 0, g.dtype) for i, p in enumerate(parts)]
+    return [make_node("concat", pieces, axis=node.attrs["axis"]), *[None] * len(parts)]
+
+
+register(OpDef("concat_part", "shape", _infer_concat_part, _concat_part_reference, num_inputs=None,
+               grad=_concat_part_grad,
+               doc="the slice of a concatenation that came from one input (gradient of concat); "
+                   "inputs: the concatenation, then the original parts (only their shapes are read)"))
 
 
 def concat(tensors: Sequence[Any], axis: int = 0) -> Tensor:
@@ -284,8 +329,39 @@ def _pad_reference(x: np.ndarray, *, pad_width: tuple[tuple[int, int], ...], mod
     return np.pad(x, pad_width, mode=mode)
 
 
-register(OpDef("pad", "shape", _infer_pad, _pad_reference, num_inputs=1,
+def _pad_grad(node: Tensor, g: Tensor) -> list[Any]:
+    if node.attrs["mode"] == "constant":
+        from graphc.ops.indexing import getitem
+
+        return [getitem(g, tuple(slice(lo, -hi if hi else None) for lo, hi in node.attrs["pad_width"]))]
+    return [make_node("pad_grad", [g, node.inputs[0]], pad_width=node.attrs["pad_width"], mode=node.attrs["mode"])]
+
+
+register(OpDef("pad", "shape", _infer_pad, _pad_reference, num_inputs=1, grad=_pad_grad,
                doc="pad with a constant, the edge value, or a reflection"))
+
+
+def _infer_pad_grad(inputs: Sequence[AbstractValue], *, pad_width: tuple[tuple[int, int], ...], mode: str
+                    ) -> AbstractValue:
+    return AbstractValue(inputs[0].dtype, inputs[1].shape)
+
+
+def _pad_grad_reference(g: np.ndarray, like: np.ndarray, *, pad_width: tuple[tuple[int, int], ...], mode: str
+                        ) -> np.ndarray:
+    # each padded position copies one input position: add the gradient back to where it came from
+    sources = [np.pad(np.arange(n), widths, mode=mode) for n, widths in zip(like.shape, pad_width)]
+    out = np.zeros(like.shape, g.dtype)
+    np.add.at(out, np.ix_(*sources), g)
+    return out
+
+
+def _pad_grad_grad(node: Tensor, g: Tensor) -> list[Any]:
+    return [make_node("pad", [g], pad_width=node.attrs["pad_width"], mode=node.attrs["mode"], constant_value=0),
+            None]
+
+
+register(OpDef("pad_grad", "shape", _infer_pad_grad, _pad_grad_reference, num_inputs=2, grad=_pad_grad_grad,
+               doc="gradient of edge/reflect/symmetric pad: sums each padded copy back into its source"))
 
 
 def _pad_width(pad_width: Any, ndim: int) -> tuple[tuple[int, int], ...]:
@@ -337,7 +413,32 @@ def _take_reference(x: np.ndarray, idx: np.ndarray, *, axis: int | None) -> np.n
     return np.take(x, idx, axis=axis)
 
 
-register(OpDef("take", "shape", _infer_take, _take_reference, num_inputs=2,
+def _take_grad(node: Tensor, g: Tensor) -> list[Any]:
+    x, idx = node.inputs
+    return [make_node("take_grad", [g, idx, x], axis=node.attrs["axis"]), None]
+
+
+def _infer_take_grad(inputs: Sequence[AbstractValue], *, axis: int | None) -> AbstractValue:
+    return AbstractValue(inputs[0].dtype, inputs[2].shape)
+
+
+def _take_grad_reference(g: np.ndarray, idx: np.ndarray, like: np.ndarray, *, axis: int | None) -> np.ndarray:
+    out = np.zeros(like.shape, g.dtype)
+    if axis is None:
+        np.add.at(out.reshape(-1), idx.reshape(-1), g.reshape(-1))
+    else:
+        np.add.at(out, (slice(None),) * axis + (idx,), g)
+    return out
+
+
+def _take_grad_grad(node: Tensor, g: Tensor) -> list[Any]:
+    return [make_node("take", [g, node.inputs[1]], axis=node.attrs["axis"]), None, None]
+
+
+register(OpDef("take_grad", "shape", _infer_take_grad, _take_grad_reference, num_inputs=3, grad=_take_grad_grad,
+               doc="scatter-add (gradient of take): zeros of the like input's shape with g added at the indices"))
+
+register(OpDef("take", "shape", _infer_take, _take_reference, num_inputs=2, grad=_take_grad,
                doc="gather entries at integer indices along an axis (negative indices count from the end)"))
 
 

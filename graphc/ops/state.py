@@ -52,7 +52,7 @@ def _infer_variable(inputs: Sequence[AbstractValue], *, dtype: np.dtype, shape: 
     return AbstractValue(dtype, shape)
 
 
-VARIABLE_OP = register(OpDef("variable", "source", _infer_variable, _fed_by_runtime, num_inputs=0,
+VARIABLE_OP = register(OpDef("variable", "source", _infer_variable, _fed_by_runtime, num_inputs=0, differentiable=False,
                              doc="a value owned by a Variable, read at the start of each run"))
 
 

@@ -1,0 +1,113 @@
+"""Symbolic reverse-mode differentiation: ``gc.grad`` builds gradient graphs out of ordinary ops.
+
+Each differentiable op carries its vector-Jacobian rule (``OpDef.grad``) in its registration
+block.  ``grad`` walks the graph from the output back towards the requested inputs, calls those
+rules and adds up the contributions.  The result is plain graph nodes, so gradients are compiled
+like anything else and can be differentiated again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from graphc.errors import ArgumentError, DTypeError, GraphError, ShapeError
+from graphc.ir.build import annotate, as_tensor, where_text
+from graphc.ir.graph import topological_order
+from graphc.ir.location import user_location
+from graphc.ir.shapes import dims_equal, format_shape
+from graphc.ir.tensor import Tensor
+from graphc.ops.like import broadcast_like, fill_like, sum_to, zeros_like
+
+
+def _check_differentiable_target(x: Any, i: int) -> Tensor:
+    location = user_location()
+    if not isinstance(x, Tensor):
+        raise ArgumentError(f"grad: xs[{i}] is {type(x).__name__}, expected a tensor{where_text(location)}")
+    if x.dtype.kind != "f":
+        raise DTypeError(f"grad: cannot differentiate with respect to {x.describe()}: it has integer or bool "
+                         f"dtype {x.dtype.name}; only floating-point tensors have gradients{where_text(location)}")
+    return x
+
+
+def _seed(y: Tensor, grad_ys: Any) -> Tensor:
+    location = user_location()
+    if grad_ys is None:
+        if y.shape != ():
+            raise ShapeError(f"grad: y {y.describe()} is not a scalar; pass grad_ys (a seed of y's shape) "
+                             f"to differentiate a non-scalar{where_text(location)}")
+        return fill_like(y, 1)
+    seed = as_tensor(grad_ys)
+    if len(seed.shape) != len(y.shape) or not all(dims_equal(a, b) for a, b in zip(seed.shape, y.shape)):
+        raise ShapeError(f"grad: grad_ys has shape {format_shape(seed.shape)}, y has {format_shape(y.shape)}"
+                         f"{where_text(location)}")
+    if seed.dtype != y.dtype:
+        from graphc.ops.elementwise import cast
+
+        seed = cast(seed, y.dtype)
+    return seed
+
+
+def grad(y: Tensor, xs: Tensor | Sequence[Tensor], grad_ys: Any = None) -> Any:
+    """Gradients of ``y`` with respect to each of ``xs``, as graph tensors of the shapes of ``xs``.
+
+    ``y`` must be a floating-point scalar, or give ``grad_ys`` (the gradient with respect to ``y``,
+    of ``y``'s shape) to compute a vector-Jacobian product.  ``xs`` may be placeholders,
+    Variables or any intermediate tensors; a list gives a list, a single tensor a single tensor.
+    An ``x`` that ``y`` does not depend on gets zeros.  Gradients do not flow through
+    ``stop_gradient``, integer or bool tensors, or non-differentiable ops (comparisons, argmax,
+    floor, round, casts to integers), which contribute zero.
+    """
+    location = user_location()
+    if not isinstance(y, Tensor):
+        raise ArgumentError(f"grad: y must be a tensor, got {type(y).__name__}{where_text(location)}")
+    if y.dtype.kind != "f":
+        raise DTypeError(f"grad: y {y.describe()} must be floating point, got {y.dtype.name}{where_text(location)}")
+    single = isinstance(xs, Tensor)
+    targets = [_check_differentiable_target(x, i) for i, x in enumerate([xs] if single else list(xs))]
+    adjoints = backpropagate(y, _seed(y, grad_ys), targets)
+    results = [adjoints.get(x.id) if adjoints.get(x.id) is not None else zeros_like(x) for x in targets]
+    return results[0] if single else results
+
+
+def backpropagate(y: Tensor, seed: Tensor, targets: Sequence[Tensor]) -> dict[int, Tensor]:
+    """The summed gradient of every node between ``targets`` and ``y``, keyed by node id."""
+    order = topological_order([y])
+    target_ids = {t.id for t in targets}
+    # only nodes that depend on a target can carry a gradient to one
+    depends: set[int] = set()
+    for node in order:
+        if node.id in target_ids or any(i.id in depends for i in node.inputs):
+            depends.add(node.id)
+    contributions: dict[int, list[Tensor]] = {y.id: [seed]}
+    adjoints: dict[int, Tensor] = {}
+    for node in reversed(order):
+        parts = contributions.pop(node.id, None)
+        if not parts or node.id not in depends:
+            continue
+        g = _add_all(parts)
+        adjoints[node.id] = g
+        rule = node.opdef.grad
+        if rule is None or not node.opdef.differentiable:
+            continue
+        try:
+            input_grads = rule(node, g)
+        except (ShapeError, DTypeError, ArgumentError, GraphError) as exc:
+            raise annotate(exc, f"gradient of {node.op}", node.inputs, node.location) from None
+        for inp, gi in zip(node.inputs, input_grads):
+            if gi is None or inp.id not in depends or inp.dtype.kind != "f":
+                continue
+            if node.opdef.family == "elementwise":
+                gi = sum_to(gi, inp)  # undo broadcasting (a no-op when the shapes are known equal)
+            contributions.setdefault(inp.id, []).append(gi)
+    return adjoints
+
+
+def _add_all(parts: list[Tensor]) -> Tensor:
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
+
+
+__all__ = ["backpropagate", "broadcast_like", "grad"]
