@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import graphc as gc
 from graphc.ir.registry import REGISTRY
@@ -245,3 +247,41 @@ def test_grad_argument_errors() -> None:
         gc.grad(3.0, x)  # type: ignore[arg-type]
     with pytest.raises(gc.ArgumentError, match="xs\\[0\\]"):
         gc.grad(gc.sum(x), [np.ones(2)])
+
+
+# ---- random shapes ----------------------------------------------------------------------------------
+
+
+BINARY_FOR_RANDOM_SHAPES = {
+    "add": gc.add, "subtract": gc.subtract, "multiply": gc.multiply, "maximum": gc.maximum,
+    "divide": lambda a, b: a / (gc.abs(b) + 0.5), "power": lambda a, b: gc.power(gc.abs(a) + 0.5, b),
+}
+
+
+@st.composite
+def broadcastable_shapes(draw: st.DrawFn) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    full = draw(st.lists(st.integers(1, 3), min_size=0, max_size=3))
+    def view() -> tuple[int, ...]:
+        dims = [d if draw(st.booleans()) else 1 for d in full]
+        return tuple(dims[draw(st.integers(0, len(dims))):])
+    return view(), view()
+
+
+@settings(max_examples=40, deadline=None)
+@given(shapes=broadcastable_shapes(), name=st.sampled_from(sorted(BINARY_FOR_RANDOM_SHAPES)),
+       seed=st.integers(0, 1000))
+def test_binary_gradients_on_random_broadcast_shapes(shapes: tuple[tuple[int, ...], tuple[int, ...]], name: str,
+                                                      seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    a, b = (rng.standard_normal(s) for s in shapes)
+    check_grad(BINARY_FOR_RANDOM_SHAPES[name], [a, b])
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=st.lists(st.integers(1, 3), min_size=1, max_size=3), data=st.data(),
+       name=st.sampled_from(["sum", "mean", "max", "logsumexp", "prod"]))
+def test_reduction_gradients_on_random_shapes_and_axes(shape: list[int], data: st.DataObject, name: str) -> None:
+    axes = data.draw(st.lists(st.integers(-len(shape), len(shape) - 1), unique_by=lambda a: a % len(shape)))
+    keepdims = data.draw(st.booleans())
+    x = np.random.default_rng(len(shape)).standard_normal(shape)
+    check_grad(lambda t: getattr(gc, name)(t, axis=tuple(axes), keepdims=keepdims), [x])
