@@ -1,6 +1,8 @@
 """The op library, by family.  Importing this package registers every op."""
 
 from graphc.ir.build import constant
+from graphc.ops.conv import *  # noqa: F403
+from graphc.ops.conv import __all__ as _conv
 from graphc.ops.elementwise import *  # noqa: F403
 from graphc.ops.elementwise import __all__ as _elementwise
 from graphc.ops.indexing import getitem
@@ -15,7 +17,7 @@ from graphc.ops.shape import __all__ as _shape
 from graphc.ops.state import Variable, assign, assign_add, group, placeholder
 
 __all__ = [
-    *_elementwise, *_nn, *_reduce, *_shape,
+    *_conv, *_elementwise, *_nn, *_reduce, *_shape,
     "Variable", "assign", "assign_add", "constant", "getitem", "group", "matmul", "ones_like", "placeholder",
     "zeros_like",
 ]
