@@ -29,3 +29,11 @@ def test_code_blocks_run(page: pathlib.Path, tmp_path: pathlib.Path) -> None:
             exec(code, namespace)
     finally:
         os.chdir(cwd)
+
+
+def test_ops_page_names_every_registered_op() -> None:
+    from graphc.ir.registry import REGISTRY
+
+    text = (ROOT / "docs" / "ops.md").read_text()
+    missing = [name for name in REGISTRY if f" {name} " not in text.replace("`", " ")]
+    assert not missing, f"docs/ops.md does not mention: {missing}"
