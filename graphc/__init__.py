@@ -4,7 +4,7 @@ Build a graph from placeholders, variables and ops, then run it with ``gc.Sessio
 into a callable with ``gc.function``.  See ``docs/`` and the public contract in API.md.
 """
 
-from graphc import dtypes, errors, testing
+from graphc import dtypes, errors, optimizers, testing
 from graphc.autodiff import grad
 from graphc.dtypes import bool_, float32, float64, int8, int16, int32, int64, uint8
 from graphc.errors import (
@@ -28,5 +28,5 @@ __all__ = [
     *_ops_all,
     "ArgumentError", "DTypeError", "ExecutionError", "FeedError", "Function", "Graph", "GraphError",
     "GraphcError", "Session", "ShapeError", "Tensor", "bool_", "dprint", "dtypes", "errors", "float32", "testing",
-    "float64", "function", "grad", "int8", "int16", "int32", "int64", "uint8",
+    "float64", "function", "grad", "int8", "int16", "int32", "int64", "optimizers", "uint8",
 ]

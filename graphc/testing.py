@@ -43,9 +43,10 @@ def check_grad(fn: Callable[..., Tensor], inputs: Sequence[Any], eps: float = 1e
             flat[j] = (value(*plus) - value(*minus)) / (2 * eps)
         if not np.allclose(analytic[i], numeric, rtol=rtol, atol=atol, equal_nan=False):
             worst = np.unravel_index(np.argmax(np.abs(analytic[i] - numeric)), a.shape) if a.ndim else ()
+            worst = tuple(int(k) for k in worst)
             raise AssertionError(
                 f"gradient mismatch for input {i} (shape {a.shape}) at {worst}: "
-                f"symbolic {np.asarray(analytic[i])[worst]!r}, finite differences {numeric[worst]!r}\n"
+                f"symbolic {float(np.asarray(analytic[i])[worst])!r}, finite differences {float(numeric[worst])!r}\n"
                 f"symbolic:\n{analytic[i]}\nnumeric:\n{numeric}")
 
 
