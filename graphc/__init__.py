@@ -20,6 +20,7 @@ from graphc.inspect import dprint
 from graphc.ir import Graph, Tensor
 from graphc.ops import *  # noqa: F403
 from graphc.ops import __all__ as _ops_all
+from graphc.passes import optimize
 from graphc.runtime import Function, Session, function
 
 __version__ = "0.1.0"
@@ -28,5 +29,5 @@ __all__ = [
     *_ops_all,
     "ArgumentError", "DTypeError", "ExecutionError", "FeedError", "Function", "Graph", "GraphError",
     "GraphcError", "Session", "ShapeError", "Tensor", "bool_", "dprint", "dtypes", "errors", "float32", "testing",
-    "float64", "function", "grad", "int8", "int16", "int32", "int64", "optimizers", "uint8",
+    "float64", "function", "grad", "optimize", "int8", "int16", "int32", "int64", "optimizers", "uint8",
 ]

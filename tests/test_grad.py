@@ -97,12 +97,13 @@ CASES: dict[str, list[tuple[Any, ...]]] = {
 ADJOINTS = {"sum_to": "add", "broadcast_like": "sum", "reshape_like": "reshape", "concat_part": "concat",
             "pad_grad": "pad", "take_grad": "take", "slice_grad": "slice"}
 NN_TESTED_ELSEWHERE = {"conv2d", "max_pool2d", "avg_pool2d"}  # tests/test_grad_nn.py
+REFUSED = {"fused", "kernel_output"}  # optimised graphs are not differentiated: a clear error (tested below)
 
 
 def test_every_differentiable_op_has_a_gradient_check() -> None:
     differentiable = {name for name, op in REGISTRY.items() if op.differentiable}
     covered = set(CASES) | set(ADJOINTS)
-    missing = differentiable - covered - NN_TESTED_ELSEWHERE
+    missing = differentiable - covered - NN_TESTED_ELSEWHERE - REFUSED
     missing = {m for m in missing if not m.startswith(("conv2d_", "max_pool2d_", "avg_pool2d_"))}
     assert not missing, f"differentiable ops without a finite-difference test: {sorted(missing)}"
 
@@ -285,3 +286,11 @@ def test_reduction_gradients_on_random_shapes_and_axes(shape: list[int], data: s
     keepdims = data.draw(st.booleans())
     x = np.random.default_rng(len(shape)).standard_normal(shape)
     check_grad(lambda t: getattr(gc, name)(t, axis=tuple(axes), keepdims=keepdims), [x])
+
+
+def test_differentiating_an_optimised_graph_is_a_clear_error() -> None:
+    x = gc.placeholder("float64", (3,), name="ox")
+    fused = gc.optimize(gc.sum(gc.exp(x) * 2.0 + 1.0)).outputs[0]
+    assert fused.op == "fused"
+    with pytest.raises(gc.GraphError, match="before optimising"):
+        gc.grad(fused, x)

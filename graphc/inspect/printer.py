@@ -38,25 +38,38 @@ def _graph_of(target: Any) -> Graph:
         f"dprint expects a tensor, a list of tensors, a Graph or a function, got {type(target).__name__}")
 
 
+def _node_line(node: Tensor, ids: dict[int, str], mark: str, indent: str, locations: bool) -> str:
+    args = ", ".join(f"%{ids[i.id]}" for i in node.inputs)
+    # dtype/shape attrs of sources repeat the node's type; a kernel is shown by its contents
+    hidden = ("weak", "kernel", "dtype", "shape") if node.opdef.family == "source" else ("weak", "kernel")
+    attrs = ", ".join(f"{k}={_format_attr(v)}" for k, v in node.attrs.items() if k not in hidden)
+    if node.op == "fused":
+        attrs = f"kind={node.attrs['kernel'].kind}" + (f", {attrs}" if attrs else "")
+    call = f"{node.op}({args})" + (f" {{{attrs}}}" if attrs else "")
+    line = f"{indent}{mark} %{ids[node.id]} = {call} : {node.type_str()}  '{node.name}'"
+    if locations and node.location is not None:
+        line += f"  # {node.location}"
+    return line
+
+
 def dprint(target: Any, locations: bool = True) -> str:
     """The graph behind ``target`` (tensor, list of tensors, Graph, or gc.function) as text.
 
-    One line per node in topological order: ``%id = op(inputs) attrs : dtype[shape]  name  # file:line``.
-    Outputs are marked with ``->``.
+    One line per node in topological order: ``%id = op(inputs) {attrs} : dtype[shape]  'name'  # file:line``.
+    Outputs are marked with ``->``.  A fused kernel is followed by its inner graph, indented, whose
+    ``parameter`` nodes stand for the kernel's inputs in order and whose outputs are marked ``->``.
     """
     graph = _graph_of(target)
-    ids = {node.id: i for i, node in enumerate(graph.nodes)}
+    ids = {node.id: str(i) for i, node in enumerate(graph.nodes)}
     outputs = {o.id for o in graph.outputs}
     lines = []
     for node in graph.nodes:
-        args = ", ".join(f"%{ids[i.id]}" for i in node.inputs)
-        # dtype/shape attrs of sources repeat the node's type, shown at the end of the line anyway
-        attrs = ", ".join(f"{k}={_format_attr(v)}" for k, v in node.attrs.items()
-                          if k != "weak" and not (node.opdef.family == "source" and k in ("dtype", "shape")))
-        call = f"{node.op}({args})" + (f" {{{attrs}}}" if attrs else "")
-        mark = "->" if node.id in outputs else "  "
-        line = f"{mark} %{ids[node.id]} = {call} : {node.type_str()}  '{node.name}'"
-        if locations and node.location is not None:
-            line += f"  # {node.location}"
-        lines.append(line)
+        lines.append(_node_line(node, ids, "->" if node.id in outputs else "  ", "", locations))
+        if node.op == "fused":
+            kernel = node.attrs["kernel"]
+            inner_ids = {n.id: f"{ids[node.id]}.{k}" for k, n in enumerate(kernel.nodes)}
+            kernel_outputs = {o.id for o in kernel.outputs}
+            for inner in kernel.nodes:
+                mark = "->" if inner.id in kernel_outputs else "  "
+                lines.append(_node_line(inner, inner_ids, mark, "    |", locations))
     return "\n".join(lines)

@@ -55,6 +55,16 @@ def make_node(op: str | OpDef, inputs: Sequence[Tensor], name: str | None = None
     return Tensor(opdef, tuple(inputs), attrs, aval, unique_name(name or opdef.name), location)
 
 
+def rebuild(node: Tensor, inputs: Sequence[Tensor]) -> Tensor:
+    """``node`` applied to new inputs: same op, attrs, name and user line; the rule is re-run."""
+    if all(a is b for a, b in zip(inputs, node.inputs)):
+        return node
+    aval = node.opdef.infer([t.aval for t in inputs], **node.attrs)
+    if aval.weak and node.op != "constant":
+        aval = AbstractValue(aval.dtype, aval.shape, weak=False)
+    return Tensor(node.opdef, tuple(inputs), node.attrs, aval, node.name, node.location)
+
+
 def constant(value: Any, dtype: Any = None, name: str | None = None) -> Tensor:
     """A constant tensor.  A bare Python scalar with no ``dtype`` is weakly typed (see ``graphc.dtypes``)."""
     from graphc.dtypes import as_dtype

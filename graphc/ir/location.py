@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -29,8 +32,34 @@ def _short_path(filename: str) -> str:
     return filename if rel.startswith(".." + os.sep + "..") else rel
 
 
+_override = threading.local()
+
+
+@contextlib.contextmanager
+def located_at(location: SourceLocation | None) -> Iterator[None]:
+    """Nodes built inside this block are attributed to ``location`` instead of the caller's line.
+
+    Rewrites use it so that the nodes they build carry the user's line of the node they replace.
+    """
+    previous = getattr(_override, "location", _UNSET)
+    _override.location = location
+    try:
+        yield
+    finally:
+        if previous is _UNSET:
+            del _override.location
+        else:
+            _override.location = previous
+
+
+_UNSET = object()
+
+
 def user_location() -> SourceLocation | None:
-    """The innermost stack frame outside the graphc package: the user's line."""
+    """The innermost stack frame outside the graphc package: the user's line (or the override)."""
+    forced = getattr(_override, "location", _UNSET)
+    if forced is not _UNSET:
+        return forced  # type: ignore[return-value]
     frame = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename

@@ -28,6 +28,7 @@ class AbstractValue:
     dtype: np.dtype
     shape: Shape
     weak: bool = False
+    parts: tuple[AbstractValue, ...] | None = None  # each output of a multi-output fused kernel
 
 
 InferRule = Callable[..., AbstractValue]
@@ -62,7 +63,7 @@ class OpDef:
 
 REGISTRY: dict[str, OpDef] = {}
 
-FAMILIES = ("source", "elementwise", "reduce", "shape", "linalg", "nn", "state")
+FAMILIES = ("source", "elementwise", "reduce", "shape", "linalg", "nn", "state", "kernel")
 
 
 def register(op: OpDef) -> OpDef:

@@ -1,6 +1,7 @@
 """The op library, by family.  Importing this package registers every op."""
 
 from graphc.ir.build import constant
+from graphc.ops import kernel as _kernel  # noqa: F401  (registers the fused-kernel ops)
 from graphc.ops.conv import *  # noqa: F403
 from graphc.ops.conv import __all__ as _conv
 from graphc.ops.elementwise import *  # noqa: F403

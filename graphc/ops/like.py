@@ -34,10 +34,14 @@ def _infer_sum_to(inputs: Sequence[AbstractValue]) -> AbstractValue:
     return AbstractValue(g.dtype, like.shape)
 
 
+def sum_to_axes(shape: Sequence[int], target: Sequence[int]) -> tuple[int, ...]:
+    """The axes of ``shape`` to sum (keeping dims) so that it reshapes to ``target``, which broadcast to it."""
+    lead = len(shape) - len(target)
+    return tuple(range(lead)) + tuple(lead + i for i, d in enumerate(target) if d == 1 and shape[lead + i] != 1)
+
+
 def _sum_to_reference(g: np.ndarray, like: np.ndarray) -> np.ndarray:
-    lead = g.ndim - like.ndim
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, d in enumerate(like.shape) if d == 1 and g.shape[lead + i] != 1)
+    axes = sum_to_axes(g.shape, like.shape)
     return np.sum(g, axis=axes, keepdims=True).reshape(like.shape) if axes else g.reshape(like.shape)
 
 

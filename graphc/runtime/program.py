@@ -52,20 +52,24 @@ def with_call_site(error: GraphcError) -> GraphcError:
 class Program:
     """Outputs plus the assignments they trigger, ready to run with fed placeholder values."""
 
-    def __init__(self, outputs: Sequence[Tensor], feedable: Sequence[Tensor] | None = None) -> None:
-        self.outputs = tuple(outputs)
-        self.graph = Graph(self.outputs)
-        self.updates = [n for n in self.graph.nodes if n.opdef.stateful]
+    def __init__(self, outputs: Sequence[Tensor], feedable: Sequence[Tensor] | None = None, level: int = 2) -> None:
+        from graphc.passes.pipeline import optimize
+
+        built = Graph(outputs)  # as the user built it: errors below are about that graph
+        self.updates = [n for n in built.nodes if n.opdef.stateful]
         self._check_single_update_per_variable()
-        # what must be fed: a function's declared inputs (used or not), else the placeholders reached
-        self.placeholders = tuple(feedable) if feedable is not None else self.graph.placeholders
-        self.variables: tuple[Variable, ...] = tuple(v for v in self.graph.variables if isinstance(v, Variable))
         if feedable is not None:
             allowed = {p.id for p in feedable}
-            for p in self.graph.placeholders:
+            for p in built.placeholders:
                 if p.id not in allowed:
                     raise GraphError(f"the outputs depend on placeholder {p.describe()}, which is not among "
                                      "the inputs")
+        self.graph = optimize(list(outputs), level=level)
+        self.outputs = self.graph.outputs
+        self.updates = [n for n in self.graph.nodes if n.opdef.stateful]
+        # what must be fed: a function's declared inputs (used or not), else the placeholders reached
+        self.placeholders = tuple(feedable) if feedable is not None else built.placeholders
+        self.variables: tuple[Variable, ...] = tuple(v for v in self.graph.variables if isinstance(v, Variable))
         self._plans: dict[Signature, dict[int, AbstractValue]] = {}
         self._lock = threading.Lock()
 
@@ -111,6 +115,10 @@ class Program:
                 avals[node.id] = node.opdef.infer(inputs, **node.attrs)
             except (ShapeError, DTypeError, ArgumentError) as exc:
                 fed = ", ".join(f"{p.name}: {format_shape(feeds[p.id].shape)}" for p in self.placeholders)
+                if getattr(exc, "location", None) is not None:  # already names an op inside a fused kernel
+                    error = type(exc)(f"{exc}\n  with fed shapes {fed}")
+                    error.__dict__.update(exc.__dict__)
+                    raise error from None
                 raise annotate(type(exc)(f"{exc} (with fed shapes {fed})"), node.op, node.inputs,
                                node.location) from None
         return avals

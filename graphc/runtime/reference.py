@@ -13,7 +13,9 @@ from graphc.ir.tensor import Tensor
 
 def _fault(node: Tensor, message: str) -> ExecutionError:
     where = f"\n  created at {node.location}" if node.location else ""
-    return ExecutionError(f"{node.op} {node.describe()} failed while running: {message}{where}")
+    error = ExecutionError(f"{node.op} {node.describe()} failed while running: {message}{where}")
+    error.location = node.location  # type: ignore[attr-defined]
+    return error
 
 
 def evaluate(
@@ -41,11 +43,18 @@ def evaluate(
             args = [values[i.id] for i in node.inputs]
             try:
                 result = node.opdef.reference(*args, **node.attrs)
+            except ExecutionError as exc:
+                if hasattr(exc, "location"):
+                    raise  # already names the op that failed (inside a fused kernel: the inner op)
+                raise _fault(node, str(exc)) from None
             except GraphcError as exc:
                 raise _fault(node, str(exc)) from None
             except (ValueError, IndexError, TypeError, ArithmeticError, MemoryError) as exc:
                 raise _fault(node, f"{type(exc).__name__}: {exc}") from None
-            values[node.id] = None if result is None else _conform(node, result, avals[node.id])
+            if result is None or isinstance(result, tuple):  # group; a fused kernel's several outputs
+                values[node.id] = result
+            else:
+                values[node.id] = _conform(node, result, avals[node.id])
             for inp in node.inputs:
                 remaining_uses[inp.id] -= 1
                 if remaining_uses[inp.id] == 0 and inp.id not in keep:

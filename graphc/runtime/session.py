@@ -8,11 +8,12 @@ from typing import Any
 
 from graphc.errors import ArgumentError, FeedError, GraphError
 from graphc.ir.build import where_text
-from graphc.ir.graph import Graph
 from graphc.ir.location import user_location
 from graphc.ir.tensor import Tensor
 from graphc.nest import flatten
 from graphc.ops.state import Variable, assign
+from graphc.passes.engine import RewriteLog
+from graphc.passes.pipeline import OptimizedGraph
 from graphc.runtime.program import Program, call_site, check_device
 
 
@@ -31,8 +32,11 @@ class Session:
     per shape signature of the feeds, so repeated ``run`` calls do not re-check the graph.
     """
 
-    def __init__(self, device: str = "reference") -> None:
+    def __init__(self, device: str = "reference", level: int = 2) -> None:
+        from graphc.passes.pipeline import check_level
+
         self.device = check_device(device)
+        self.level = check_level(level)
         self._programs: dict[tuple[int, ...], Program] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -54,7 +58,7 @@ class Session:
         key = tuple(t.id for t in leaves)
         program = self._programs.get(key)
         if program is None:
-            program = Program(leaves)
+            program = Program(leaves, level=self.level)
             with self._lock:
                 self._programs[key] = program
         return rebuild(program.run_fed(feed_dict))
@@ -74,9 +78,12 @@ class Function:
     """A compiled callable over a graph; see :func:`function`."""
 
     def __init__(self, inputs: Sequence[Tensor], outputs: Any, updates: Any = None,
-                 device: str = "reference", name: str | None = None) -> None:
+                 device: str = "reference", name: str | None = None, level: int = 2) -> None:
+        from graphc.passes.pipeline import check_level
+
         location = user_location()
         self.device = check_device(device)
+        self.level = check_level(level)
         if isinstance(inputs, Tensor) or not isinstance(inputs, Sequence):
             raise ArgumentError(f"function inputs must be a list of placeholders, got {type(inputs).__name__}"
                                 f"{where_text(location)}")
@@ -93,8 +100,14 @@ class Function:
         self.outputs = tuple(leaves)
         self.updates = self._update_ops(updates)
         self.name = name or "function"
-        self._program = Program([*self.outputs, *self.updates], feedable=self.inputs)
-        self.graph: Graph = self._program.graph
+        self._program = Program([*self.outputs, *self.updates], feedable=self.inputs, level=self.level)
+        self.graph: OptimizedGraph = self._program.graph
+
+    @property
+    def rewrites(self) -> RewriteLog:
+        """Every rewrite that fired while optimising this function: ``.counts()``, or iterate the records
+        (rewrite name, phase, node, and the user's line of the node it rewrote)."""
+        return self.graph.rewrites
 
     @staticmethod
     def _update_ops(updates: Any) -> list[Tensor]:
@@ -128,14 +141,15 @@ class Function:
 
 
 def function(inputs: Sequence[Tensor], outputs: Any = None, updates: Any = None, device: str = "reference",
-             name: str | None = None) -> Function:
+             name: str | None = None, level: int = 2) -> Function:
     """Compile a callable: ``f = gc.function([x, y], loss, updates={w: w - lr * gw})``; ``f(xb, yb)``.
 
     ``outputs`` may be a tensor (the call returns an array) or nested lists/tuples/dicts of tensors
     (the call returns the same structure).  ``updates`` maps Variables to new values; they are
-    applied after the outputs are computed, and every update reads the old values.
+    applied after the outputs are computed, and every update reads the old values.  ``level`` is the
+    optimisation level (0: none, 1: canonicalize and stabilize, 2: all phases, the default).
     """
-    return Function(inputs, outputs, updates=updates, device=device, name=name)
+    return Function(inputs, outputs, updates=updates, device=device, name=name, level=level)
 
 
 __all__ = ["Function", "Session", "function"]

@@ -1,0 +1,231 @@
+"""The canonicalize phase: constant folding, common-subexpression elimination, algebraic
+identities that are exact in IEEE arithmetic, collapsing reshape/transpose/broadcast chains and
+removing casts that change nothing.
+
+No rewrite here changes a result, not even by rounding: each identity below holds for every input,
+inf, nan and -0.0 included.  (``x * 0 -> 0`` is not among them: inf * 0 is nan.  ``x + 0 -> x`` is
+not either: -0.0 + 0.0 is +0.0; ``x - 0 -> x`` and ``x + (-0.0) -> x`` are exact.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from graphc.ir.build import constant
+from graphc.ir.shapes import is_static
+from graphc.ir.tensor import Tensor
+from graphc.ops import elementwise as ew
+from graphc.ops._common import make_node
+from graphc.ops.like import sum_to_axes
+from graphc.passes.engine import Rewrite, RewriteLog, RewriteRecord, made_by, producer
+from graphc.passes.patterns import broadcasts_into, constant_value, is_constant
+
+PHASE = "canonicalize"
+FOLD_LIMIT = 1 << 16  # elements: larger results stay computed at run time rather than stored in the graph
+
+_NOT_FOLDABLE = ("placeholder", "variable", "constant", "parameter", "fused", "kernel_output", "group")
+
+
+def _fold(node: Tensor) -> Tensor | None:
+    """An op whose inputs are all constants becomes a constant (stateful ops never)."""
+    if node.op in _NOT_FOLDABLE or node.opdef.stateful or not node.inputs:
+        return None
+    values = [constant_value(i) for i in node.inputs]
+    if any(v is None for v in values) or not is_static(node.shape) or int(np.prod(node.shape)) > FOLD_LIMIT:
+        return None
+    with np.errstate(all="ignore"):
+        try:
+            result = node.opdef.reference(*values, **node.attrs)
+        except Exception:  # a fault is reported when the graph runs, with the user's line
+            return None
+    return constant(np.asarray(result, node.dtype), dtype=node.dtype)
+
+
+def _fold_shape_only(node: Tensor) -> Tensor | None:
+    """Ops that read only their like input's *shape* need no run-time value once that shape is known."""
+    like = node.inputs[-1]
+    if not is_static(like.shape):
+        return None
+    if node.op == "fill_like":
+        scalar = constant(np.asarray(node.attrs["value"], node.dtype), dtype=node.dtype)
+        return make_node("broadcast_to", [scalar], shape=like.shape) if like.shape else scalar
+    x = node.inputs[0]
+    if node.op == "broadcast_like":
+        return make_node("broadcast_to", [x], shape=like.shape)
+    if node.op == "reshape_like":
+        return make_node("reshape", [x], shape=like.shape)
+    if node.op == "sum_to" and is_static(x.shape):
+        axes = sum_to_axes(x.shape, like.shape)  # type: ignore[arg-type]
+        summed = make_node("sum", [x], axes=axes, keepdims=True) if axes else x
+        return make_node("reshape", [summed], shape=like.shape)
+    return None
+
+
+def _same_as(x: Tensor, node: Tensor) -> Tensor | None:
+    return x if x.shape == node.shape and x.dtype == node.dtype else None
+
+
+def _identity_operand(node: Tensor) -> Tensor | None:
+    """x * 1, 1 * x, x / 1, x - 0, x + (-0.0), integer x + 0, x ** 1 -> x; x * -1 -> -x; x ** 2 -> square(x)."""
+    a, b = node.inputs
+    floating = node.dtype.kind == "f"
+    if node.op == "multiply":
+        for x, c in ((a, b), (b, a)):
+            if broadcasts_into(c, x):
+                if is_constant(c, 1):
+                    return _same_as(x, node)
+                if is_constant(c, -1) and node.dtype.kind in "fi":
+                    return ew.neg(x)
+    if node.op == "divide" and is_constant(b, 1) and broadcasts_into(b, a):
+        return _same_as(a, node)
+    if node.op == "subtract" and is_constant(b, 0) and broadcasts_into(b, a):
+        return _same_as(a, node)
+    if node.op == "add":
+        for x, c in ((a, b), (b, a)):
+            zero = is_constant(c, -0.0) if floating else is_constant(c, 0)
+            if zero and broadcasts_into(c, x):
+                return _same_as(x, node)
+    if node.op == "power" and broadcasts_into(b, a):
+        if is_constant(b, 1):
+            return _same_as(a, node)
+        if is_constant(b, 2):
+            return ew.square(a)
+    return None
+
+
+def _involution(node: Tensor) -> Tensor | None:
+    """-(-x) -> x; not(not(x)) -> x for bool x; abs(abs(x)) and abs(-x) -> abs(x)."""
+    (x,) = node.inputs
+    if node.op == "neg" and made_by(x, "neg"):
+        return x.inputs[0]
+    if node.op == "logical_not" and made_by(x, "logical_not") and x.inputs[0].dtype.kind == "b":
+        return x.inputs[0]
+    if node.op == "abs" and made_by(x, "abs", "neg"):
+        return ew.abs(x.inputs[0]) if x.op == "neg" else x
+    return None
+
+
+def _hoist_negation(node: Tensor) -> Tensor | None:
+    """sum(-x) -> -sum(x), mean(-x) -> -mean(x), (-a) * b -> -(a * b): exact, and they expose
+    hand-written cross-entropies to the stabilize phase."""
+    if node.op in ("sum", "mean") and made_by(node.inputs[0], "neg") and node.dtype.kind == "f":
+        inner = make_node(node.op, [node.inputs[0].inputs[0]], **node.attrs)
+        return ew.neg(inner) if inner.dtype == node.dtype else None
+    if node.op == "multiply" and node.dtype.kind == "f":
+        a, b = node.inputs
+        for n, o in ((a, b), (b, a)):
+            if made_by(n, "neg") and n is not o:
+                return ew.neg(make_node("multiply", [n.inputs[0], o]))
+    return None
+
+
+def _cast(node: Tensor) -> Tensor | None:
+    """cast to the same dtype -> x; cast(cast(x, B), C) -> cast(x, C) when x -> B loses nothing."""
+    (x,) = node.inputs
+    if x.dtype == node.dtype:
+        return x
+    inner = producer(x, "cast")
+    if inner is not None and np.can_cast(inner.inputs[0].dtype, inner.dtype, casting="safe"):
+        source = inner.inputs[0]
+        return source if source.dtype == node.dtype else make_node("cast", [source], dtype=node.dtype)
+    return None
+
+
+def _shape_chain(node: Tensor) -> Tensor | None:
+    """Collapse reshape(reshape), transpose(transpose), broadcast_to(broadcast_to); drop no-op shape ops."""
+    (x,) = node.inputs
+    if node.op == "reshape":
+        if is_static(x.shape) and x.shape == node.shape:
+            return x
+        if made_by(x, "reshape", "reshape_dims") and is_static(node.shape):
+            return make_node("reshape", [x.inputs[0]], shape=node.shape)
+    if node.op == "transpose":
+        perm = node.attrs["perm"]
+        if perm == tuple(range(len(perm))):
+            return x
+        if made_by(x, "transpose"):
+            combined = tuple(x.attrs["perm"][p] for p in perm)
+            return make_node("transpose", [x.inputs[0]], perm=combined)
+    if node.op == "broadcast_to":
+        if x.shape == node.shape:
+            return x
+        if made_by(x, "broadcast_to"):
+            return make_node("broadcast_to", [x.inputs[0]], shape=node.shape)
+    if node.op == "reshape_dims" and made_by(x, "reshape_dims") and x.attrs["axis"] == node.attrs["axis"] \
+            and x.attrs["kind"] != node.attrs["kind"]:
+        return x.inputs[0]
+    if node.op in ("sum", "mean", "prod", "max", "min") and not node.attrs["axes"] and node.dtype == x.dtype:
+        return x
+    if node.op == "slice" and all(e == ("slice", None, None, None) for e in node.attrs["index"]):
+        return x
+    if node.op == "stop_gradient":
+        return x  # gradients are built before optimisation; at run time it is the identity
+    return None
+
+
+def _where_same(node: Tensor) -> Tensor | None:
+    """where(c, x, x) -> x when c does not widen the shape."""
+    _, a, b = node.inputs
+    return _same_as(a, node) if a is b else None
+
+
+REWRITES: list[Rewrite] = [
+    Rewrite("constant_fold", PHASE, (), _fold, "evaluate ops whose inputs are all constants"),
+    Rewrite("fold_static_shape", PHASE, ("fill_like", "broadcast_like", "reshape_like", "sum_to"),
+            _fold_shape_only, "like-ops whose like input has a static shape become plain shape ops or constants"),
+    Rewrite("identity_operand", PHASE, ("multiply", "divide", "subtract", "add", "power"), _identity_operand,
+            "x*1, x/1, x-0, x+(-0.0), x**1 -> x; x*-1 -> -x; x**2 -> square(x)"),
+    Rewrite("involution", PHASE, ("neg", "logical_not", "abs"), _involution,
+            "-(-x) -> x, not(not(x)) -> x, abs(abs(x)) and abs(-x) -> abs(x)"),
+    Rewrite("hoist_negation", PHASE, ("sum", "mean", "multiply"), _hoist_negation,
+            "sum(-x) -> -sum(x), mean(-x) -> -mean(x), (-a)*b -> -(a*b)"),
+    Rewrite("cast_chain", PHASE, ("cast",), _cast, "drop casts to the same dtype; collapse lossless cast chains"),
+    Rewrite("shape_chain", PHASE, ("reshape", "transpose", "broadcast_to", "reshape_dims", "sum", "mean", "prod",
+                                   "max", "min", "slice", "stop_gradient"), _shape_chain,
+            "collapse chains of shape ops; drop shape ops and reductions that change nothing; drop stop_gradient"),
+    Rewrite("where_same_branches", PHASE, ("where",), _where_same, "where(c, x, x) -> x"),
+]
+
+
+# ---- common-subexpression elimination (a whole-graph pass) ---------------------------------------
+
+def _attr_key(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return ("array", value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, np.dtype):
+        return ("dtype", value.str)
+    if isinstance(value, (tuple, list)):
+        return tuple(_attr_key(v) for v in value)
+    if isinstance(value, (int, float, str, bool, type(None))):
+        return (type(value).__name__, value)
+    return ("id", id(value))
+
+
+def cse(outputs: Sequence[Tensor], log: RewriteLog) -> list[Tensor]:
+    """Merge nodes that compute the same op on the same inputs with the same attributes.
+
+    Stateful ops, placeholders and Variables are never merged; equal constants are.
+    """
+    from graphc.ir.build import rebuild
+    from graphc.ir.graph import topological_order
+
+    seen: dict[Any, Tensor] = {}
+    memo: dict[int, Tensor] = {}
+    for node in topological_order(outputs):
+        new = rebuild(node, [memo[i.id] for i in node.inputs])
+        if not (new.opdef.stateful or new.op in ("placeholder", "variable", "parameter")):
+            key = (new.op, tuple(i.id for i in new.inputs), new.weak,
+                   tuple(sorted((k, _attr_key(v)) for k, v in new.attrs.items())))
+            if key in seen:
+                log.records.append(RewriteRecord("cse", PHASE, new.op, new.name, new.location))
+                new = seen[key]
+            else:
+                seen[key] = new
+        memo[node.id] = new
+    return [memo[o.id] for o in outputs]
+
+
+__all__ = ["PHASE", "REWRITES", "cse"]

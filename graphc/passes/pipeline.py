@@ -1,0 +1,94 @@
+"""The optimisation pipeline: named phases run in order, each to a fixed point.
+
+    canonicalize -> stabilize -> specialize -> fuse
+
+Level 0 changes nothing; level 1 runs the cheap phases (canonicalize, stabilize); level 2 (the
+default for Session and gc.function) runs all four.  Each later phase also re-applies the
+canonicalize rewrites, so the clean-ups they enable happen in the same fixed point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from graphc.errors import ArgumentError
+from graphc.ir.graph import Graph
+from graphc.ir.tensor import Tensor
+from graphc.passes import canonicalize, specialize, stabilize
+from graphc.passes.engine import Rewrite, RewriteLog, rewrite_to_fixed_point
+
+PHASES: tuple[str, ...] = ("canonicalize", "stabilize", "specialize", "fuse")
+LEVELS = {0: (), 1: ("canonicalize", "stabilize"), 2: PHASES}
+
+REWRITES_BY_PHASE: dict[str, list[Rewrite]] = {
+    "canonicalize": canonicalize.REWRITES,
+    "stabilize": stabilize.REWRITES,
+    "specialize": specialize.REWRITES,
+}
+
+
+def all_rewrites() -> list[Rewrite]:
+    """Every rewrite graphc has, phase by phase (the fuse phase partitions rather than rewrites)."""
+    return [rw for phase in PHASES for rw in REWRITES_BY_PHASE.get(phase, [])]
+
+
+@dataclass
+class OptimizedGraph(Graph):
+    """A :class:`Graph` after the pipeline, with what the pipeline did to it.
+
+    ``rewrites``: the :class:`RewriteLog` (rewrite, phase, node, user line of every application);
+    ``phases``: the graph after each phase that ran, as ``(phase name, Graph)`` pairs.
+    """
+
+    rewrites: RewriteLog = field(default_factory=RewriteLog)
+    phases: list[tuple[str, Graph]] = field(default_factory=list)
+    level: int = 2
+
+    def __init__(self, outputs: Sequence[Tensor], rewrites: RewriteLog, phases: list[tuple[str, Graph]],
+                 level: int) -> None:
+        Graph.__init__(self, outputs)
+        self.rewrites, self.phases, self.level = rewrites, phases, level
+
+
+def check_level(level: int) -> int:
+    if level not in LEVELS:
+        raise ArgumentError(f"optimisation level must be 0, 1 or 2, got {level!r}")
+    return level
+
+
+def run_phases(outputs: Sequence[Tensor], phases: Sequence[str], log: RewriteLog,
+               pinned: set[int] | None = None, snapshots: list[tuple[str, Graph]] | None = None
+               ) -> tuple[list[Tensor], dict[int, Tensor]]:
+    """Run ``phases`` on ``outputs``; return the new outputs and original node id -> new node."""
+    current = list(outputs)
+    mapping: dict[int, Tensor] = {}
+    for phase in phases:
+        if phase == "fuse":
+            from graphc.passes.fusion import fuse
+
+            current = fuse(current, log)
+        else:
+            rewrites = REWRITES_BY_PHASE[phase] + ([] if phase == "canonicalize" else canonicalize.REWRITES)
+            if phase == "canonicalize":
+                current = canonicalize.cse(current, log)
+            current, step = rewrite_to_fixed_point(current, rewrites, log, pinned)
+            current = canonicalize.cse(current, log)
+            mapping = step if not mapping else {k: step.get(v.id, v) for k, v in mapping.items()}
+        if snapshots is not None:
+            snapshots.append((phase, Graph(current)))
+    return current, mapping
+
+
+def optimize(outputs: Tensor | Sequence[Tensor], level: int = 2) -> OptimizedGraph:
+    """The optimised graph of ``outputs`` (the same passes Session and gc.function run), without
+    running it.  Its ``.outputs`` correspond one to one to ``outputs``; ``.rewrites`` lists every
+    rewrite that fired and ``.phases`` holds the graph after each phase."""
+    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    log = RewriteLog()
+    snapshots: list[tuple[str, Graph]] = [("input", Graph(outs))]
+    optimized, _ = run_phases(outs, LEVELS[check_level(level)], log, snapshots=snapshots)
+    return OptimizedGraph(optimized, log, snapshots, level)
+
+
+__all__ = ["LEVELS", "PHASES", "OptimizedGraph", "all_rewrites", "optimize", "run_phases"]
