@@ -65,9 +65,28 @@ def grad(y: Tensor, xs: Tensor | Sequence[Tensor], grad_ys: Any = None) -> Any:
         raise DTypeError(f"grad: y {y.describe()} must be floating point, got {y.dtype.name}{where_text(location)}")
     single = isinstance(xs, Tensor)
     targets = [_check_differentiable_target(x, i) for i, x in enumerate([xs] if single else list(xs))]
-    adjoints = backpropagate(y, _seed(y, grad_ys), targets)
-    results = [adjoints.get(x.id) if adjoints.get(x.id) is not None else zeros_like(x) for x in targets]
+    seed = _seed(y, grad_ys)
+    stable_y, stable_targets = _stabilized(y, targets)
+    adjoints = backpropagate(stable_y, seed, stable_targets)
+    results = [adjoints.get(s.id) if adjoints.get(s.id) is not None else zeros_like(x)
+               for x, s in zip(targets, stable_targets)]
     return results[0] if single else results
+
+
+def _stabilized(y: Tensor, targets: Sequence[Tensor]) -> tuple[Tensor, list[Tensor]]:
+    """``y`` after the canonicalize and stabilize phases, and where each target is in that graph.
+
+    Differentiating the stable form is what makes the *gradient* of a naive formula stable too:
+    the gradient of log(sigmoid(x)) at x = -300 is 1 (as the derivative of -softplus(-x)), where
+    differentiating the naive form divides 0 by 0.  Targets that are intermediate tensors are
+    pinned: rewrites neither remove them nor look through them.
+    """
+    from graphc.passes.engine import RewriteLog
+    from graphc.passes.pipeline import run_phases
+
+    pinned = {t.id for t in targets if t.op not in ("placeholder", "variable", "constant")}
+    (stable_y,), mapping = run_phases([y], ("canonicalize", "stabilize"), RewriteLog(), pinned=pinned)
+    return stable_y, [mapping.get(t.id, t) for t in targets]
 
 
 def backpropagate(y: Tensor, seed: Tensor, targets: Sequence[Tensor]) -> dict[int, Tensor]:

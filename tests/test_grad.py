@@ -294,3 +294,36 @@ def test_differentiating_an_optimised_graph_is_a_clear_error() -> None:
     assert fused.op == "fused"
     with pytest.raises(gc.GraphError, match="before optimising"):
         gc.grad(fused, x)
+
+
+def test_gradients_of_naive_formulas_are_those_of_their_stable_forms() -> None:
+    x = gc.placeholder("float32", (), name="naive_x")
+    y = gc.log(gc.sigmoid(x))
+    for level in (0, 2):  # the gradient graph itself is built from the stable form
+        value, slope = gc.Session(level=level).run([y, gc.grad(y, x)], {x: -300.0})
+        assert slope == 1.0
+    assert value == -300.0
+    logits = gc.placeholder("float32", (2, 3), name="naive_logits")
+    labels = gc.placeholder("int64", (2,), name="naive_labels")
+    probs = gc.exp(logits) / gc.sum(gc.exp(logits), axis=1, keepdims=True)
+    loss = gc.mean(-gc.sum(gc.one_hot(labels, 3) * gc.log(probs), axis=1))
+    lv = np.array([[1000.0, -1000.0, 0.0], [0.0, 0.0, 0.0]], np.float32)
+    g = gc.Session(level=0).run(gc.grad(loss, logits), {logits: lv, labels: [1, 2]})
+    soft = np.exp(lv - lv.max(1, keepdims=True))
+    soft /= soft.sum(1, keepdims=True)
+    np.testing.assert_allclose(g, (soft - np.eye(3)[[1, 2]]) / 2, rtol=1e-6, atol=1e-7)
+
+
+def test_intermediate_targets_are_not_rewritten_away() -> None:
+    x = gc.placeholder("float64", (), name="pin_x")
+    s = gc.sigmoid(x)
+    y = gc.log(s)  # would become -softplus(-x), which no longer contains s
+    assert_same(gc.Session().run(gc.grad(y, s), {x: -3.0}), np.float64(1 / (1 / (1 + np.exp(3.0)))))
+    assert_same(gc.Session().run(gc.grad(y, x), {x: -3.0}), np.float64(1 - 1 / (1 + np.exp(3.0))))
+
+
+def test_stop_gradient_survives_stabilization_and_vanishes_when_running() -> None:
+    x = gc.placeholder("float64", (3,), name="sg_x")
+    y = gc.sum(gc.stop_gradient(gc.log(1 + x)) * x)
+    assert_same(gc.Session().run(gc.grad(y, x), {x: [0.0, 1.0, 2.0]}), np.log1p([0.0, 1.0, 2.0]))
+    assert all(n.op != "stop_gradient" for n in gc.optimize(y).nodes)

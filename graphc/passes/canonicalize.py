@@ -161,8 +161,6 @@ def _shape_chain(node: Tensor) -> Tensor | None:
         return x
     if node.op == "slice" and all(e == ("slice", None, None, None) for e in node.attrs["index"]):
         return x
-    if node.op == "stop_gradient":
-        return x  # gradients are built before optimisation; at run time it is the identity
     return None
 
 
@@ -184,8 +182,8 @@ REWRITES: list[Rewrite] = [
             "sum(-x) -> -sum(x), mean(-x) -> -mean(x), (-a)*b -> -(a*b)"),
     Rewrite("cast_chain", PHASE, ("cast",), _cast, "drop casts to the same dtype; collapse lossless cast chains"),
     Rewrite("shape_chain", PHASE, ("reshape", "transpose", "broadcast_to", "reshape_dims", "sum", "mean", "prod",
-                                   "max", "min", "slice", "stop_gradient"), _shape_chain,
-            "collapse chains of shape ops; drop shape ops and reductions that change nothing; drop stop_gradient"),
+                                   "max", "min", "slice"), _shape_chain,
+            "collapse chains of shape ops; drop shape ops and reductions that change nothing"),
     Rewrite("where_same_branches", PHASE, ("where",), _where_same, "where(c, x, x) -> x"),
 ]
 
@@ -204,11 +202,14 @@ def _attr_key(value: Any) -> Any:
     return ("id", id(value))
 
 
-def cse(outputs: Sequence[Tensor], log: RewriteLog) -> list[Tensor]:
+def cse(outputs: Sequence[Tensor], log: RewriteLog, pinned: set[int] | None = None
+        ) -> tuple[list[Tensor], dict[int, Tensor]]:
     """Merge nodes that compute the same op on the same inputs with the same attributes.
 
-    Stateful ops, placeholders and Variables are never merged; equal constants are.
+    Stateful ops, placeholders, Variables and ``pinned`` nodes are never merged; equal constants
+    are.  Returns the new outputs and old node id -> new node.
     """
+    pins = set(pinned or ())
     from graphc.ir.build import rebuild
     from graphc.ir.graph import topological_order
 
@@ -216,7 +217,9 @@ def cse(outputs: Sequence[Tensor], log: RewriteLog) -> list[Tensor]:
     memo: dict[int, Tensor] = {}
     for node in topological_order(outputs):
         new = rebuild(node, [memo[i.id] for i in node.inputs])
-        if not (new.opdef.stateful or new.op in ("placeholder", "variable", "parameter")):
+        if node.id in pins:
+            pins.add(new.id)
+        elif not (new.opdef.stateful or new.op in ("placeholder", "variable", "parameter")):
             key = (new.op, tuple(i.id for i in new.inputs), new.weak,
                    tuple(sorted((k, _attr_key(v)) for k, v in new.attrs.items())))
             if key in seen:
@@ -225,7 +228,9 @@ def cse(outputs: Sequence[Tensor], log: RewriteLog) -> list[Tensor]:
             else:
                 seen[key] = new
         memo[node.id] = new
-    return [memo[o.id] for o in outputs]
+    if pinned is not None:
+        pinned |= pins  # rebuilt pinned nodes stay pinned for the phases that follow
+    return [memo[o.id] for o in outputs], memo
 
 
 __all__ = ["PHASE", "REWRITES", "cse"]

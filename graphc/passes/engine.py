@@ -128,6 +128,8 @@ def rewrite_to_fixed_point(outputs: Sequence[Tensor], rewrites: Sequence[Rewrite
             mapping = dict(memo) if not mapping else {k: memo.get(v.id, v) for k, v in mapping.items()}
             current = [memo[o.id] for o in current]
             if not changed:
+                if pinned is not None:
+                    pinned |= pins  # rebuilt pinned nodes stay pinned for the passes that follow
                 return current, mapping
         raise RuntimeError(f"graphc internal error: rewrites did not settle after {MAX_SWEEPS} sweeps")
     finally:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from graphc.errors import ArgumentError
-from graphc.ir.graph import Graph
+from graphc.ir.graph import Graph, topological_order
 from graphc.ir.tensor import Tensor
 from graphc.passes import canonicalize, specialize, stabilize
 from graphc.passes.engine import Rewrite, RewriteLog, rewrite_to_fixed_point
@@ -62,7 +62,12 @@ def run_phases(outputs: Sequence[Tensor], phases: Sequence[str], log: RewriteLog
                ) -> tuple[list[Tensor], dict[int, Tensor]]:
     """Run ``phases`` on ``outputs``; return the new outputs and original node id -> new node."""
     current = list(outputs)
-    mapping: dict[int, Tensor] = {}
+    mapping: dict[int, Tensor] = {n.id: n for n in topological_order(current)}
+
+    def follow(step: dict[int, Tensor]) -> None:
+        for k, v in mapping.items():
+            mapping[k] = step.get(v.id, v)
+
     for phase in phases:
         if phase == "fuse":
             from graphc.passes.fusion import fuse
@@ -71,10 +76,12 @@ def run_phases(outputs: Sequence[Tensor], phases: Sequence[str], log: RewriteLog
         else:
             rewrites = REWRITES_BY_PHASE[phase] + ([] if phase == "canonicalize" else canonicalize.REWRITES)
             if phase == "canonicalize":
-                current = canonicalize.cse(current, log)
+                current, step = canonicalize.cse(current, log, pinned)
+                follow(step)
             current, step = rewrite_to_fixed_point(current, rewrites, log, pinned)
-            current = canonicalize.cse(current, log)
-            mapping = step if not mapping else {k: step.get(v.id, v) for k, v in mapping.items()}
+            follow(step)
+            current, step = canonicalize.cse(current, log, pinned)
+            follow(step)
         if snapshots is not None:
             snapshots.append((phase, Graph(current)))
     return current, mapping

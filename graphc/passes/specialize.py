@@ -48,11 +48,19 @@ def _divide_by_power_of_two(node: Tensor) -> Tensor | None:
     return make_node("multiply", [x, constant(inverse, dtype=value.dtype)])
 
 
+def _drop_stop_gradient(node: Tensor) -> Tensor | None:
+    """stop_gradient(x) -> x.  It only matters to gc.grad, which runs the canonicalize and stabilize
+    phases but never this one, so it is removed only from graphs about to run."""
+    return node.inputs[0]
+
+
 REWRITES: list[Rewrite] = [
     Rewrite("square", PHASE, ("multiply",), _multiply_self, "x * x -> square(x)"),
     Rewrite("rsqrt", PHASE, ("divide", "reciprocal"), _reciprocal_sqrt, "1 / sqrt(x) -> rsqrt(x)"),
     Rewrite("divide_by_power_of_two", PHASE, ("divide",), _divide_by_power_of_two,
             "x / 2**k -> x * 2**-k (exact)"),
+    Rewrite("drop_stop_gradient", PHASE, ("stop_gradient",), _drop_stop_gradient,
+            "stop_gradient(x) -> x (it is the identity when the graph runs)"),
 ]
 
 __all__ = ["PHASE", "REWRITES"]
