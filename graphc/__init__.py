@@ -14,9 +14,11 @@ from graphc.errors import (
     FeedError,
     GraphcError,
     GraphError,
+    GraphFileError,
     ShapeError,
 )
-from graphc.inspect import dprint
+from graphc.graphfile import load_graph, save_graph
+from graphc.inspect import dprint, report, to_dot, to_networkx
 from graphc.ir import Graph, Tensor
 from graphc.ops import *  # noqa: F403
 from graphc.ops import __all__ as _ops_all
@@ -30,4 +32,6 @@ __all__ = [
     "ArgumentError", "DTypeError", "ExecutionError", "FeedError", "Function", "Graph", "GraphError",
     "GraphcError", "Session", "ShapeError", "Tensor", "bool_", "dprint", "dtypes", "errors", "float32", "testing",
     "float64", "function", "grad", "optimize", "int8", "int16", "int32", "int64", "optimizers", "uint8",
+    "report", "to_dot", "to_networkx",
+    "GraphFileError", "load_graph", "save_graph",
 ]

@@ -36,3 +36,7 @@ class GraphError(GraphcError, ValueError):
 
 class ExecutionError(GraphcError, RuntimeError):
     """A fault found while running a graph (e.g. an index out of range in ``take``)."""
+
+
+class GraphFileError(GraphcError, ValueError):
+    """A graph file that cannot be read (not a graph file, damaged, truncated, or from a newer graphc)."""

@@ -1,0 +1,621 @@
+"""Graph files: ``save_graph`` writes a graph to a documented, versioned file; ``load_graph`` reads it.
+
+A graph file is a zip archive holding ``graph.json`` (the nodes in topological order: op, inputs,
+attributes, dtype, shape, name, source line; fused kernels' inner graphs; which nodes are the
+inputs and outputs) and one ``.npy`` entry per constant or Variable value.  docs/graph-files.md
+describes the format precisely.  Loading never runs code from the file (no pickle, no eval): every
+field is checked, and every node is rebuilt through its op's shape/dtype rule.  Anything wrong is
+a :class:`GraphFileError` naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from graphc import dtypes
+from graphc.errors import ArgumentError, GraphcError, GraphFileError
+from graphc.ir.build import make_node
+from graphc.ir.graph import topological_order
+from graphc.ir.location import SourceLocation, located_at
+from graphc.ir.registry import REGISTRY, AbstractValue, OpDef
+from graphc.ir.shapes import format_shape
+from graphc.ir.tensor import Tensor
+from graphc.ops.kernel import KERNEL_KINDS, Kernel
+from graphc.ops.state import Variable
+
+FORMAT = "graphc.graph"
+VERSION = 1  # the format version this graphc writes, and the newest it reads
+GRAPH_ENTRY = "graph.json"
+
+_MAX_DEPTH = 32  # nesting of attribute values
+_MAX_JSON_BYTES = 1 << 30
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # entry timestamps: the same graph gives the same bytes
+_DTYPE_NAMES = {d.name: d for d in dtypes.SUPPORTED_DTYPES}
+_FLOAT_WORDS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+_INT64 = np.iinfo(np.int64)
+
+# String attributes with a fixed set of values: checked when loading, so that a corrupt file fails
+# at load time rather than when the graph runs.
+_PADDINGS = ("VALID", "SAME")
+_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("pad", "mode"): ("constant", "edge", "reflect", "symmetric"),
+    ("pad_grad", "mode"): ("constant", "edge", "reflect", "symmetric"),
+    ("reshape_dims", "kind"): ("expand_dims", "squeeze"),
+    **{(op, "padding"): _PADDINGS for op in ("conv2d", "conv2d_grad_input", "conv2d_grad_weight", "max_pool2d",
+                                             "avg_pool2d", "max_pool2d_grad", "max_pool2d_select", "avg_pool2d_grad")},
+}
+
+# What reading a damaged entry raises (bad CRC-32, bad compressed data, an encrypted entry, ...), and
+# what else zipfile and numpy's header parser raise on damaged archives.
+_ENTRY_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, struct.error, NotImplementedError, RuntimeError)
+_READ_ERRORS = (*_ENTRY_ERRORS, OverflowError, ValueError, KeyError, RecursionError, MemoryError)
+
+
+# ---- saving -------------------------------------------------------------------------------------
+
+def save_graph(path: str | os.PathLike[str], outputs: Tensor | Sequence[Tensor],
+               inputs: Sequence[Tensor] | None = None) -> None:
+    """Write the graph computing ``outputs`` to ``path`` (a graph file: see docs/graph-files.md).
+
+    ``inputs``: the placeholders to record as the graph's inputs, in order; by default every
+    placeholder the outputs depend on, in topological order.  The file holds every node the
+    outputs (and inputs) depend on, with the values of constants and the current values of
+    Variables.  The file is written to a temporary file first and then renamed, so a failed save
+    never leaves a partial file behind.
+    """
+    outs = _tensor_list(outputs, "outputs", allow_single=True)
+    if not outs:
+        raise ArgumentError("save_graph needs at least one output tensor")
+    if inputs is None:
+        ins = [n for n in topological_order(outs) if n.op == "placeholder"]
+    else:
+        ins = _tensor_list(inputs, "inputs", allow_single=False)
+        seen: set[int] = set()
+        for i, t in enumerate(ins):
+            if t.op != "placeholder":
+                raise ArgumentError(f"save_graph: input {i} must be a placeholder, got {t.describe()}")
+            if t.id in seen:
+                raise ArgumentError(f"save_graph: input {i} {t.describe()} is given twice")
+            seen.add(t.id)
+    from graphc import __version__
+
+    writer = _Writer()
+    nodes = topological_order([*outs, *ins])
+    index = {n.id: k for k, n in enumerate(nodes)}
+    document = {
+        "format": FORMAT,
+        "version": VERSION,
+        "graphc_version": __version__,
+        "nodes": writer.encode_nodes(nodes, index),
+        "kernels": writer.kernels,
+        "arrays": writer.table,
+        "inputs": [index[t.id] for t in ins],
+        "outputs": [index[t.id] for t in outs],
+    }
+    text = _dumps(document)
+    _write_archive(os.fspath(path), text, writer.arrays)
+
+
+def _dumps(document: dict[str, Any]) -> str:
+    """JSON text with one line per top-level field and one line per item of a top-level list."""
+    lines = []
+    for key, value in document.items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            items = ",\n  ".join(json.dumps(v, allow_nan=False) for v in value)
+            lines.append(f" {json.dumps(key)}: [\n  {items}\n ]")
+        else:
+            lines.append(f" {json.dumps(key)}: {json.dumps(value, allow_nan=False)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def _tensor_list(values: Any, what: str, allow_single: bool) -> list[Tensor]:
+    if isinstance(values, Tensor):
+        if allow_single:
+            return [values]
+        raise ArgumentError(f"save_graph: {what} must be a list of placeholders, got a single tensor "
+                            f"{values.describe()}")
+    if not isinstance(values, (list, tuple)):
+        raise ArgumentError(f"save_graph: {what} must be a list of tensors, got {type(values).__name__}")
+    for i, t in enumerate(values):
+        if not isinstance(t, Tensor):
+            raise ArgumentError(f"save_graph: {what}[{i}] is {type(t).__name__}, expected a Tensor")
+    return list(values)
+
+
+def _write_archive(path: str, text: str, arrays: list[tuple[str, np.ndarray]]) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=".graphc-", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise GraphFileError(f"cannot write graph file '{path}': {exc}") from exc
+    try:
+        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w") as archive:
+            info = zipfile.ZipInfo(GRAPH_ENTRY, _FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, text.encode("utf-8"))
+            for entry, array in arrays:
+                info = zipfile.ZipInfo(entry, _FIXED_TIME)
+                info.compress_type = zipfile.ZIP_STORED
+                with archive.open(info, "w", force_zip64=array.nbytes > (1 << 30)) as stream:
+                    np.lib.format.write_array(stream, array, allow_pickle=False)
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise GraphFileError(f"cannot write graph file '{path}': {exc}") from exc
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+class _Writer:
+    """Turns nodes into JSON-ready dicts, collecting arrays and kernels into their tables."""
+
+    def __init__(self) -> None:
+        self.arrays: list[tuple[str, np.ndarray]] = []  # (entry name, little-endian C-order array)
+        self.table: list[dict[str, Any]] = []  # the "arrays" table of graph.json
+        self.kernels: list[dict[str, Any]] = []
+        self._array_ids: dict[int, int] = {}
+        self._kernel_ids: dict[int, int] = {}
+        self._keep: list[Any] = []  # keeps encoded objects alive, so their ids stay unique
+
+    def encode_nodes(self, nodes: Sequence[Tensor], index: dict[int, int]) -> list[dict[str, Any]]:
+        return [self.encode_node(node, index) for node in nodes]
+
+    def encode_node(self, node: Tensor, index: dict[int, int]) -> dict[str, Any]:
+        where = f"node '{node.name}' ({node.op})"
+        entry: dict[str, Any] = {
+            "op": node.op,
+            "name": node.name,
+            "inputs": [index[i.id] for i in node.inputs],
+            "attrs": {key: self.encode_value(value, f"{where}, attribute {key!r}", 0)
+                      for key, value in node.attrs.items()},
+            "dtype": node.dtype.name,
+            "shape": list(node.shape),
+            "location": _encode_location(node.location),
+        }
+        if isinstance(node, Variable):
+            entry["value"] = self.add_array(node.read())
+            entry["trainable"] = node.trainable
+        return entry
+
+    def encode_value(self, value: Any, where: str, depth: int) -> Any:
+        if depth > _MAX_DEPTH:
+            raise GraphFileError(f"cannot save {where}: values nested deeper than {_MAX_DEPTH} levels")
+        if value is None or isinstance(value, (bool, str, int)):
+            return value
+        if isinstance(value, float):
+            return value if math.isfinite(value) else {"float": repr(value)}
+        if isinstance(value, (tuple, list)):
+            items = [self.encode_value(v, where, depth + 1) for v in value]
+            return {"tuple": items} if isinstance(value, tuple) else {"list": items}
+        if isinstance(value, np.dtype):
+            return {"dtype": value.name}
+        if isinstance(value, np.ndarray):
+            return {"array": self.add_array(value)}
+        if isinstance(value, (np.bool_, np.integer, np.floating)):
+            return {"scalar": {"dtype": value.dtype.name, "value": self.encode_value(value.item(), where, depth + 1)}}
+        if isinstance(value, Kernel):
+            return {"kernel": self.add_kernel(value)}
+        raise GraphFileError(f"cannot save {where}: values of type {type(value).__name__} have no "
+                             "representation in graph files")
+
+    def add_array(self, array: np.ndarray) -> int:
+        if id(array) in self._array_ids:
+            return self._array_ids[id(array)]
+        self._keep.append(array)
+        number = len(self.table)
+        entry = f"arrays/{number}.npy"
+        stored = array.astype(array.dtype.newbyteorder("<"), order="C", copy=False)  # 0-d stays 0-d
+        self.arrays.append((entry, stored))
+        self.table.append({"entry": entry, "dtype": array.dtype.name, "shape": list(array.shape)})
+        self._array_ids[id(array)] = number
+        return number
+
+    def add_kernel(self, kernel: Kernel) -> int:
+        if id(kernel) in self._kernel_ids:
+            return self._kernel_ids[id(kernel)]
+        self._keep.append(kernel)
+        # parameters that no output reads are not in kernel.nodes, but they are still the kernel's
+        nodes = topological_order([*kernel.outputs, *kernel.params])
+        index = {n.id: k for k, n in enumerate(nodes)}
+        encoded = {  # inner kernels are added first: a kernel only refers to earlier ones
+            "kind": kernel.kind,
+            "nodes": self.encode_nodes(nodes, index),
+            "params": [index[p.id] for p in kernel.params],
+            "outputs": [index[o.id] for o in kernel.outputs],
+        }
+        self._kernel_ids[id(kernel)] = len(self.kernels)
+        self.kernels.append(encoded)
+        return self._kernel_ids[id(kernel)]
+
+
+def _encode_location(location: SourceLocation | None) -> dict[str, Any] | None:
+    if location is None:
+        return None
+    return {"file": location.filename, "line": location.lineno, "function": location.function}
+
+
+# ---- loading ------------------------------------------------------------------------------------
+
+def load_graph(path: str | os.PathLike[str]) -> tuple[list[Tensor], list[Tensor]]:
+    """Read a graph file written by :func:`save_graph`: ``(inputs, outputs)``, lists of new tensors.
+
+    Placeholders become new placeholders, Variables new Variables holding the saved values, and
+    every other node is rebuilt through its op (its shape and dtype rules run again), with the
+    saved names (made unique if taken) and the saved source lines.  A file that is not a graph
+    file, is damaged or truncated, or was written by a newer graphc raises :class:`GraphFileError`.
+    """
+    name = os.fspath(path)
+    try:
+        archive = zipfile.ZipFile(name)
+    except FileNotFoundError:
+        raise GraphFileError(f"cannot load graph file '{name}': no such file") from None
+    except zipfile.BadZipFile as exc:
+        raise GraphFileError(f"cannot load graph file '{name}': not a graph file, or a damaged or truncated one "
+                             f"(not a readable zip archive: {exc})") from None
+    except _READ_ERRORS as exc:
+        raise GraphFileError(f"cannot load graph file '{name}': unreadable ({type(exc).__name__}: {exc})") from None
+    try:
+        with archive:
+            return _Reader(name, archive).load()
+    except GraphcError:
+        raise
+    except _READ_ERRORS as exc:
+        raise GraphFileError(f"cannot load graph file '{name}': damaged ({type(exc).__name__}: {exc})") from None
+
+
+class _Reader:
+    def __init__(self, path: str, archive: zipfile.ZipFile) -> None:
+        self.path = path
+        self.archive = archive
+        self.table: list[tuple[str, np.dtype, tuple[int, ...]]] = []
+        self.arrays: list[np.ndarray] = []
+        self.kernels: list[Kernel] = []
+
+    def fail(self, message: str) -> GraphFileError:
+        return GraphFileError(f"cannot load graph file '{self.path}': {message}")
+
+    # -- the archive and graph.json ----------------------------------------------------------
+    def load(self) -> tuple[list[Tensor], list[Tensor]]:
+        names = self.archive.namelist()
+        if len(names) != len(set(names)):
+            raise self.fail("the archive holds two entries with the same name")
+        if GRAPH_ENTRY not in names:
+            raise self.fail(f"no '{GRAPH_ENTRY}' entry: not a graphc graph file")
+        info = self.archive.getinfo(GRAPH_ENTRY)
+        if info.file_size > _MAX_JSON_BYTES:
+            raise self.fail(f"'{GRAPH_ENTRY}' is implausibly large ({info.file_size} bytes)")
+        try:
+            data = self.archive.read(info)  # zipfile checks the CRC-32
+        except _ENTRY_ERRORS as exc:
+            raise self.fail(f"entry '{GRAPH_ENTRY}' is damaged ({exc})") from None
+        try:
+            document = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
+        except (ValueError, RecursionError) as exc:
+            raise self.fail(f"'{GRAPH_ENTRY}' is not valid JSON ({exc})") from None
+        doc = self.obj(document, GRAPH_ENTRY)
+        if doc.get("format") != FORMAT:
+            raise self.fail(f"not a graphc graph file ('format' is {doc.get('format')!r}, expected {FORMAT!r})")
+        version = doc.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise self.fail(f"'version' must be a positive integer, got {version!r}")
+        if version > VERSION:
+            written = doc.get("graphc_version")
+            by = f" (written by graphc {written})" if isinstance(written, str) else ""
+            raise self.fail(f"format version {version}{by} is newer than this graphc reads (versions up to "
+                            f"{VERSION}); upgrade graphc to load it")
+        self.read_table(self.field(doc, "arrays", list, GRAPH_ENTRY))
+        for entry, _, _ in self.table:
+            if entry not in names:
+                raise self.fail(f"missing entry {entry!r}")
+        self.arrays = [self.read_npy(*item) for item in self.table]
+        declared = {GRAPH_ENTRY} | {entry for entry, _, _ in self.table}
+        extra = sorted(set(names) - declared)
+        if extra:
+            raise self.fail(f"unexpected entry {extra[0]!r} (a graph file holds only {GRAPH_ENTRY} and the "
+                            "arrays it lists)")
+        for k, kernel in enumerate(self.field(doc, "kernels", list, GRAPH_ENTRY)):
+            self.kernels.append(self.read_kernel(kernel, f"kernel {k}"))
+        nodes = self.build_nodes(self.field(doc, "nodes", list, GRAPH_ENTRY), "node")
+        inputs = [nodes[k] for k in self.indices(doc, "inputs", len(nodes), GRAPH_ENTRY)]
+        for k, t in enumerate(inputs):
+            if t.op != "placeholder":
+                raise self.fail(f"input {k} is node '{t.name}' ({t.op}), not a placeholder")
+        if len({t.id for t in inputs}) != len(inputs):
+            raise self.fail("an input is listed twice")
+        outputs = [nodes[k] for k in self.indices(doc, "outputs", len(nodes), GRAPH_ENTRY)]
+        return inputs, outputs
+
+    def read_table(self, table: list[Any]) -> None:
+        entries: set[str] = set()
+        for k, item in enumerate(table):
+            where = f"array {k}"
+            item = self.obj(item, where)
+            entry = self.field(item, "entry", str, where)
+            if entry == GRAPH_ENTRY or entry in entries:
+                raise self.fail(f"{where}: entry {entry!r} is used twice")
+            entries.add(entry)
+            dtype = self.dtype(self.field(item, "dtype", str, where), where)
+            shape = self.shape(self.field(item, "shape", list, where), where, allow_unknown=False)
+            self.table.append((entry, dtype, shape))  # type: ignore[arg-type]
+
+    def array(self, number: Any, where: str) -> np.ndarray:
+        if not _is_int(number) or not 0 <= number < len(self.table):
+            raise self.fail(f"{where}: {number!r} is not an index into the arrays table "
+                            f"({len(self.table)} arrays)")
+        return self.arrays[number]
+
+    def read_npy(self, entry: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+        """One ``.npy`` entry, checked against the table before its data is read (never unpickled)."""
+        try:
+            return self._read_npy(entry, dtype, shape)
+        except _ENTRY_ERRORS as exc:
+            raise self.fail(f"entry {entry!r} is damaged ({exc})") from None
+
+    def _read_npy(self, entry: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+        fmt = np.lib.format
+        info = self.archive.getinfo(entry)
+        with self.archive.open(info) as stream:
+            try:
+                version = fmt.read_magic(stream)
+                if version == (1, 0):
+                    stored_shape, fortran, stored = fmt.read_array_header_1_0(stream)
+                elif version == (2, 0):
+                    stored_shape, fortran, stored = fmt.read_array_header_2_0(stream)
+                else:
+                    raise ValueError(f"unsupported .npy format version {version}")
+            except ValueError as exc:
+                raise self.fail(f"entry {entry!r} is not a valid .npy array ({exc})") from None
+            if stored.hasobject:
+                raise self.fail(f"entry {entry!r} holds Python objects (a pickle); graph files never unpickle")
+            if stored.newbyteorder("=") != dtype:
+                raise self.fail(f"entry {entry!r} holds {stored}, but the arrays table says {dtype.name}")
+            if tuple(stored_shape) != shape:
+                raise self.fail(f"entry {entry!r} has shape {list(stored_shape)}, but the arrays table says "
+                                f"{list(shape)}")
+            size = math.prod(shape) * dtype.itemsize
+            if info.file_size - stream.tell() != size:
+                raise self.fail(f"entry {entry!r} holds {info.file_size - stream.tell()} bytes of data, "
+                                f"expected {size}")
+            data = stream.read()  # zipfile checks the CRC-32 here
+        array = np.frombuffer(data, stored).reshape(shape, order="F" if fortran else "C")
+        return np.array(array, dtype=dtype, order="C")
+
+    def read_kernel(self, item: Any, where: str) -> Kernel:
+        item = self.obj(item, where)
+        kind = self.field(item, "kind", str, where)
+        if kind not in KERNEL_KINDS:
+            raise self.fail(f"{where}: unknown kernel kind {kind!r} (expected one of {', '.join(KERNEL_KINDS)})")
+        nodes = self.build_nodes(self.field(item, "nodes", list, where), f"{where}, node", inner=True)
+        params = [nodes[k] for k in self.indices(item, "params", len(nodes), where)]
+        for k, p in enumerate(params):
+            if p.op != "parameter" or p.attrs["index"] != k:
+                raise self.fail(f"{where}: parameter {k} is '{p.name}' ({p.op} {dict(p.attrs).get('index')!r}), "
+                                f"expected a parameter node with index {k}")
+        outputs = [nodes[k] for k in self.indices(item, "outputs", len(nodes), where)]
+        if not outputs:
+            raise self.fail(f"{where}: a kernel needs at least one output")
+        return Kernel(tuple(params), tuple(outputs), kind)
+
+    # -- nodes --------------------------------------------------------------------------------
+    def build_nodes(self, items: list[Any], what: str, inner: bool = False) -> list[Tensor]:
+        nodes: list[Tensor] = []
+        for k, item in enumerate(items):
+            where = f"{what} {k}"
+            item = self.obj(item, where)
+            op = self.field(item, "op", str, where)
+            name = self.field(item, "name", str, where)
+            where = f"{where} ('{name}', {op})"
+            opdef = REGISTRY.get(op)
+            if opdef is None:
+                raise self.fail(f"{where}: unknown op {op!r} (not an op of this graphc)")
+            raw_inputs = self.field(item, "inputs", list, where)
+            for i in raw_inputs:
+                if not _is_int(i) or not 0 <= i < k:
+                    raise self.fail(f"{where}: input {i!r} is not the index of an earlier node")
+            inputs = [nodes[i] for i in raw_inputs]
+            attrs = {key: self.value(value, f"{where}, attribute {key!r}", 0)
+                     for key, value in self.field(item, "attrs", dict, where).items()}
+            self.check_choices(op, attrs, where)
+            dtype = self.dtype(self.field(item, "dtype", str, where), where)
+            shape = self.shape(self.field(item, "shape", list, where), where, allow_unknown=True)
+            location = self.location(item.get("location"), where)
+            try:
+                with located_at(location):
+                    node = self.make(opdef, inputs, attrs, name, location, item, where, inner)
+            except GraphFileError:
+                raise
+            except GraphcError as exc:
+                raise self.fail(f"{where} does not rebuild: {exc}") from None
+            except Exception as exc:  # an attribute an op's rule cannot use: the file is corrupt
+                raise self.fail(f"{where} does not rebuild: {type(exc).__name__}: {exc}") from None
+            if node.dtype != dtype or node.shape != shape:
+                raise self.fail(f"{where}: the file says {dtype.name}{format_shape(shape)}, but rebuilt it is "
+                                f"{node.type_str()}")
+            nodes.append(node)
+        return nodes
+
+    def make(self, opdef: OpDef, inputs: list[Tensor], attrs: dict[str, Any], name: str,
+             location: SourceLocation | None, item: dict[str, Any], where: str, inner: bool) -> Tensor:
+        op = opdef.name
+        if op in ("placeholder", "variable", "parameter"):
+            self.check_source_attrs(attrs, where)
+        if op == "constant":
+            value, weak = attrs.get("value"), attrs.get("weak")
+            if not isinstance(value, np.ndarray) or not isinstance(weak, bool) or set(attrs) != {"value", "weak"}:
+                raise self.fail(f"{where}: a constant needs attributes 'value' (an array) and 'weak' (a bool)")
+            value.setflags(write=False)
+        if op == "variable":
+            if inputs:
+                raise self.fail(f"{where}: a variable has no inputs")
+            value = self.array(item.get("value"), f"{where}, value")
+            trainable = item.get("trainable")
+            if not isinstance(trainable, bool):
+                raise self.fail(f"{where}: 'trainable' must be true or false, got {trainable!r}")
+            if value.dtype != attrs["dtype"] or value.shape != attrs["shape"]:
+                raise self.fail(f"{where}: the value is {value.dtype.name}{format_shape(value.shape)}, but the "
+                                f"attributes say {attrs['dtype'].name}{format_shape(attrs['shape'])}")
+            return Variable(value, name=name, dtype=value.dtype, trainable=trainable)
+        if op == "fused":
+            kernel = attrs.get("kernel")
+            if isinstance(kernel, Kernel) and len(kernel.params) != len(inputs):
+                raise self.fail(f"{where}: the kernel has {len(kernel.params)} parameters but the node has "
+                                f"{len(inputs)} inputs")
+        if op == "kernel_output":
+            index, kernel = attrs.get("index"), attrs.get("kernel")
+            if len(inputs) != 1 or inputs[0].op != "fused" or inputs[0].attrs["kernel"] is not kernel:
+                raise self.fail(f"{where}: must read the fused node that runs its kernel")
+            if not (_is_int(index) and 0 <= index < len(kernel.outputs)):  # type: ignore[union-attr]
+                raise self.fail(f"{where}: output index {index!r} is out of range for its kernel")
+        if not inner:
+            return make_node(opdef, inputs, name=name, **attrs)
+        return _inner_node(opdef, inputs, attrs, name, location)
+
+    def check_source_attrs(self, attrs: dict[str, Any], where: str) -> None:
+        dtype, shape = attrs.get("dtype"), attrs.get("shape")
+        if not isinstance(dtype, np.dtype) or not isinstance(shape, tuple):
+            raise self.fail(f"{where}: needs attributes 'dtype' (a dtype) and 'shape' (a tuple)")
+        for d in shape:
+            if d is not None and not (_is_int(d) and 0 <= d <= _INT64.max):
+                raise self.fail(f"{where}: attribute 'shape' {shape!r} is not a shape (ints >= 0 and None)")
+
+    def check_choices(self, op: str, attrs: dict[str, Any], where: str) -> None:
+        for key, value in attrs.items():
+            choices = _CHOICES.get((op, key))
+            if choices is not None and isinstance(value, str) and value not in choices:
+                raise self.fail(f"{where}: attribute {key!r} is {value!r}, expected one of {', '.join(choices)}")
+
+    # -- values -------------------------------------------------------------------------------
+    def value(self, value: Any, where: str, depth: int) -> Any:
+        """An attribute value: JSON scalars as they are, tagged objects for everything else."""
+        if depth > _MAX_DEPTH:
+            raise self.fail(f"{where}: values nested deeper than {_MAX_DEPTH} levels")
+        if value is None or isinstance(value, (bool, str, int)):
+            return value
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise self.fail(f"{where}: non-finite number {value!r} written as a plain number")
+            return value
+        if not isinstance(value, dict) or len(value) != 1:
+            raise self.fail(f"{where}: expected a JSON scalar or an object with one tag, got {_show(value)}")
+        ((tag, body),) = value.items()
+        if tag in ("tuple", "list"):
+            if not isinstance(body, list):
+                raise self.fail(f"{where}: {tag!r} needs a JSON array, got {_show(body)}")
+            items = [self.value(v, where, depth + 1) for v in body]
+            return tuple(items) if tag == "tuple" else items
+        if tag == "float":
+            if body not in _FLOAT_WORDS:
+                raise self.fail(f"{where}: 'float' must be one of {', '.join(_FLOAT_WORDS)}, got {_show(body)}")
+            return _FLOAT_WORDS[body]
+        if tag == "dtype":
+            return self.dtype(body, where)
+        if tag == "array":
+            return self.array(body, where)
+        if tag == "kernel":
+            if not _is_int(body) or not 0 <= body < len(self.kernels):
+                raise self.fail(f"{where}: {body!r} is not the index of an earlier kernel")
+            return self.kernels[body]
+        if tag == "scalar":
+            return self.scalar(body, where, depth)
+        raise self.fail(f"{where}: unknown value tag {tag!r}")
+
+    def scalar(self, body: Any, where: str, depth: int) -> Any:
+        body = self.obj(body, where)
+        dtype = self.dtype(self.field(body, "dtype", str, where), where)
+        value = self.value(body.get("value"), where, depth + 1)
+        fits = {
+            "b": isinstance(value, bool),
+            "i": _is_int(value) and np.iinfo(dtype).min <= value <= np.iinfo(dtype).max,
+            "u": _is_int(value) and np.iinfo(dtype).min <= value <= np.iinfo(dtype).max,
+            "f": isinstance(value, float),
+        }[dtype.kind]
+        if not fits:
+            raise self.fail(f"{where}: {_show(value)} is not a {dtype.name} value")
+        return dtype.type(value)
+
+    def dtype(self, name: Any, where: str) -> np.dtype:
+        if not isinstance(name, str) or name not in _DTYPE_NAMES:
+            raise self.fail(f"{where}: unknown dtype {_show(name)} (expected one of {', '.join(_DTYPE_NAMES)})")
+        return _DTYPE_NAMES[name]
+
+    def shape(self, dims: list[Any], where: str, allow_unknown: bool) -> tuple[int | None, ...]:
+        for d in dims:
+            if not ((d is None and allow_unknown) or (_is_int(d) and 0 <= d <= _INT64.max)):
+                raise self.fail(f"{where}: {_show(dims)} is not a shape")
+        return tuple(dims)
+
+    def location(self, value: Any, where: str) -> SourceLocation | None:
+        if value is None:
+            return None
+        value = self.obj(value, f"{where}, location")
+        filename = self.field(value, "file", str, f"{where}, location")
+        line = self.field(value, "line", int, f"{where}, location")
+        function = self.field(value, "function", str, f"{where}, location")
+        return SourceLocation(filename, line, function)
+
+    # -- JSON helpers -------------------------------------------------------------------------
+    def obj(self, value: Any, where: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(f"{where}: expected a JSON object, got {_show(value)}")
+        return value
+
+    def field(self, obj: dict[str, Any], key: str, kind: type, where: str) -> Any:
+        if key not in obj:
+            raise self.fail(f"{where}: missing field {key!r}")
+        value = obj[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.fail(f"{where}: field {key!r} must be a JSON {_JSON_NAMES[kind]}, got {_show(value)}")
+        return value
+
+    def indices(self, obj: dict[str, Any], key: str, count: int, where: str) -> list[int]:
+        values = self.field(obj, key, list, where)
+        for v in values:
+            if not _is_int(v) or not 0 <= v < count:
+                raise self.fail(f"{where}: {key!r} holds {_show(v)}, not the index of a node (there are {count})")
+        return values
+
+
+_JSON_NAMES = {str: "string", int: "integer", list: "array", dict: "object"}
+
+
+def _inner_node(opdef: OpDef, inputs: list[Tensor], attrs: dict[str, Any], name: str,
+                location: SourceLocation | None) -> Tensor:
+    """A node of a kernel's inner graph: checked by its op's rule like ``make_node``, but keeping its
+    exact name, as the fuser builds them (inner names do not take names from the process)."""
+    from graphc.ir.build import annotate
+
+    if opdef.num_inputs is not None and len(inputs) != opdef.num_inputs:
+        raise ArgumentError(f"{opdef.name} takes {opdef.num_inputs} inputs, got {len(inputs)}")
+    try:
+        aval = opdef.infer([t.aval for t in inputs], **attrs)
+    except GraphcError as exc:
+        raise annotate(exc, opdef.name, inputs, location) from None
+    if aval.weak and opdef.name != "constant":
+        aval = AbstractValue(aval.dtype, aval.shape, weak=False)
+    return Tensor(opdef, tuple(inputs), attrs, aval, name, location)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (dict, list, str, int, float, bool, type(None))) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _refuse_constant(word: str) -> Any:
+    raise ValueError(f"{word} is not valid JSON")
+
+
+__all__ = ["FORMAT", "VERSION", "load_graph", "save_graph"]
