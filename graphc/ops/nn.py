@@ -14,10 +14,11 @@ import numpy as np
 from graphc import dtypes
 from graphc.errors import DTypeError, ExecutionError, ShapeError
 from graphc.ir.registry import AbstractValue, OpDef, register
-from graphc.ir.shapes import dims_equal, format_shape, normalize_axes
+from graphc.ir.shapes import broadcast_shapes, dims_equal, format_shape, normalize_axes
 from graphc.ir.tensor import Tensor
 from graphc.ops._common import cast_to, float_dtype_for, make_node, promote, reporting, to_tensors
 from graphc.ops.elementwise import DTypeRule, _infer_elementwise
+from graphc.ops.like import sum_to
 
 # ---- softmax / log_softmax ----------------------------------------------------------------------
 
@@ -103,11 +104,16 @@ def _infer_softmax_xent(inputs: Sequence[AbstractValue], *, sparse: bool) -> Abs
                     "cast them to float)") if len(labels.shape) == len(logits.shape) else ""
             raise ShapeError(f"labels of shape {format_shape(labels.shape)} do not match logits "
                              f"{format_shape(logits.shape)}: expected {format_shape(batch)}{hint}")
-    elif len(labels.shape) != len(logits.shape) or not all(
-            dims_equal(a, b) for a, b in zip(labels.shape, logits.shape)):
-        raise ShapeError(f"probability labels of shape {format_shape(labels.shape)} must match "
+        return AbstractValue(logits.dtype, tuple(d if d is not None else e for d, e in zip(batch, labels.shape)))
+    if len(labels.shape) != len(logits.shape):
+        raise ShapeError(f"probability labels of shape {format_shape(labels.shape)} must have the rank of "
                          f"logits {format_shape(logits.shape)}")
-    return AbstractValue(logits.dtype, tuple(d if d is not None else e for d, e in zip(batch, labels.shape)))
+    try:
+        full = broadcast_shapes(labels.shape, logits.shape)  # dense labels broadcast, as labels * log_softmax
+    except ShapeError:
+        raise ShapeError(f"probability labels of shape {format_shape(labels.shape)} do not broadcast with "
+                         f"logits {format_shape(logits.shape)}") from None
+    return AbstractValue(logits.dtype, full[:-1])
 
 
 def _softmax_xent_reference(logits: np.ndarray, labels: np.ndarray, *, sparse: bool) -> np.ndarray:
@@ -137,7 +143,8 @@ def _softmax_xent_grad(node: Tensor, g: Tensor) -> list[Any]:
         return [per_example * (probabilities - one_hot(labels, classes, dtype=logits.dtype)), None]
     total = reduce_sum(labels, axis=-1, keepdims=True)  # 1 for proper distributions
     log_p = make_node("log_softmax", [logits], axes=(last,))
-    return [per_example * (probabilities * total - labels), -per_example * log_p]
+    # labels and logits may broadcast against each other: sum each gradient back to its input's shape
+    return [sum_to(per_example * (probabilities * total - labels), logits), sum_to(-per_example * log_p, labels)]
 
 
 register(OpDef("softmax_cross_entropy", "nn", _infer_softmax_xent, _softmax_xent_reference, num_inputs=2,
@@ -149,7 +156,8 @@ def softmax_cross_entropy(logits: Any, labels: Any) -> Tensor:
     """Per-example cross-entropy of ``softmax(logits)`` (classes on the last axis) against ``labels``.
 
     ``labels`` are integer class ids of shape ``logits.shape[:-1]`` (out-of-range ids raise an
-    ``ExecutionError`` at run time), or class probabilities of ``logits``' shape.
+    ``ExecutionError`` at run time), or class probabilities of ``logits``' rank that broadcast with
+    ``logits`` (as in ``-sum(labels * log_softmax(logits), -1)``).
     """
 
     def build() -> Tensor:

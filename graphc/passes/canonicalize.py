@@ -109,11 +109,9 @@ def _involution(node: Tensor) -> Tensor | None:
 
 
 def _hoist_negation(node: Tensor) -> Tensor | None:
-    """sum(-x) -> -sum(x), mean(-x) -> -mean(x), (-a) * b -> -(a * b): exact, and they expose
-    hand-written cross-entropies to the stabilize phase."""
-    if node.op in ("sum", "mean") and made_by(node.inputs[0], "neg") and node.dtype.kind == "f":
-        inner = make_node(node.op, [node.inputs[0].inputs[0]], **node.attrs)
-        return ew.neg(inner) if inner.dtype == node.dtype else None
+    """(-a) * b -> -(a * b): exact (rounding is symmetric in sign), and it exposes hand-written
+    cross-entropies to the stabilize phase.  (sum(-x) -> -sum(x) is *not* exact: sum(-[1, -1])
+    is +0.0 but -sum([1, -1]) is -0.0; the cross-entropy rewrite looks through that neg instead.)"""
     if node.op == "multiply" and node.dtype.kind == "f":
         a, b = node.inputs
         for n, o in ((a, b), (b, a)):
@@ -122,13 +120,21 @@ def _hoist_negation(node: Tensor) -> Tensor | None:
     return None
 
 
+def _lossless(source: np.dtype, target: np.dtype) -> bool:
+    """Every value of ``source`` survives a cast to ``target`` unchanged.  (NumPy's "safe" casting
+    allows int64 -> float64, which rounds integers above 2**53.)"""
+    if source.kind in "iu" and target.kind == "f":
+        return np.iinfo(source).bits - (source.kind == "i") <= np.finfo(target).nmant + 1
+    return bool(np.can_cast(source, target, casting="safe"))
+
+
 def _cast(node: Tensor) -> Tensor | None:
     """cast to the same dtype -> x; cast(cast(x, B), C) -> cast(x, C) when x -> B loses nothing."""
     (x,) = node.inputs
     if x.dtype == node.dtype:
         return x
     inner = producer(x, "cast")
-    if inner is not None and np.can_cast(inner.inputs[0].dtype, inner.dtype, casting="safe"):
+    if inner is not None and _lossless(inner.inputs[0].dtype, inner.dtype):
         source = inner.inputs[0]
         return source if source.dtype == node.dtype else make_node("cast", [source], dtype=node.dtype)
     return None
@@ -157,17 +163,18 @@ def _shape_chain(node: Tensor) -> Tensor | None:
     if node.op == "reshape_dims" and made_by(x, "reshape_dims") and x.attrs["axis"] == node.attrs["axis"] \
             and x.attrs["kind"] != node.attrs["kind"]:
         return x.inputs[0]
-    if node.op in ("sum", "mean", "prod", "max", "min") and not node.attrs["axes"] and node.dtype == x.dtype:
-        return x
+    if node.op in ("prod", "max", "min") and not node.attrs["axes"] and node.dtype == x.dtype:
+        return x  # (not sum or mean: over no axes they add x to 0, and -0.0 + 0 is +0.0)
     if node.op == "slice" and all(e == ("slice", None, None, None) for e in node.attrs["index"]):
         return x
     return None
 
 
 def _where_same(node: Tensor) -> Tensor | None:
-    """where(c, x, x) -> x when c does not widen the shape."""
-    _, a, b = node.inputs
-    return _same_as(a, node) if a is b else None
+    """where(c, x, x) -> x when c does not widen the shape (provably: an unknown dim of c could
+    be larger than x's at run time)."""
+    c, a, b = node.inputs
+    return _same_as(a, node) if a is b and broadcasts_into(c, a) else None
 
 
 REWRITES: list[Rewrite] = [
@@ -178,11 +185,10 @@ REWRITES: list[Rewrite] = [
             "x*1, x/1, x-0, x+(-0.0), x**1 -> x; x*-1 -> -x; x**2 -> square(x)"),
     Rewrite("involution", PHASE, ("neg", "logical_not", "abs"), _involution,
             "-(-x) -> x, not(not(x)) -> x, abs(abs(x)) and abs(-x) -> abs(x)"),
-    Rewrite("hoist_negation", PHASE, ("sum", "mean", "multiply"), _hoist_negation,
-            "sum(-x) -> -sum(x), mean(-x) -> -mean(x), (-a)*b -> -(a*b)"),
+    Rewrite("hoist_negation", PHASE, ("multiply",), _hoist_negation, "(-a)*b and a*(-b) -> -(a*b)"),
     Rewrite("cast_chain", PHASE, ("cast",), _cast, "drop casts to the same dtype; collapse lossless cast chains"),
-    Rewrite("shape_chain", PHASE, ("reshape", "transpose", "broadcast_to", "reshape_dims", "sum", "mean", "prod",
-                                   "max", "min", "slice"), _shape_chain,
+    Rewrite("shape_chain", PHASE, ("reshape", "transpose", "broadcast_to", "reshape_dims", "prod", "max", "min",
+                                   "slice"), _shape_chain,
             "collapse chains of shape ops; drop shape ops and reductions that change nothing"),
     Rewrite("where_same_branches", PHASE, ("where",), _where_same, "where(c, x, x) -> x"),
 ]
@@ -197,7 +203,9 @@ def _attr_key(value: Any) -> Any:
         return ("dtype", value.str)
     if isinstance(value, (tuple, list)):
         return tuple(_attr_key(v) for v in value)
-    if isinstance(value, (int, float, str, bool, type(None))):
+    if isinstance(value, float):
+        return ("float", value.hex())  # 0.0 == -0.0 in Python, but they are different attributes
+    if isinstance(value, (int, str, bool, type(None))):
         return (type(value).__name__, value)
     return ("id", id(value))
 

@@ -7,10 +7,11 @@ Rules (also in docs/passes/fuse.md):
 * A reduction (sum, mean, max, min, prod, logsumexp) is the root of a kernel that also computes
   the elementwise work feeding it (producers of the reduced input's shape).
 * An elementwise chain that consumes a matmul or conv2d output takes that op in as well: the
-  epilogue (bias, activation) runs on the result while it is still in the kernel.
+  epilogue (bias, activation) runs on the result while it is still in the kernel.  The op's own
+  operands are stored values read by the kernel, never computed inside it.
 * A value used outside its kernel, or fetched, becomes one more output of the kernel: it is stored
   once, never recomputed.  A producer is only fused when doing so creates no cycle (no path from
-  the kernel through an outside op back into it).
+  the kernel through an outside op, or through another kernel taken as one unit, back into it).
 * Kernels of a single op are left as that op.
 """
 
@@ -44,8 +45,11 @@ def _consumers(order: Sequence[Tensor]) -> dict[int, list[Tensor]]:
     return users
 
 
-def _reaches(start: Tensor, targets: set[int], users: dict[int, list[Tensor]]) -> bool:
-    """Whether a path leads from ``start`` to any node in ``targets``."""
+def _reaches(start: Tensor, targets: set[int], users: dict[int, list[Tensor]],
+             kernel_of: dict[int, list[Tensor]]) -> bool:
+    """Whether a path leads from ``start`` to any node in ``targets`` once the kernels already
+    formed are contracted: reaching one member of such a kernel reaches all of them (the kernel
+    runs as one unit, after all its inputs and before all its consumers)."""
     stack, seen = [start], set()
     while stack:
         n = stack.pop()
@@ -55,10 +59,12 @@ def _reaches(start: Tensor, targets: set[int], users: dict[int, list[Tensor]]) -
             continue
         seen.add(n.id)
         stack.extend(users.get(n.id, ()))
+        stack.extend(kernel_of.get(n.id, ()))
     return False
 
 
-def _grow(root: Tensor, users: dict[int, list[Tensor]], assigned: set[int]) -> tuple[list[Tensor], str]:
+def _grow(root: Tensor, users: dict[int, list[Tensor]], kernel_of: dict[int, list[Tensor]]
+          ) -> tuple[list[Tensor], str]:
     """The nodes of the kernel rooted at ``root`` and the kernel's kind."""
     kind = "reduction" if root.op in REDUCTIONS else "elementwise"
     space = root.inputs[0].shape if kind == "reduction" else root.shape
@@ -66,14 +72,16 @@ def _grow(root: Tensor, users: dict[int, list[Tensor]], assigned: set[int]) -> t
     frontier = list(root.inputs)
     while frontier:
         p = frontier.pop()
-        if p.id in group or p.id in assigned:
+        if p.id in group or p.id in kernel_of:
             continue
         host = kind == "elementwise" and p.op in EPILOGUE_HOSTS and p.shape == space
         if not ((_elementwise(p) and p.shape == space) or host):
             continue
+        if any(c.id in group and c.op in EPILOGUE_HOSTS for c in users[p.id]):
+            continue  # an operand of the kernel's matmul / conv2d: stored before the kernel runs
         outside = [c for c in users[p.id] if c.id not in group]
-        if any(_reaches(c, set(group), users) for c in outside):
-            continue  # fusing p would make a cycle through an outside op
+        if any(_reaches(c, set(group), users, kernel_of) for c in outside):
+            continue  # fusing p would make a cycle through an outside op (or another kernel)
         group[p.id] = p
         if host:
             kind = EPILOGUE_HOSTS[p.op]  # the host's own inputs (x, w) stay outside: they are stored operands
@@ -95,8 +103,9 @@ def _build_kernel(members: list[Tensor], outputs: list[Tensor], kind: str) -> tu
                 args.append(inner[i.id])
                 continue
             if i.id not in params:
-                params[i.id] = make_node("parameter", [], name=f"in{len(externals)}", index=len(externals),
-                                         dtype=i.dtype, shape=i.shape)
+                with located_at(i.location):  # errors naming a parameter point at the value it stands for
+                    params[i.id] = make_node("parameter", [], name=f"in{len(externals)}", index=len(externals),
+                                             dtype=i.dtype, shape=i.shape)
                 externals.append(i)
             args.append(params[i.id])
         inner[m.id] = Tensor(m.opdef, tuple(args), m.attrs, m.aval, m.name, m.location)
@@ -109,16 +118,16 @@ def fuse(outputs: Sequence[Tensor], log: RewriteLog) -> list[Tensor]:
     order = topological_order(outputs)
     users = _consumers(order)
     fetched = {o.id for o in outputs}
-    assigned: set[int] = set()
+    kernel_of: dict[int, list[Tensor]] = {}  # node id -> the members of the kernel it is in
     kernels: list[tuple[list[Tensor], list[Tensor], str]] = []
     for root in reversed(order):
-        if root.id in assigned or not (_elementwise(root) or root.op in REDUCTIONS):
+        if root.id in kernel_of or not (_elementwise(root) or root.op in REDUCTIONS):
             continue
-        members, kind = _grow(root, users, assigned)
+        members, kind = _grow(root, users, kernel_of)
         if len(members) < 2:
             continue
         ids = {m.id for m in members}
-        assigned |= ids
+        kernel_of.update((m.id, members) for m in members)
         outs = [m for m in members if m.id in fetched or any(c.id not in ids for c in users[m.id])]
         kernels.append((members, outs, kind))
     if not kernels:

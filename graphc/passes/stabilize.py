@@ -114,11 +114,15 @@ def _divide(node: Tensor) -> Tensor | None:
 
 
 def _cross_entropy(total: Tensor) -> Tensor | None:
-    """sum(onehot(labels) * log_softmax(x), classes) -> -softmax_cross_entropy(x, labels), and the
-    same with a dense label distribution; the fused op's gradient is softmax - onehot.  (The user's
-    minus sign then cancels with this one.)"""
-    product = producer(total.inputs[0], "multiply")
-    if product is None or product.shape != product.inputs[0].shape or product.shape != product.inputs[1].shape:
+    """sum(labels * log_softmax(x), classes) -> -softmax_cross_entropy(x, labels), with labels a
+    one-hot encoding or a dense distribution; sum(-(labels * log_softmax(x))) -> the same without
+    the minus sign.  (The user's minus sign then cancels with this one.)  The op's gradient is
+    softmax * sum(labels) - labels.  The labels stay dense, even when they are a one_hot: the
+    sparse op refuses labels outside [0, classes), where one_hot gives a row of zeros and the
+    hand-written loss 0."""
+    negated = producer(total.inputs[0], "neg")
+    product = producer(negated.inputs[0] if negated is not None else total.inputs[0], "multiply")
+    if product is None:
         return None
     for labels, logp in (product.inputs, product.inputs[::-1]):
         ls = producer(logp, "log_softmax")
@@ -126,15 +130,11 @@ def _cross_entropy(total: Tensor) -> Tensor | None:
         if ls is None or ls.attrs["axes"] != last or total.attrs["axes"] != last:
             continue
         logits = ls.inputs[0]
-        hot = producer(labels, "one_hot")
-        if hot is not None and hot.attrs["depth"] == logits.shape[-1]:
-            loss = make_node("softmax_cross_entropy", [logits, hot.inputs[0]], sparse=True)
-        elif labels.dtype == logits.dtype and labels.shape == logits.shape:
-            loss = make_node("softmax_cross_entropy", [logits, labels], sparse=False)
-        else:
-            continue
+        if labels.dtype != logits.dtype or labels.ndim != logits.ndim:
+            continue  # (labels that broadcast are fine: the dense op broadcasts them the same way)
+        loss = make_node("softmax_cross_entropy", [logits, labels], sparse=False)
         loss = make_node("reshape_dims", [loss], kind="expand_dims", axis=last) if total.attrs["keepdims"] else loss
-        return ew.neg(loss)
+        return loss if negated is not None else ew.neg(loss)
     return None
 
 
@@ -149,7 +149,7 @@ REWRITES: list[Rewrite] = [
             "exp(x)-1 -> expm1(x); 1-sigmoid(x) -> sigmoid(-x); x - logsumexp(x) -> log_softmax(x)"),
     Rewrite("softmax", PHASE, ("divide",), _divide, "exp(x) / sum(exp(x)) -> softmax(x)"),
     Rewrite("softmax_cross_entropy", PHASE, ("sum",), _cross_entropy,
-            "-sum(onehot(labels) * log_softmax(x)) -> softmax_cross_entropy(x, labels) (dense labels too)"),
+            "-sum(labels * log_softmax(x)) -> softmax_cross_entropy(x, labels) (one-hot or dense labels)"),
 ]
 
 __all__ = ["PHASE", "REWRITES"]
