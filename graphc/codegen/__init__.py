@@ -1,0 +1,1 @@
+"""Code generation: LLVM IR built with llvmlite's IRBuilder, optimised and compiled for the CPU."""
