@@ -24,7 +24,7 @@ from graphc.ir.tensor import Tensor
 from graphc.ops.state import Variable, convert_value
 from graphc.runtime import reference
 
-DEVICES = ("reference",)
+DEVICES = ("reference", "cpu")
 _update_lock = threading.Lock()
 
 Signature = tuple[tuple[int, ...], ...]
@@ -52,7 +52,8 @@ def with_call_site(error: GraphcError) -> GraphcError:
 class Program:
     """Outputs plus the assignments they trigger, ready to run with fed placeholder values."""
 
-    def __init__(self, outputs: Sequence[Tensor], feedable: Sequence[Tensor] | None = None, level: int = 2) -> None:
+    def __init__(self, outputs: Sequence[Tensor], feedable: Sequence[Tensor] | None = None, level: int = 2,
+                 device: str = "reference") -> None:
         from graphc.passes.pipeline import optimize
 
         built = Graph(outputs)  # as the user built it: errors below are about that graph
@@ -70,7 +71,9 @@ class Program:
         # what must be fed: a function's declared inputs (used or not), else the placeholders reached
         self.placeholders = tuple(feedable) if feedable is not None else built.placeholders
         self.variables: tuple[Variable, ...] = tuple(v for v in self.graph.variables if isinstance(v, Variable))
+        self.device = check_device(device)
         self._plans: dict[Signature, dict[int, AbstractValue]] = {}
+        self._executables: dict[Signature, Any] = {}
         self._lock = threading.Lock()
 
     def _check_single_update_per_variable(self) -> None:
@@ -123,6 +126,18 @@ class Program:
                                node.location) from None
         return avals
 
+    def _executable(self, feeds: Mapping[int, np.ndarray], avals: dict[int, AbstractValue]) -> Any:
+        """The compiled code for this shape signature (compiled on first use, then cached)."""
+        from graphc.runtime.cpu import CpuExecutable
+
+        signature: Signature = tuple(feeds[p.id].shape for p in self.placeholders)
+        executable = self._executables.get(signature)
+        if executable is None:
+            executable = CpuExecutable(self.graph.nodes, avals)
+            with self._lock:
+                self._executables[signature] = executable
+        return executable
+
     # ---- running ---------------------------------------------------------------------------
     def run_fed(self, feeds: Mapping[Tensor, Any]) -> list[np.ndarray | None]:
         """Check the feeds and run; any error names the user's line that asked for the run."""
@@ -137,8 +152,11 @@ class Program:
         sources: dict[int, np.ndarray] = dict(feeds)
         for var in self.variables:
             sources[var.id] = var.read()
-        keep = {o.id for o in self.outputs}
-        values = reference.evaluate(self.graph.nodes, avals, sources, keep | {u.id for u in self.updates})
+        wanted = [*self.outputs, *self.updates]
+        if self.device == "cpu":
+            values = self._executable(feeds, avals).run(sources, wanted)
+        else:
+            values = reference.evaluate(self.graph.nodes, avals, sources, {t.id for t in wanted})
         with _update_lock:
             for node in self.updates:
                 var = node.inputs[0]

@@ -58,7 +58,7 @@ class Session:
         key = tuple(t.id for t in leaves)
         program = self._programs.get(key)
         if program is None:
-            program = Program(leaves, level=self.level)
+            program = Program(leaves, level=self.level, device=self.device)
             with self._lock:
                 self._programs[key] = program
         return rebuild(program.run_fed(feed_dict))
@@ -100,7 +100,8 @@ class Function:
         self.outputs = tuple(leaves)
         self.updates = self._update_ops(updates)
         self.name = name or "function"
-        self._program = Program([*self.outputs, *self.updates], feedable=self.inputs, level=self.level)
+        self._program = Program([*self.outputs, *self.updates], feedable=self.inputs, level=self.level,
+                                device=self.device)
         self.graph: OptimizedGraph = self._program.graph
 
     @property

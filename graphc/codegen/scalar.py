@@ -1,0 +1,289 @@
+"""Scalar semantics of every elementwise op in LLVM IR, matching NumPy.
+
+``emit(builder, op, args, in_dtype, out_dtype, attrs)`` computes one element.  Everything here
+is branch-free (``select``), so loops over it vectorise.  Integer division and modulo follow
+Python (floor) semantics and give 0 for a zero divisor, as NumPy does, without the undefined
+behaviour LLVM's ``sdiv`` has for it; float floor division and modulo follow NumPy's ``divmod``.
+Transcendental functions use LLVM intrinsics or the C library for now; the inline polynomial
+versions in ``mathlib.py`` replace them for float32.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from llvmlite import ir
+
+from graphc.codegen.types import I1, constant, value_type
+from graphc.errors import ArgumentError
+
+
+class UnsupportedScalar(ArgumentError):
+    """An elementwise op (for this dtype) the CPU backend cannot compile yet."""
+
+
+def _type_suffix(ty: ir.Type) -> str:
+    if isinstance(ty, ir.FloatType):
+        return "f32"
+    if isinstance(ty, ir.DoubleType):
+        return "f64"
+    return f"i{ty.width}"
+
+
+def _intrinsic(builder: ir.IRBuilder, name: str, args: Sequence[ir.Value]) -> ir.Value:
+    """Call LLVM intrinsic ``name`` overloaded on its arguments' type (all of one type)."""
+    ty = args[0].type
+    mangled = f"{name}.{_type_suffix(ty)}"
+    module = builder.module
+    fn = module.globals.get(mangled) or ir.Function(module, ir.FunctionType(ty, [ty] * len(args)), mangled)
+    return builder.call(fn, list(args))
+
+
+def _libm(builder: ir.IRBuilder, base: str, args: Sequence[ir.Value]) -> ir.Value:
+    ty = args[0].type
+    name = base + ("f" if isinstance(ty, ir.FloatType) else "")
+    module = builder.module
+    fn = module.globals.get(name) or ir.Function(module, ir.FunctionType(ty, [ty] * len(args)), name)
+    return builder.call(fn, list(args))
+
+
+def _f(ty: ir.Type, v: float) -> ir.Constant:
+    return ir.Constant(ty, v)
+
+
+# ---- floats -----------------------------------------------------------------------------------------
+
+def _float_floor_divmod(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """NumPy's npy_divmod: (floor(x / y), x mod y with the sign of y)."""
+    ty = x.type
+    zero = _f(ty, 0.0)
+    mod = b.frem(x, y)
+    adjust = b.and_(b.fcmp_ordered("!=", mod, zero),
+                    b.icmp_unsigned("!=", b.fcmp_ordered("<", y, zero), b.fcmp_ordered("<", mod, zero)))
+    div = b.fdiv(b.fsub(x, mod), y)
+    div = b.select(adjust, b.fsub(div, _f(ty, 1.0)), div)
+    mod = b.select(adjust, b.fadd(mod, y), mod)
+    mod = b.select(b.fcmp_ordered("==", mod, zero), _intrinsic(b, "llvm.copysign", [zero, y]), mod)
+    floored = _intrinsic(b, "llvm.floor", [div])
+    floored = b.select(b.fcmp_ordered(">", b.fsub(div, floored), _f(ty, 0.5)), b.fadd(floored, _f(ty, 1.0)), floored)
+    floored = b.select(b.fcmp_ordered("==", div, zero), _intrinsic(b, "llvm.copysign", [zero, b.fdiv(x, y)]), floored)
+    by_zero = b.fcmp_ordered("==", y, zero)
+    return b.select(by_zero, b.fdiv(x, y), floored), mod
+
+
+def _sigmoid(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    ty = x.type
+    e = _intrinsic(b, "llvm.exp", [b.fneg(_intrinsic(b, "llvm.fabs", [x]))])
+    one = _f(ty, 1.0)
+    return b.select(b.fcmp_ordered(">=", x, _f(ty, 0.0)), b.fdiv(one, b.fadd(one, e)), b.fdiv(e, b.fadd(one, e)))
+
+
+def _softplus(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    ty = x.type
+    tail = _libm(b, "log1p", [_intrinsic(b, "llvm.exp", [b.fneg(_intrinsic(b, "llvm.fabs", [x]))])])
+    positive = b.select(b.fcmp_ordered(">", x, _f(ty, 0.0)), x, _f(ty, 0.0))
+    return b.select(b.fcmp_unordered("uno", x, x), x, b.fadd(positive, tail))
+
+
+def _sign_float(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    ty = x.type
+    return b.select(b.fcmp_ordered(">", x, _f(ty, 0.0)), _f(ty, 1.0),
+                    b.select(b.fcmp_ordered("<", x, _f(ty, 0.0)), _f(ty, -1.0), x))
+
+
+_FLOAT_UNARY: dict[str, Callable[[ir.IRBuilder, ir.Value], ir.Value]] = {
+    "neg": lambda b, x: b.fneg(x),
+    "abs": lambda b, x: _intrinsic(b, "llvm.fabs", [x]),
+    "sign": _sign_float,
+    "exp": lambda b, x: _intrinsic(b, "llvm.exp", [x]),
+    "expm1": lambda b, x: _libm(b, "expm1", [x]),
+    "log": lambda b, x: _intrinsic(b, "llvm.log", [x]),
+    "log1p": lambda b, x: _libm(b, "log1p", [x]),
+    "sqrt": lambda b, x: _intrinsic(b, "llvm.sqrt", [x]),
+    "rsqrt": lambda b, x: b.fdiv(_f(x.type, 1.0), _intrinsic(b, "llvm.sqrt", [x])),
+    "square": lambda b, x: b.fmul(x, x),
+    "reciprocal": lambda b, x: b.fdiv(_f(x.type, 1.0), x),
+    "sin": lambda b, x: _intrinsic(b, "llvm.sin", [x]),
+    "cos": lambda b, x: _intrinsic(b, "llvm.cos", [x]),
+    "tanh": lambda b, x: _libm(b, "tanh", [x]),
+    "sigmoid": _sigmoid,
+    "relu": lambda b, x: b.select(b.fcmp_ordered("<", x, _f(x.type, 0.0)), _f(x.type, 0.0), x),
+    "softplus": _softplus,
+    "erf": lambda b, x: _libm(b, "erf", [x]),
+    "floor": lambda b, x: _intrinsic(b, "llvm.floor", [x]),
+    "ceil": lambda b, x: _intrinsic(b, "llvm.ceil", [x]),
+    "round": lambda b, x: _intrinsic(b, "llvm.roundeven", [x]),
+    "stop_gradient": lambda b, x: x,
+}
+
+_FLOAT_BINARY: dict[str, Callable[[ir.IRBuilder, ir.Value, ir.Value], ir.Value]] = {
+    "add": lambda b, x, y: b.fadd(x, y),
+    "subtract": lambda b, x, y: b.fsub(x, y),
+    "multiply": lambda b, x, y: b.fmul(x, y),
+    "divide": lambda b, x, y: b.fdiv(x, y),
+    "floor_divide": lambda b, x, y: _float_floor_divmod(b, x, y)[0],
+    "mod": lambda b, x, y: _float_floor_divmod(b, x, y)[1],
+    "power": lambda b, x, y: _intrinsic(b, "llvm.pow", [x, y]),
+    "maximum": lambda b, x, y: _intrinsic(b, "llvm.maximum", [x, y]),
+    "minimum": lambda b, x, y: _intrinsic(b, "llvm.minimum", [x, y]),
+    "sigmoid_cross_entropy": lambda b, x, z: b.fadd(
+        b.fsub(b.select(b.fcmp_ordered(">", x, _f(x.type, 0.0)), x, _f(x.type, 0.0)), b.fmul(x, z)),
+        _libm(b, "log1p", [_intrinsic(b, "llvm.exp", [b.fneg(_intrinsic(b, "llvm.fabs", [x]))])])),
+}
+
+_FLOAT_COMPARE = {"equal": "==", "less": "<", "less_equal": "<=", "greater": ">", "greater_equal": ">="}
+
+
+# ---- integers ---------------------------------------------------------------------------------------
+
+def _int_floor_divmod(b: ir.IRBuilder, x: ir.Value, y: ir.Value, signed: bool) -> tuple[ir.Value, ir.Value]:
+    """Python floor division and modulo; 0 for a zero divisor (NumPy), no undefined behaviour."""
+    ty = x.type
+    zero, one = ir.Constant(ty, 0), ir.Constant(ty, 1)
+    by_zero = b.icmp_unsigned("==", y, zero)
+    if not signed:
+        safe = b.select(by_zero, one, y)
+        return b.select(by_zero, zero, b.udiv(x, safe)), b.select(by_zero, zero, b.urem(x, safe))
+    minus_one = b.icmp_signed("==", y, ir.Constant(ty, -1))  # MIN // -1 overflows: NumPy wraps to MIN
+    safe = b.select(b.or_(by_zero, minus_one), one, y)
+    q, r = b.sdiv(x, safe), b.srem(x, safe)
+    adjust = b.and_(b.icmp_signed("!=", r, zero), b.icmp_unsigned("!=", b.icmp_signed("<", r, zero),
+                                                                b.icmp_signed("<", y, zero)))
+    q = b.select(adjust, b.sub(q, one), q)
+    r = b.select(adjust, b.add(r, y), r)
+    q = b.select(minus_one, b.sub(zero, x), q)
+    r = b.select(minus_one, zero, r)
+    return b.select(by_zero, zero, q), b.select(by_zero, zero, r)
+
+
+def _int_ops(signed: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    cmp = "icmp_signed" if signed else "icmp_unsigned"
+
+    def icmp(b: ir.IRBuilder, op: str, x: ir.Value, y: ir.Value) -> ir.Value:
+        return getattr(b, cmp)(op, x, y)
+
+    unary = {
+        "neg": lambda b, x: b.sub(ir.Constant(x.type, 0), x),
+        "abs": lambda b, x: b.select(icmp(b, "<", x, ir.Constant(x.type, 0)), b.sub(ir.Constant(x.type, 0), x), x)
+        if signed else x,
+        "sign": lambda b, x: b.select(icmp(b, ">", x, ir.Constant(x.type, 0)), ir.Constant(x.type, 1),
+                                      b.select(icmp(b, "<", x, ir.Constant(x.type, 0)), ir.Constant(x.type, -1),
+                                               ir.Constant(x.type, 0))),
+        "square": lambda b, x: b.mul(x, x),
+        "relu": lambda b, x: b.select(icmp(b, "<", x, ir.Constant(x.type, 0)), ir.Constant(x.type, 0), x),
+        "floor": lambda b, x: x, "ceil": lambda b, x: x, "round": lambda b, x: x, "stop_gradient": lambda b, x: x,
+    }
+    binary = {
+        "add": lambda b, x, y: b.add(x, y),
+        "subtract": lambda b, x, y: b.sub(x, y),
+        "multiply": lambda b, x, y: b.mul(x, y),
+        "floor_divide": lambda b, x, y: _int_floor_divmod(b, x, y, signed)[0],
+        "mod": lambda b, x, y: _int_floor_divmod(b, x, y, signed)[1],
+        "maximum": lambda b, x, y: b.select(icmp(b, ">=", x, y), x, y),
+        "minimum": lambda b, x, y: b.select(icmp(b, "<=", x, y), x, y),
+    }
+    return unary, binary
+
+
+_SIGNED = _int_ops(True)
+_UNSIGNED = _int_ops(False)
+_INT_COMPARE = {"equal": "==", "not_equal": "!=", "less": "<", "less_equal": "<=", "greater": ">",
+                "greater_equal": ">="}
+
+
+# ---- casts and logic ----------------------------------------------------------------------------------
+
+def cast(b: ir.IRBuilder, x: ir.Value, source: np.dtype, target: np.dtype) -> ir.Value:
+    """NumPy ``astype`` semantics (see the float -> int note below)."""
+    source, target = np.dtype(source), np.dtype(target)
+    to = value_type(target)
+    if source == target:
+        return x
+    if target.kind == "b":
+        if source.kind == "f":
+            return b.fcmp_unordered("!=", x, ir.Constant(x.type, 0.0))
+        return b.icmp_unsigned("!=", x, ir.Constant(x.type, 0))
+    if source.kind == "b":
+        return b.uitofp(x, to) if target.kind == "f" else b.zext(x, to)
+    if source.kind == "f" and target.kind == "f":
+        return b.fpext(x, to) if target.itemsize > source.itemsize else b.fptrunc(x, to)
+    if source.kind == "f":
+        # NumPy converts through int64 and wraps to narrower types (300.0 -> int8 44, -46.0 -> uint8 210);
+        # beyond int64's range and for nan NumPy's result is platform-defined: here it saturates (nan -> 0)
+        wide = ir.IntType(64)
+        name = f"llvm.fptosi.sat.i64.{_type_suffix(x.type)}"
+        fn = b.module.globals.get(name) or ir.Function(b.module, ir.FunctionType(wide, [x.type]), name)
+        as_int64 = b.call(fn, [x])
+        return as_int64 if to.width == 64 else b.trunc(as_int64, to)
+    if target.kind == "f":
+        return b.sitofp(x, to) if source.kind == "i" else b.uitofp(x, to)
+    if target.itemsize < source.itemsize:
+        return b.trunc(x, to)
+    if target.itemsize > source.itemsize:
+        return b.sext(x, to) if source.kind == "i" else b.zext(x, to)
+    return x  # int8 <-> uint8: the same bits
+
+
+def _truth(b: ir.IRBuilder, x: ir.Value, dtype: np.dtype) -> ir.Value:
+    return cast(b, x, dtype, np.dtype(bool))
+
+
+def emit(b: ir.IRBuilder, op: str, args: Sequence[ir.Value], in_dtype: np.dtype, out_dtype: np.dtype,
+         attrs: dict[str, Any]) -> ir.Value:
+    """One element of elementwise ``op`` applied to ``args`` (computed values of dtype ``in_dtype``)."""
+    in_dtype, out_dtype = np.dtype(in_dtype), np.dtype(out_dtype)
+    kind = in_dtype.kind
+    if op == "cast":
+        return cast(b, args[0], in_dtype, attrs["dtype"])
+    if op == "where":
+        return b.select(args[0], args[1], args[2])
+    if op in ("logical_and", "logical_or"):
+        x, y = (_truth(b, a, in_dtype) for a in args)
+        return b.and_(x, y) if op == "logical_and" else b.or_(x, y)
+    if op == "logical_not":
+        return b.xor(_truth(b, args[0], in_dtype), ir.Constant(I1, 1))
+    if op == "isnan":
+        return b.fcmp_unordered("uno", args[0], args[0]) if kind == "f" else ir.Constant(I1, 0)
+    if op == "isfinite":
+        if kind != "f":
+            return ir.Constant(I1, 1)
+        return b.fcmp_ordered("<", _intrinsic(b, "llvm.fabs", [args[0]]), ir.Constant(args[0].type, math.inf))
+    if kind == "f":
+        if op in _FLOAT_UNARY:
+            return _FLOAT_UNARY[op](b, args[0])
+        if op in _FLOAT_BINARY:
+            return _FLOAT_BINARY[op](b, *args)
+        if op in _FLOAT_COMPARE:
+            return b.fcmp_ordered(_FLOAT_COMPARE[op], *args)
+        if op == "not_equal":
+            return b.fcmp_unordered("!=", *args)
+    elif kind in "iu":
+        unary, binary = _SIGNED if kind == "i" else _UNSIGNED
+        if op in unary:
+            return unary[op](b, args[0])
+        if op in binary:
+            return binary[op](b, *args)
+        if op in _INT_COMPARE:
+            cmp = b.icmp_signed if kind == "i" else b.icmp_unsigned
+            return cmp(_INT_COMPARE[op], *args)
+    elif kind == "b":
+        if op in _INT_COMPARE:
+            return b.icmp_unsigned(_INT_COMPARE[op], *args)
+        if op in ("add", "maximum"):
+            return b.or_(*args)
+        if op in ("multiply", "minimum"):
+            return b.and_(*args)
+        if op in ("abs", "stop_gradient", "floor", "ceil"):
+            return args[0]
+    raise UnsupportedScalar(f"op {op} on {in_dtype.name} is not supported on device 'cpu' yet "
+                            "(use device='reference')")
+
+
+def constant_value(dtype: np.dtype, value: object) -> ir.Constant:
+    return constant(dtype, value)
+
+
+__all__ = ["UnsupportedScalar", "cast", "constant_value", "emit"]

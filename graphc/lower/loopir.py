@@ -1,0 +1,189 @@
+"""The loop IR: kernels made of explicit loops, index arithmetic, loads, stores and scalar ops.
+
+Buffers are flat, row-major arrays addressed by element index.  A kernel is a list of statements
+over named buffers; codegen turns each kernel into one LLVM function.  Scalar computations are
+``ScalarOp`` nodes naming a graphc elementwise op, so every backend lowers each op's scalar
+semantics in one place (codegen/scalar.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# ---- index expressions (int64) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IVar:
+    """A loop variable."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class IConst:
+    value: int
+
+
+@dataclass(frozen=True)
+class IBin:
+    """``a op b`` on int64 indices, op one of + * (divisions never appear: loops are nested per dim)."""
+
+    op: str
+    a: IndexExpr
+    b: IndexExpr
+
+
+IndexExpr = IVar | IConst | IBin
+
+
+def iadd(a: IndexExpr, b: IndexExpr) -> IndexExpr:
+    if isinstance(b, IConst) and b.value == 0:
+        return a
+    if isinstance(a, IConst) and a.value == 0:
+        return b
+    return IBin("+", a, b)
+
+
+def imul(a: IndexExpr, b: int) -> IndexExpr:
+    if b == 0:
+        return IConst(0)
+    if b == 1:
+        return a
+    return IBin("*", a, IConst(b))
+
+
+# ---- scalar expressions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Const:
+    value: Any
+    dtype: np.dtype
+
+
+@dataclass(frozen=True)
+class Load:
+    """Element ``index`` of ``buffer``."""
+
+    buffer: str
+    index: IndexExpr
+    dtype: np.dtype
+
+
+@dataclass(frozen=True)
+class ScalarOp:
+    """Elementwise op ``op`` (a graphc op name) applied to scalar ``args`` of dtype ``in_dtype``."""
+
+    op: str
+    args: tuple[Expr, ...]
+    in_dtype: np.dtype
+    dtype: np.dtype
+    attrs: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class AccRef:
+    """The current value of accumulator ``name``."""
+
+    name: str
+    dtype: np.dtype
+
+
+Expr = Const | Load | ScalarOp | AccRef
+
+
+# ---- statements --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Store:
+    buffer: str
+    index: IndexExpr
+    value: Expr
+
+
+@dataclass(frozen=True)
+class Loop:
+    """``for var in range(extent): body``."""
+
+    var: IVar
+    extent: int
+    body: tuple[Stmt, ...]
+
+
+@dataclass(frozen=True)
+class AccInit:
+    """Declare accumulator ``name`` with value ``init``."""
+
+    name: str
+    init: Expr
+
+
+@dataclass(frozen=True)
+class AccUpdate:
+    """``name = combine(name, value)`` where combine is the binary elementwise op ``op``."""
+
+    name: str
+    op: str
+    value: Expr
+
+
+Stmt = Store | Loop | AccInit | AccUpdate
+
+
+@dataclass(frozen=True)
+class BufferSpec:
+    name: str
+    dtype: np.dtype
+    size: int  # elements
+
+
+@dataclass
+class LoopKernel:
+    """One kernel: parameters (buffers, in call order) and a body of statements."""
+
+    name: str
+    params: list[BufferSpec]
+    body: list[Stmt] = field(default_factory=list)
+
+    def pretty(self) -> str:
+        """The kernel as indented pseudo-code (for inspection and debugging)."""
+        lines = [f"kernel {self.name}(" + ", ".join(f"{p.name}: {p.dtype.name}[{p.size}]" for p in self.params) + ")"]
+        _pretty(self.body, 1, lines)
+        return "\n".join(lines)
+
+
+def _expr(e: Any) -> str:
+    if isinstance(e, IVar):
+        return e.name
+    if isinstance(e, IConst):
+        return str(e.value)
+    if isinstance(e, IBin):
+        return f"({_expr(e.a)} {e.op} {_expr(e.b)})"
+    if isinstance(e, Const):
+        return repr(e.value)
+    if isinstance(e, Load):
+        return f"{e.buffer}[{_expr(e.index)}]"
+    if isinstance(e, AccRef):
+        return e.name
+    if isinstance(e, ScalarOp):
+        return f"{e.op}(" + ", ".join(_expr(a) for a in e.args) + ")"
+    return repr(e)
+
+
+def _pretty(body: Any, depth: int, lines: list[str]) -> None:
+    pad = "  " * depth
+    for s in body:
+        if isinstance(s, Loop):
+            lines.append(f"{pad}for {s.var.name} in 0..{s.extent}:")
+            _pretty(s.body, depth + 1, lines)
+        elif isinstance(s, Store):
+            lines.append(f"{pad}{s.buffer}[{_expr(s.index)}] = {_expr(s.value)}")
+        elif isinstance(s, AccInit):
+            lines.append(f"{pad}{s.name} = {_expr(s.init)}")
+        elif isinstance(s, AccUpdate):
+            lines.append(f"{pad}{s.name} = {s.op}({s.name}, {_expr(s.value)})")

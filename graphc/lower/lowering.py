@@ -1,0 +1,322 @@
+"""Lowering graph nodes to loop IR kernels.
+
+Supported so far (device="cpu" refuses the rest with a clear error): every elementwise op and
+every fused elementwise or reduction kernel, the reductions sum/prod/mean/max/min, and the
+index-map ops reshape, expand_dims/squeeze, transpose, broadcast_to and basic slicing, plus the
+state ops.  Broadcasting is index arithmetic: an input's stride is 0 along a broadcast axis.
+Adjacent axes along which every buffer is contiguous are merged first, so the common cases
+(same-shape operands, scalars) become one flat loop that LLVM vectorises.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from itertools import count
+
+import numpy as np
+
+from graphc.errors import ArgumentError
+from graphc.ir.registry import AbstractValue
+from graphc.ir.tensor import Tensor
+from graphc.lower.loopir import (
+    AccInit,
+    AccRef,
+    AccUpdate,
+    BufferSpec,
+    Const,
+    Expr,
+    IConst,
+    IndexExpr,
+    IVar,
+    Load,
+    Loop,
+    LoopKernel,
+    ScalarOp,
+    Stmt,
+    Store,
+    iadd,
+    imul,
+)
+from graphc.ops.kernel import Kernel, inner_avals
+
+REDUCTIONS = {"sum": "add", "prod": "multiply", "mean": "add", "max": "maximum", "min": "minimum"}
+INDEX_MAPS = ("reshape", "reshape_dims", "reshape_like", "transpose", "broadcast_to", "broadcast_like", "slice")
+
+
+class Unsupported(ArgumentError):
+    """An op the CPU backend cannot compile yet."""
+
+
+def buffer_name(t: Tensor) -> str:
+    return f"t{t.id}"
+
+
+def row_major_strides(shape: Sequence[int]) -> list[int]:
+    strides, step = [], 1
+    for d in reversed(shape):
+        strides.append(step)
+        step *= d
+    return strides[::-1]
+
+
+def broadcast_strides(shape: Sequence[int], space: Sequence[int]) -> list[int]:
+    """Element strides of a row-major ``shape`` read at each index of the broadcast ``space``."""
+    own = row_major_strides(shape)
+    lead = len(space) - len(shape)
+    return [0] * lead + [0 if d == 1 and s != 1 else st for d, s, st in zip(shape, space[lead:], own)]
+
+
+def collapse(space: Sequence[int], strides: Sequence[Sequence[int]]) -> tuple[list[int], list[list[int]]]:
+    """Merge adjacent axes along which every stride list is contiguous; drop size-1 axes."""
+    dims: list[int] = []
+    out: list[list[int]] = [[] for _ in strides]
+    for axis, extent in enumerate(space):
+        if extent == 1:
+            continue
+        if dims and all(s[-1] == st[axis] * extent for s, st in zip(out, strides)):
+            dims[-1] *= extent
+            for s, st in zip(out, strides):
+                s[-1] = st[axis]
+            continue
+        dims.append(extent)
+        for s, st in zip(out, strides):
+            s.append(st[axis])
+    return dims, out
+
+
+class _Names:
+    def __init__(self) -> None:
+        self._ids = count()
+
+    def var(self) -> IVar:
+        return IVar(f"i{next(self._ids)}")
+
+    def acc(self) -> str:
+        return f"acc{next(self._ids)}"
+
+
+def _loop_nest(extents: Sequence[int], names: _Names, body: Callable[[list[IVar]], list[Stmt]]) -> list[Stmt]:
+    variables = [names.var() for _ in extents]
+    stmts = body(variables)
+    for var, extent in zip(reversed(variables), reversed(list(extents))):
+        stmts = [Loop(var, extent, tuple(stmts))]
+    return stmts
+
+
+def _index(variables: Sequence[IVar], strides: Sequence[int], offset: int = 0) -> IndexExpr:
+    index: IndexExpr = IConst(offset)
+    for v, s in zip(variables, strides):
+        index = iadd(index, imul(v, s))
+    return index
+
+
+# ---- expressions of elementwise subgraphs --------------------------------------------------------
+
+def _scalar(node: Tensor, args: Sequence[Expr]) -> Expr:
+    in_dtype = node.inputs[-1].dtype if node.op == "where" else node.inputs[0].dtype
+    attrs = tuple((k, v) for k, v in node.attrs.items() if k == "dtype")
+    return ScalarOp(node.op, tuple(args), in_dtype, node.dtype, attrs)
+
+
+def _elementwise_expr(node: Tensor, leaf: Callable[[Tensor], Expr | None], memo: dict[int, Expr]) -> Expr:
+    """The scalar expression computing ``node`` from the leaves (loads) that ``leaf`` provides."""
+    if node.id in memo:
+        return memo[node.id]
+    found = leaf(node)
+    if found is None:
+        if node.opdef.family != "elementwise" and node.op != "constant":
+            raise Unsupported(f"op {node.op} cannot be computed inside an elementwise loop on device 'cpu'")
+        if node.op == "constant":
+            value = node.attrs["value"]
+            if value.size != 1:
+                raise Unsupported("array constants inside a fused kernel are not lowered yet")
+            found = Const(value.reshape(()).item(), node.dtype)
+        elif node.op == "stop_gradient":
+            found = _elementwise_expr(node.inputs[0], leaf, memo)
+        else:
+            found = _scalar(node, [_elementwise_expr(i, leaf, memo) for i in node.inputs])
+    memo[node.id] = found
+    return found
+
+
+Values = Callable[[Mapping[int, Load]], Expr]
+"""Builds an output's scalar expression from the loads of the input buffers (keyed by node id)."""
+
+
+def _store_broadcast(outputs: Sequence[tuple[str, Values]], inputs: Mapping[int, tuple[str, AbstractValue]],
+                     space: Sequence[int], names: _Names) -> list[Stmt]:
+    """Loops over ``space`` storing each output's value; ``inputs`` maps node ids to (buffer, value)."""
+    leaf_ids = list(inputs)
+    strides = [broadcast_strides(inputs[i][1].shape, space) for i in leaf_ids]
+    dims, collapsed = collapse(space, [*strides, row_major_strides(space)])
+    in_strides, store_strides = collapsed[:-1], collapsed[-1]
+
+    def body(variables: list[IVar]) -> list[Stmt]:
+        loads = {i: Load(inputs[i][0], _index(variables, st), inputs[i][1].dtype)
+                 for i, st in zip(leaf_ids, in_strides)}
+        return [Store(buffer, _index(variables, store_strides), values(loads)) for buffer, values in outputs]
+
+    return _loop_nest(dims, names, body)
+
+
+def _node_values(node: Tensor) -> Values:
+    return lambda loads: _elementwise_expr(node, lambda t: loads.get(t.id), {})
+
+
+# ---- reductions ------------------------------------------------------------------------------------
+
+def _reduction(node: Tensor, out_buffer: str, in_shape: Sequence[int], value: Callable[[list[IVar]], Expr],
+               names: _Names) -> list[Stmt]:
+    """Loops storing reduction ``node`` of the ``value`` (an expression over the input index)."""
+    axes, dtype = node.attrs["axes"], node.dtype
+    kept = [d for d in range(len(in_shape)) if d not in axes]
+    out_strides = row_major_strides([in_shape[d] for d in kept])
+    combine = REDUCTIONS[node.op]
+    init = _identity(node.op, dtype)
+
+    def outer(outer_vars: list[IVar]) -> list[Stmt]:
+        acc = names.acc()
+
+        def inner(inner_vars: list[IVar]) -> list[Stmt]:
+            full: list[IVar] = [IVar("")] * len(in_shape)
+            for d, v in zip(kept, outer_vars):
+                full[d] = v
+            for d, v in zip(axes, inner_vars):
+                full[d] = v
+            x = value(full)
+            if x.dtype != dtype:  # type: ignore[union-attr]
+                x = ScalarOp("cast", (x,), x.dtype, dtype, (("dtype", dtype),))  # type: ignore[union-attr]
+            return [AccUpdate(acc, combine, x)]
+
+        result: Expr = AccRef(acc, dtype)
+        if node.op == "mean":
+            n = math.prod(in_shape[d] for d in axes)
+            result = ScalarOp("divide", (result, Const(float(n), dtype)), dtype, dtype)
+        return [AccInit(acc, Const(init, dtype)), *_loop_nest([in_shape[d] for d in axes], names, inner),
+                Store(out_buffer, _index(outer_vars, out_strides), result)]
+
+    return _loop_nest([in_shape[d] for d in kept], names, outer)
+
+
+def _identity(op: str, dtype: np.dtype) -> object:
+    if op in ("sum", "mean"):
+        return 0
+    if op == "prod":
+        return 1
+    if dtype.kind == "f":
+        return -math.inf if op == "max" else math.inf
+    if dtype.kind == "b":
+        return op != "max"
+    info = np.iinfo(dtype)
+    return int(info.min if op == "max" else info.max)
+
+
+# ---- per node --------------------------------------------------------------------------------------
+
+def lower_node(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> LoopKernel | None:
+    """The loop kernel computing ``node`` (``None`` for nodes that need no code: sources, groups)."""
+    if node.op in ("placeholder", "variable", "constant", "group", "kernel_output"):
+        return None
+    out = AbstractValue(avals[node.id].dtype, avals[node.id].shape)
+    params = [BufferSpec(buffer_name(i), avals[i.id].dtype, math.prod(avals[i.id].shape)) for i in node.inputs
+              if avals[i.id].parts is None]
+    kernel = LoopKernel(f"k{node.id}_{node.op}", params)
+    if node.op == "fused":
+        return _lower_fused(node, avals, names)
+    kernel.params.append(BufferSpec(buffer_name(node), out.dtype, math.prod(out.shape)))
+    if node.opdef.family == "elementwise":
+        inputs = {i.id: (buffer_name(i), avals[i.id]) for i in node.inputs}
+        kernel.body = _store_broadcast([(buffer_name(node), _node_values(node))], inputs, out.shape, names)
+    elif node.op in REDUCTIONS:
+        x = node.inputs[0]
+        shape = avals[x.id].shape
+        strides = row_major_strides(shape)
+        kernel.body = _reduction(node, buffer_name(node), shape,
+                                 lambda full: Load(buffer_name(x), _index(full, strides), avals[x.id].dtype), names)
+    elif node.op in INDEX_MAPS:
+        kernel.body = _index_map(node, avals, names)
+    elif node.op in ("assign", "assign_add"):
+        var, value = node.inputs
+        inputs = {i.id: (buffer_name(i), avals[i.id]) for i in (var, value)}
+        if node.op == "assign":
+            values: Values = lambda loads: loads[value.id]  # noqa: E731
+        else:
+            values = lambda loads: ScalarOp("add", (loads[var.id], loads[value.id]), out.dtype, out.dtype)  # noqa: E731
+        kernel.body = _store_broadcast([(buffer_name(node), values)], inputs, out.shape, names)
+    else:
+        raise Unsupported(f"op {node.op} is not supported on device 'cpu' yet (use device='reference')")
+    return kernel
+
+
+def _index_map(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> list[Stmt]:
+    """Copy kernels for ops that only move elements: the output index maps to one input index."""
+    x = node.inputs[0]
+    in_shape, out_shape = avals[x.id].shape, avals[node.id].shape
+    src, dst = buffer_name(x), buffer_name(node)
+    dtype = avals[x.id].dtype
+    if node.op in ("reshape", "reshape_dims", "reshape_like"):
+        n = math.prod(out_shape)
+        return _loop_nest([n] if n != 1 else [], names, lambda v: [Store(dst, v[0] if v else IConst(0),
+                                                                         Load(src, v[0] if v else IConst(0), dtype))])
+    if node.op in ("broadcast_to", "broadcast_like"):
+        return _store_broadcast([(dst, lambda loads: loads[x.id])], {x.id: (src, avals[x.id])}, out_shape, names)
+    if node.op == "transpose":
+        perm = node.attrs["perm"]
+        own = row_major_strides(in_shape)
+        strides = [own[p] for p in perm]
+        dims, (read, write) = collapse(out_shape, [strides, row_major_strides(out_shape)])
+        return _loop_nest(dims, names, lambda v: [Store(dst, _index(v, write), Load(src, _index(v, read), dtype))])
+    # basic slicing: each kept axis is start + step * i
+    own = row_major_strides(in_shape)
+    offset, strides, axis = 0, [], 0
+    for entry in node.attrs["index"]:
+        if entry[0] == "new":
+            strides.append(0)
+            continue
+        if entry[0] == "int":
+            offset += (entry[1] % in_shape[axis]) * own[axis]
+        else:
+            start, _, step = slice(entry[1], entry[2], entry[3]).indices(in_shape[axis])
+            offset += start * own[axis]
+            strides.append(step * own[axis])
+        axis += 1
+    dims, (read, write) = collapse(out_shape, [strides, row_major_strides(out_shape)])
+    return _loop_nest(dims, names, lambda v: [Store(dst, _index(v, write), Load(src, _index(v, read, offset), dtype))])
+
+
+def _lower_fused(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> LoopKernel:
+    kernel: Kernel = node.attrs["kernel"]
+    inner = inner_avals(kernel, [avals[i.id] for i in node.inputs])
+    params = {p.id: (buffer_name(node.inputs[p.attrs["index"]]), inner[p.id]) for p in kernel.params}
+    specs = [BufferSpec(buffer_name(i), avals[i.id].dtype, math.prod(avals[i.id].shape)) for i in node.inputs]
+    outs = kernel_output_buffers(node)
+    specs += [BufferSpec(b, inner[o.id].dtype, math.prod(inner[o.id].shape)) for b, o in zip(outs, kernel.outputs)]
+    body: list[Stmt] = []
+    for buffer, out in zip(outs, kernel.outputs):
+        if out.op in REDUCTIONS:
+            x = out.inputs[0]
+            shape = inner[x.id].shape
+
+            def value(full: list[IVar], x: Tensor = x, shape: Sequence[int] = shape) -> Expr:
+                loads = {pid: Load(b, _index(full, broadcast_strides(a.shape, shape)), a.dtype)
+                         for pid, (b, a) in params.items()}
+                return _elementwise_expr(x, lambda t: loads.get(t.id), {})
+
+            body += _reduction(out, buffer, shape, value, names)
+        elif out.opdef.family == "elementwise":
+            body += _store_broadcast([(buffer, _node_values(out))], params, inner[out.id].shape, names)
+        else:
+            raise Unsupported(f"fused kernels of kind {kernel.kind} ({out.op}) are not supported on device 'cpu' yet")
+    return LoopKernel(f"k{node.id}_fused_{kernel.kind}", specs, body)
+
+
+def kernel_output_buffers(node: Tensor) -> list[str]:
+    """The buffer of each output of fused ``node`` (the node's own buffer when it has one output)."""
+    kernel: Kernel = node.attrs["kernel"]
+    if len(kernel.outputs) == 1:
+        return [buffer_name(node)]
+    return [f"{buffer_name(node)}_{k}" for k in range(len(kernel.outputs))]
+
+
+__all__ = ["INDEX_MAPS", "REDUCTIONS", "Unsupported", "buffer_name", "kernel_output_buffers", "lower_node"]
