@@ -149,6 +149,7 @@ class LoopKernel:
     name: str
     params: list[BufferSpec]
     body: list[Stmt] = field(default_factory=list)
+    scratch: list[BufferSpec] = field(default_factory=list)  # temporaries the runtime allocates
 
     def pretty(self) -> str:
         """The kernel as indented pseudo-code (for inspection and debugging)."""

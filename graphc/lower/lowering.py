@@ -236,6 +236,10 @@ def lower_node(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) 
                                  lambda full: Load(buffer_name(x), _index(full, strides), avals[x.id].dtype), names)
     elif node.op in INDEX_MAPS:
         kernel.body = _index_map(node, avals, names)
+    elif node.op == "matmul":
+        a, b = node.inputs
+        kernel.body = _matmul((buffer_name(a), avals[a.id]), (buffer_name(b), avals[b.id]), buffer_name(node),
+                              out.dtype, names)
     elif node.op in ("assign", "assign_add"):
         var, value = node.inputs
         inputs = {i.id: (buffer_name(i), avals[i.id]) for i in (var, value)}
@@ -247,6 +251,40 @@ def lower_node(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) 
     else:
         raise Unsupported(f"op {node.op} is not supported on device 'cpu' yet (use device='reference')")
     return kernel
+
+
+def _matmul(a: tuple[str, AbstractValue], b: tuple[str, AbstractValue], dst: str, dtype: np.dtype,
+            names: _Names) -> list[Stmt]:
+    """Batched matmul with NumPy's broadcasting and 1-D rules, as loops with a dot-product accumulator.
+
+    (The packed, register-blocked GEMM in codegen/gemm.py replaces this for float32/float64.)"""
+    (src_a, a_aval), (src_b, b_aval) = a, b
+    a_shape, b_shape = list(a_aval.shape), list(b_aval.shape)
+    if len(a_shape) == 1:
+        a_shape = [1, *a_shape]
+    if len(b_shape) == 1:
+        b_shape = [*b_shape, 1]
+    m, k, n = a_shape[-2], a_shape[-1], b_shape[-1]
+    batch = list(np.broadcast_shapes(tuple(a_shape[:-2]), tuple(b_shape[:-2])))
+    a_batch = [s * m * k for s in broadcast_strides(a_shape[:-2], batch)]
+    b_batch = [s * k * n for s in broadcast_strides(b_shape[:-2], batch)]
+    out_strides = row_major_strides([*batch, m, n])
+    a_dtype = a_aval.dtype
+
+    def outer(v: list[IVar]) -> list[Stmt]:
+        *bv, i, j = v
+        acc = names.acc()
+
+        def inner(kv: list[IVar]) -> list[Stmt]:
+            (kk,) = kv
+            x = Load(src_a, iadd(_index(bv, a_batch), iadd(imul(i, k), kk)), a_dtype)
+            y = Load(src_b, iadd(_index(bv, b_batch), iadd(imul(kk, n), j)), a_dtype)
+            return [AccUpdate(acc, "add", ScalarOp("multiply", (x, y), a_dtype, dtype))]
+
+        return [AccInit(acc, Const(0, dtype)), *_loop_nest([k], names, inner),
+                Store(dst, _index(v, out_strides), AccRef(acc, dtype))]
+
+    return _loop_nest([*batch, m, n], names, outer)
 
 
 def _index_map(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> list[Stmt]:
@@ -293,6 +331,15 @@ def _lower_fused(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names
     outs = kernel_output_buffers(node)
     specs += [BufferSpec(b, inner[o.id].dtype, math.prod(inner[o.id].shape)) for b, o in zip(outs, kernel.outputs)]
     body: list[Stmt] = []
+    scratch: list[BufferSpec] = []
+    host = next((n for n in kernel.body if n.op == "matmul"), None) if kernel.kind == "matmul_epilogue" else None
+    if host is not None:  # the matmul fills a temporary that the epilogue then reads like an input
+        a, b = host.inputs
+        temp = f"{buffer_name(node)}_host"
+        scratch.append(BufferSpec(temp, inner[host.id].dtype, math.prod(inner[host.id].shape)))
+        body += _matmul((params[a.id][0], inner[a.id]), (params[b.id][0], inner[b.id]), temp, inner[host.id].dtype,
+                        names)
+        params = {**params, host.id: (temp, inner[host.id])}
     for buffer, out in zip(outs, kernel.outputs):
         if out.op in REDUCTIONS:
             x = out.inputs[0]
@@ -308,7 +355,7 @@ def _lower_fused(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names
             body += _store_broadcast([(buffer, _node_values(out))], params, inner[out.id].shape, names)
         else:
             raise Unsupported(f"fused kernels of kind {kernel.kind} ({out.op}) are not supported on device 'cpu' yet")
-    return LoopKernel(f"k{node.id}_fused_{kernel.kind}", specs, body)
+    return LoopKernel(f"k{node.id}_fused_{kernel.kind}", specs + scratch, body, scratch)
 
 
 def kernel_output_buffers(node: Tensor) -> list[str]:

@@ -30,6 +30,8 @@ class CpuExecutable:
 
     def __init__(self, nodes: Sequence[Tensor], avals: Mapping[int, AbstractValue]) -> None:
         self.nodes = tuple(nodes)
+        self.slots: dict[str, int] = {}
+        self.allocations: list[tuple[int, tuple[int, ...], np.dtype]] = []  # computed buffers, made per call
         names = _Names()
         kernels = []
         for node in self.nodes:
@@ -40,8 +42,8 @@ class CpuExecutable:
                 raise ArgumentError(f"{exc}: {node.describe()}{where}") from None
             if kernel is not None:
                 kernels.append(kernel)
-        self.slots: dict[str, int] = {}
-        self.allocations: list[tuple[int, tuple[int, ...], np.dtype]] = []  # computed buffers, made per call
+                for spec in kernel.scratch:
+                    self.allocations.append((self._slot(spec.name), (spec.size,), spec.dtype))
         self.sources: dict[int, int] = {}  # node id -> slot of a value passed in as it is
         self.constants: dict[int, np.ndarray] = {}
         for node in self.nodes:

@@ -104,6 +104,17 @@ class Function:
                                 device=self.device)
         self.graph: OptimizedGraph = self._program.graph
 
+    def source(self, kind: str = "llvm") -> str:
+        """The generated code of the most recently compiled shape signature: ``"llvm"`` (the optimised
+        LLVM IR) or ``"asm"`` (the machine code).  Only for ``device="cpu"``, after a first call."""
+        if self.device != "cpu":
+            raise ArgumentError(f"{self.name} runs on device {self.device!r}, which generates no code; "
+                                "use device='cpu'")
+        if not self._program._executables:
+            raise GraphError(f"{self.name} has not been compiled yet: call it once first (code is generated "
+                             "per shape signature)")
+        return list(self._program._executables.values())[-1].source(kind)
+
     @property
     def rewrites(self) -> RewriteLog:
         """Every rewrite that fired while optimising this function: ``.counts()``, or iterate the records
