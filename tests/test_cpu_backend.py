@@ -248,3 +248,48 @@ def test_function_source() -> None:
         f.source("ptx")
     with pytest.raises(gc.ArgumentError, match="device='cpu'"):
         gc.function([x], x).source()
+
+
+@pytest.mark.parametrize("build", [
+    lambda x, y, q: gc.softmax(x), lambda x, y, q: gc.log_softmax(x, axis=0), lambda x, y, q: gc.logsumexp(x, axis=1),
+    lambda x, y, q: gc.logsumexp(x, axis=(0, 1), keepdims=True), lambda x, y, q: gc.softmax_cross_entropy(x, y),
+    lambda x, y, q: gc.softmax_cross_entropy(x, q), lambda x, y, q: gc.softmax_cross_entropy(x, q[:1]),
+    lambda x, y, q: gc.one_hot(y, 5, dtype="float64"), lambda x, y, q: gc.ones_like(x) * x,
+])
+def test_softmax_family_cross_entropy_and_like_ops(build: Any, rng: np.random.Generator) -> None:
+    x = gc.placeholder("float32", (None, 5), name="sx")
+    y = gc.placeholder("int64", (None,), name="sy")
+    q = gc.placeholder("float32", (None, 5), name="sq")
+    xv = random_array(rng, (4, 5), "float32", -30, 30)
+    xv[0, 0], xv[1] = 1000.0, -np.inf  # stability: huge logits, a row of -inf
+    feeds = {x: xv, y: np.array([0, 4, 2, 1]), q: random_array(rng, (4, 5), "float32", 0, 1)}
+    got, want = both(build(x, y, q), feeds)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, equal_nan=True)
+
+
+def test_out_of_range_label_is_an_execution_error_naming_the_line() -> None:
+    x = gc.placeholder("float32", (None, 3), name="lx")
+    y = gc.placeholder("int64", (None,), name="ly")
+    loss = gc.softmax_cross_entropy(x, y)
+    with pytest.raises(gc.ExecutionError, match=r"(?s)out of range for 3 classes.*test_cpu_backend\.py"):
+        gc.Session(device="cpu").run(loss, {x: np.zeros((2, 3)), y: [0, 3]})
+
+
+def test_training_steps_match_the_reference(rng: np.random.Generator) -> None:
+    x = gc.placeholder("float32", (None, 20), name="tx")
+    y = gc.placeholder("int64", (None,), name="ty")
+    w1 = gc.Variable(random_array(rng, (20, 16), "float32") * 0.1, name="tw1")
+    b1 = gc.Variable(np.zeros(16, np.float32), name="tb1")
+    w2 = gc.Variable(random_array(rng, (16, 3), "float32") * 0.1, name="tw2")
+    loss = gc.mean(gc.softmax_cross_entropy(gc.relu(x @ w1 + b1) @ w2, y))
+    params = [w1, b1, w2]
+    start = [p.value for p in params]
+    xb, yb = random_array(rng, (32, 20), "float32"), rng.integers(0, 3, 32)
+    losses = {}
+    for device in ("reference", "cpu"):
+        for p, v in zip(params, start):
+            p.assign(v)
+        step = gc.function([x, y], loss, updates=gc.optimizers.Adam(0.01).updates(loss, params), device=device)
+        losses[device] = [float(step(xb, yb)) for _ in range(15)]
+    np.testing.assert_allclose(losses["cpu"], losses["reference"], rtol=1e-4)
+    assert losses["cpu"][-1] < losses["cpu"][0]

@@ -16,12 +16,17 @@ from llvmlite import ir
 from graphc.codegen import scalar
 from graphc.codegen.types import I64, constant, load_value, storage_type, store_value, value_type
 from graphc.lower.loopir import (
+    STATUS,
     AccInit,
     AccRef,
+    AccSet,
     AccUpdate,
+    Check,
     Const,
     IBin,
     IConst,
+    IndexValue,
+    IValue,
     IVar,
     Load,
     Loop,
@@ -63,6 +68,9 @@ class _KernelEmitter:
             return self.indices[e.name]
         if isinstance(e, IConst):
             return ir.Constant(I64, e.value)
+        if isinstance(e, IValue):
+            value = self._expr(e.value)
+            return value if value.type == I64 else self.b.sext(value, I64)
         assert isinstance(e, IBin)
         a, c = self._index(e.a), self._index(e.b)
         return self.b.add(a, c, flags=["nsw"]) if e.op == "+" else self.b.mul(a, c, flags=["nsw"])
@@ -75,6 +83,8 @@ class _KernelEmitter:
             return load_value(self.b, self.b.gep(pointer, [self._index(e.index)], inbounds=True), dtype)
         if isinstance(e, AccRef):
             return self.b.load(self.accumulators[e.name][0])
+        if isinstance(e, IndexValue):
+            return self._index(e.index)
         assert isinstance(e, ScalarOp)
         args = [self._expr(a) for a in e.args]
         return scalar.emit(self.b, e.op, args, e.in_dtype, e.dtype, dict(e.attrs))
@@ -93,6 +103,12 @@ class _KernelEmitter:
                 slot = self.allocas.alloca(value_type(dtype), name=s.name)
                 self.accumulators[s.name] = (slot, dtype)
                 self.b.store(self._expr(s.init), slot)
+            elif isinstance(s, AccSet):
+                self.b.store(self._expr(s.value), self.accumulators[s.name][0])
+            elif isinstance(s, Check):
+                pointer, _ = self.buffers[STATUS]
+                current = self.b.load(pointer)
+                self.b.store(self.b.select(self._expr(s.ok), current, ir.Constant(I64, s.code)), pointer)
             elif isinstance(s, AccUpdate):
                 slot, dtype = self.accumulators[s.name]
                 current = self.b.load(slot)

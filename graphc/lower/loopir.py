@@ -37,7 +37,14 @@ class IBin:
     b: IndexExpr
 
 
-IndexExpr = IVar | IConst | IBin
+@dataclass(frozen=True)
+class IValue:
+    """A scalar integer value used as an index (a gathered label, a take index)."""
+
+    value: Expr
+
+
+IndexExpr = IVar | IConst | IBin | IValue
 
 
 def iadd(a: IndexExpr, b: IndexExpr) -> IndexExpr:
@@ -86,6 +93,17 @@ class ScalarOp:
 
 
 @dataclass(frozen=True)
+class IndexValue:
+    """The current value of an index expression, as an int64 scalar (e.g. a class number)."""
+
+    index: IndexExpr
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.int64)
+
+
+@dataclass(frozen=True)
 class AccRef:
     """The current value of accumulator ``name``."""
 
@@ -93,7 +111,7 @@ class AccRef:
     dtype: np.dtype
 
 
-Expr = Const | Load | ScalarOp | AccRef
+Expr = Const | Load | ScalarOp | AccRef | IndexValue
 
 
 # ---- statements --------------------------------------------------------------------------------
@@ -132,7 +150,25 @@ class AccUpdate:
     value: Expr
 
 
-Stmt = Store | Loop | AccInit | AccUpdate
+@dataclass(frozen=True)
+class AccSet:
+    """``name = value``."""
+
+    name: str
+    value: Expr
+
+
+@dataclass(frozen=True)
+class Check:
+    """Record fault ``code`` in the status buffer where the bool ``ok`` is false (branch-free)."""
+
+    ok: Expr
+    code: int
+
+
+STATUS = "status"  # the int64[1] buffer every kernel with a Check writes faults to
+
+Stmt = Store | Loop | AccInit | AccUpdate | AccSet | Check
 
 
 @dataclass(frozen=True)

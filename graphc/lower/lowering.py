@@ -20,14 +20,19 @@ from graphc.errors import ArgumentError
 from graphc.ir.registry import AbstractValue
 from graphc.ir.tensor import Tensor
 from graphc.lower.loopir import (
+    STATUS,
     AccInit,
     AccRef,
+    AccSet,
     AccUpdate,
     BufferSpec,
+    Check,
     Const,
     Expr,
     IConst,
     IndexExpr,
+    IndexValue,
+    IValue,
     IVar,
     Load,
     Loop,
@@ -39,6 +44,7 @@ from graphc.lower.loopir import (
     imul,
 )
 from graphc.ops.kernel import Kernel, inner_avals
+from graphc.ops.like import sum_to_axes
 
 REDUCTIONS = {"sum": "add", "prod": "multiply", "mean": "add", "max": "maximum", "min": "minimum"}
 INDEX_MAPS = ("reshape", "reshape_dims", "reshape_like", "transpose", "broadcast_to", "broadcast_like", "slice")
@@ -86,8 +92,15 @@ def collapse(space: Sequence[int], strides: Sequence[Sequence[int]]) -> tuple[li
 
 
 class _Names:
+    """Fresh loop-variable and accumulator names, and the faults kernels may report."""
+
     def __init__(self) -> None:
         self._ids = count()
+        self.faults: list[tuple[Tensor, str]] = []  # fault code k + 1 -> (node, message)
+
+    def fault(self, node: Tensor, message: str) -> int:
+        self.faults.append((node, message))
+        return len(self.faults)
 
     def var(self) -> IVar:
         return IVar(f"i{next(self._ids)}")
@@ -169,11 +182,16 @@ def _node_values(node: Tensor) -> Values:
 def _reduction(node: Tensor, out_buffer: str, in_shape: Sequence[int], value: Callable[[list[IVar]], Expr],
                names: _Names) -> list[Stmt]:
     """Loops storing reduction ``node`` of the ``value`` (an expression over the input index)."""
-    axes, dtype = node.attrs["axes"], node.dtype
+    return _reduce(node.op, node.attrs["axes"], node.dtype, out_buffer, in_shape, value, names)
+
+
+def _reduce(op: str, axes: Sequence[int], dtype: np.dtype, out_buffer: str, in_shape: Sequence[int],
+            value: Callable[[list[IVar]], Expr], names: _Names) -> list[Stmt]:
+    """Loops storing the ``op`` reduction over ``axes`` of ``value`` (kept axes in order, row-major)."""
     kept = [d for d in range(len(in_shape)) if d not in axes]
     out_strides = row_major_strides([in_shape[d] for d in kept])
-    combine = REDUCTIONS[node.op]
-    init = _identity(node.op, dtype)
+    combine = REDUCTIONS[op]
+    init = _identity(op, dtype)
 
     def outer(outer_vars: list[IVar]) -> list[Stmt]:
         acc = names.acc()
@@ -190,7 +208,7 @@ def _reduction(node: Tensor, out_buffer: str, in_shape: Sequence[int], value: Ca
             return [AccUpdate(acc, combine, x)]
 
         result: Expr = AccRef(acc, dtype)
-        if node.op == "mean":
+        if op == "mean":
             n = math.prod(in_shape[d] for d in axes)
             result = ScalarOp("divide", (result, Const(float(n), dtype)), dtype, dtype)
         return [AccInit(acc, Const(init, dtype)), *_loop_nest([in_shape[d] for d in axes], names, inner),
@@ -236,6 +254,37 @@ def lower_node(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) 
                                  lambda full: Load(buffer_name(x), _index(full, strides), avals[x.id].dtype), names)
     elif node.op in INDEX_MAPS:
         kernel.body = _index_map(node, avals, names)
+    elif node.op == "fill_like":
+        constant_value = Const(node.attrs["value"], out.dtype)
+        kernel.body = _store_broadcast([(buffer_name(node), lambda loads: constant_value)], {}, out.shape, names)
+    elif node.op == "sum_to":
+        g = node.inputs[0]
+        shape = avals[g.id].shape
+        strides = row_major_strides(shape)
+        axes = sum_to_axes(shape, out.shape)
+        kernel.body = _reduce("sum", axes, out.dtype, buffer_name(node), shape,
+                              lambda full: Load(buffer_name(g), _index(full, strides), avals[g.id].dtype), names)
+    elif node.op in ("softmax", "log_softmax", "logsumexp"):
+        kernel.body = _softmax_family(node, avals, names)
+    elif node.op == "one_hot":
+        idx = node.inputs[0]
+        depth = node.attrs["depth"]
+        flat = math.prod(avals[idx.id].shape)
+
+        def one_hot_body(v: list[IVar]) -> list[Stmt]:
+            row, klass = v
+            label = Load(buffer_name(idx), row, avals[idx.id].dtype)
+            hit = ScalarOp("equal", (ScalarOp("cast", (label,), label.dtype, np.dtype(np.int64),
+                                              (("dtype", np.dtype(np.int64)),)), IndexValue(klass)),
+                           np.dtype(np.int64), np.dtype(bool))
+            as_out = ScalarOp("cast", (hit,), np.dtype(bool), out.dtype, (("dtype", out.dtype),))
+            return [Store(buffer_name(node), iadd(imul(row, depth), klass), as_out)]
+
+        kernel.body = _loop_nest([flat, depth], names, one_hot_body)
+    elif node.op == "softmax_cross_entropy":
+        kernel.body = _cross_entropy(node, avals, names)
+        if node.attrs["sparse"]:
+            kernel.params.append(BufferSpec(STATUS, np.dtype(np.int64), 1))
     elif node.op == "matmul":
         a, b = node.inputs
         kernel.body = _matmul((buffer_name(a), avals[a.id]), (buffer_name(b), avals[b.id]), buffer_name(node),
@@ -251,6 +300,122 @@ def lower_node(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) 
     else:
         raise Unsupported(f"op {node.op} is not supported on device 'cpu' yet (use device='reference')")
     return kernel
+
+
+def _rows(shape: Sequence[int], axes: Sequence[int]) -> tuple[list[int], list[int]]:
+    kept = [d for d in range(len(shape)) if d not in axes]
+    return kept, list(axes)
+
+
+def _softmax_family(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> list[Stmt]:
+    """Per row (the kept axes): m = max, s = sum(exp(x - m)); then softmax = exp(x - m) / s,
+    log_softmax = x - m - log(s), logsumexp = m + log(s).  A row whose max is not finite uses m = 0,
+    as the reference does."""
+    x = node.inputs[0]
+    shape, dtype = avals[x.id].shape, avals[x.id].dtype
+    axes = node.attrs["axes"]
+    kept, reduced = _rows(shape, axes)
+    strides = row_major_strides(shape)
+    src, dst = buffer_name(x), buffer_name(node)
+    out_strides = row_major_strides([shape[d] for d in kept])
+
+    def f(op: str, *args: Expr) -> Expr:
+        return ScalarOp(op, tuple(args), dtype, dtype)
+
+    def outer(outer_vars: list[IVar]) -> list[Stmt]:
+        top, total = names.acc(), names.acc()
+
+        def full(inner_vars: list[IVar]) -> list[IVar]:
+            index: list[IVar] = [IVar("")] * len(shape)
+            for d, v in zip(kept, outer_vars):
+                index[d] = v
+            for d, v in zip(reduced, inner_vars):
+                index[d] = v
+            return index
+
+        def load(inner_vars: list[IVar]) -> Expr:
+            return Load(src, _index(full(inner_vars), strides), dtype)
+
+        m: Expr = AccRef(top, dtype)
+        safe = ScalarOp("where", (ScalarOp("isfinite", (m,), dtype, np.dtype(bool)), m, Const(0, dtype)), dtype, dtype)
+        stmts: list[Stmt] = [AccInit(top, Const(-math.inf, dtype)),
+                             *_loop_nest([shape[d] for d in reduced], names,
+                                         lambda iv: [AccUpdate(top, "maximum", load(iv))]),
+                             AccSet(top, safe),
+                             AccInit(total, Const(0, dtype)),
+                             *_loop_nest([shape[d] for d in reduced], names,
+                                         lambda iv: [AccUpdate(total, "add", f("exp", f("subtract", load(iv), m)))])]
+        s: Expr = AccRef(total, dtype)
+        if node.op == "logsumexp":  # keepdims or not, a row's result has the kept axes' layout
+            return [*stmts, Store(dst, _index(outer_vars, out_strides), f("add", m, f("log", s)))]
+
+        def write(iv: list[IVar]) -> list[Stmt]:
+            shifted = f("subtract", load(iv), m)
+            value = f("divide", f("exp", shifted), s) if node.op == "softmax" else f("subtract", shifted, f("log", s))
+            return [Store(dst, _index(full(iv), strides), value)]
+
+        return [*stmts, *_loop_nest([shape[d] for d in reduced], names, write)]
+
+    return _loop_nest([shape[d] for d in kept], names, outer)
+
+
+def _cross_entropy(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> list[Stmt]:
+    """Per example: the log-softmax of its logits row, then -logp[label] (sparse; a label outside
+    [0, classes) is a run-time fault) or -sum(labels * logp) (dense, labels broadcast)."""
+    logits, labels = node.inputs
+    shape, dtype = avals[logits.id].shape, avals[logits.id].dtype
+    classes = shape[-1]
+    src, dst = buffer_name(logits), buffer_name(node)
+    batch_shape = list(avals[node.id].shape)
+    out_strides = row_major_strides(batch_shape)
+    logit_strides = broadcast_strides(shape, [*batch_shape, classes])
+    label_strides = broadcast_strides(avals[labels.id].shape, [*batch_shape, classes]
+                                      if not node.attrs["sparse"] else batch_shape)
+
+    def f(op: str, *args: Expr) -> Expr:
+        return ScalarOp(op, tuple(args), dtype, dtype)
+
+    def outer(bv: list[IVar]) -> list[Stmt]:
+        top, total, result = names.acc(), names.acc(), names.acc()
+
+        def logit(klass: IndexExpr) -> Expr:
+            return Load(src, iadd(_index(bv, logit_strides[:-1]), imul(klass, logit_strides[-1])), dtype)  # type: ignore[arg-type]
+
+        m: Expr = AccRef(top, dtype)
+        safe = ScalarOp("where", (ScalarOp("isfinite", (m,), dtype, np.dtype(bool)), m, Const(0, dtype)), dtype, dtype)
+        stmts: list[Stmt] = [
+            AccInit(top, Const(-math.inf, dtype)),
+            *_loop_nest([classes], names, lambda cv: [AccUpdate(top, "maximum", logit(cv[0]))]),
+            AccSet(top, safe),
+            AccInit(total, Const(0, dtype)),
+            *_loop_nest([classes], names,
+                        lambda cv: [AccUpdate(total, "add", f("exp", f("subtract", logit(cv[0]), m)))]),
+        ]
+        log_z = f("add", m, f("log", AccRef(total, dtype)))
+        if node.attrs["sparse"]:
+            label_dtype = avals[labels.id].dtype
+            label = ScalarOp("cast", (Load(buffer_name(labels), _index(bv, label_strides), label_dtype),),
+                             label_dtype, np.dtype(np.int64), (("dtype", np.dtype(np.int64)),))
+            inside = ScalarOp("logical_and", (
+                ScalarOp("greater_equal", (label, Const(0, np.dtype(np.int64))), np.dtype(np.int64), np.dtype(bool)),
+                ScalarOp("less", (label, Const(classes, np.dtype(np.int64))), np.dtype(np.int64), np.dtype(bool))),
+                np.dtype(bool), np.dtype(bool))
+            clamped = ScalarOp("where", (inside, label, Const(0, np.dtype(np.int64))), np.dtype(np.int64),
+                               np.dtype(np.int64))
+            picked = logit(IValue(clamped))
+            return [*stmts, Check(inside, names.fault(node, f"a class label is out of range for {classes} classes")),
+                    Store(dst, _index(bv, out_strides), f("subtract", log_z, picked))]
+        label_dtype = avals[labels.id].dtype
+
+        def accumulate(cv: list[IVar]) -> list[Stmt]:
+            p = Load(buffer_name(labels), iadd(_index(bv, label_strides[:-1]), imul(cv[0], label_strides[-1])),
+                     label_dtype)
+            return [AccUpdate(result, "add", f("multiply", p, f("subtract", log_z, logit(cv[0]))))]
+
+        return [*stmts, AccInit(result, Const(0, dtype)), *_loop_nest([classes], names, accumulate),
+                Store(dst, _index(bv, out_strides), AccRef(result, dtype))]
+
+    return _loop_nest(batch_shape, names, outer)
 
 
 def _matmul(a: tuple[str, AbstractValue], b: tuple[str, AbstractValue], dst: str, dtype: np.dtype,
@@ -353,6 +518,8 @@ def _lower_fused(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names
             body += _reduction(out, buffer, shape, value, names)
         elif out.opdef.family == "elementwise":
             body += _store_broadcast([(buffer, _node_values(out))], params, inner[out.id].shape, names)
+        elif out is host:  # the matmul's own result is needed outside the kernel too
+            body += _store_broadcast([(buffer, lambda loads, h=host: loads[h.id])], params, inner[out.id].shape, names)
         else:
             raise Unsupported(f"fused kernels of kind {kernel.kind} ({out.op}) are not supported on device 'cpu' yet")
     return LoopKernel(f"k{node.id}_fused_{kernel.kind}", specs + scratch, body, scratch)

@@ -16,9 +16,10 @@ import numpy as np
 from graphc.codegen.jit import CompiledModule, new_module
 from graphc.codegen.llvm_cpu import ENTRY, emit_program
 from graphc.codegen.scalar import UnsupportedScalar
-from graphc.errors import ArgumentError
+from graphc.errors import ArgumentError, ExecutionError
 from graphc.ir.registry import AbstractValue
 from graphc.ir.tensor import Tensor
+from graphc.lower.loopir import STATUS
 from graphc.lower.lowering import Unsupported, _Names, buffer_name, kernel_output_buffers, lower_node
 from graphc.ops.kernel import inner_avals
 
@@ -46,6 +47,8 @@ class CpuExecutable:
                     self.allocations.append((self._slot(spec.name), (spec.size,), spec.dtype))
         self.sources: dict[int, int] = {}  # node id -> slot of a value passed in as it is
         self.constants: dict[int, np.ndarray] = {}
+        self.faults = names.faults
+        self.status_slot = self._slot(STATUS) if self.faults else None
         for node in self.nodes:
             self._assign_slots(node, avals)
         module = new_module("graphc_program")
@@ -89,9 +92,18 @@ class CpuExecutable:
             arrays[slot] = self.constants[node_id] if node_id in self.constants else sources[node_id]
         for slot, shape, dtype in self.allocations:
             arrays[slot] = np.empty(shape, dtype)
+        status = np.zeros(1, np.int64)
+        if self.status_slot is not None:
+            arrays[self.status_slot] = status
         table = (ctypes.c_void_p * max(len(arrays), 1))(
             *[a.ctypes.data if a is not None and a.size else 0 for a in arrays])
         self._entry(table)
+        if status[0]:
+            node, message = self.faults[int(status[0]) - 1]
+            where = f"\n  created at {node.location}" if node.location else ""
+            error = ExecutionError(f"{node.op} {node.describe()} failed while running: {message}{where}")
+            error.location = node.location  # type: ignore[attr-defined]
+            raise error
         return {t.id: None if t.op == "group" else arrays[self.slots[buffer_name(t)]] for t in wanted}
 
     def source(self, kind: str = "llvm") -> str:
