@@ -23,6 +23,7 @@ from graphc.lower.loopir import (
     AccUpdate,
     Check,
     Const,
+    Gemm,
     IBin,
     IConst,
     IndexValue,
@@ -55,6 +56,7 @@ class _KernelEmitter:
         self.indices: dict[str, ir.Value] = {}
         self.accumulators: dict[str, tuple[ir.Value, Any]] = {}
         self.kernel = kernel
+        self.module = module
 
     def emit(self) -> ir.Function:
         self._statements(self.kernel.body)
@@ -103,6 +105,8 @@ class _KernelEmitter:
                 slot = self.allocas.alloca(value_type(dtype), name=s.name)
                 self.accumulators[s.name] = (slot, dtype)
                 self.b.store(self._expr(s.init), slot)
+            elif isinstance(s, Gemm):
+                self._gemm(s)
             elif isinstance(s, AccSet):
                 self.b.store(self._expr(s.value), self.accumulators[s.name][0])
             elif isinstance(s, Check):
@@ -118,6 +122,22 @@ class _KernelEmitter:
                 else:
                     combined = scalar.emit(self.b, s.op, [current, value], dtype, dtype, {})
                 self.b.store(combined, slot)
+
+    def _gemm(self, s: Gemm) -> None:
+        name = f"graphc_gemm_{s.dtype.name}"
+        fn = self.module.globals.get(name)
+        if fn is None:
+            from graphc.codegen.gemm import emit_gemm
+
+            fn = emit_gemm(self.module, name, s.dtype)
+
+        def view(buffer: str, offset: Any) -> ir.Value:
+            return self.b.gep(self.buffers[buffer][0], [self._index(offset)], inbounds=True)
+
+        i64 = [ir.Constant(I64, v) for v in (s.m, s.n, s.k, *s.a_strides, *s.b_strides, s.ldc)]
+        m, n, k, a_row, a_col, b_row, b_col, ldc = i64
+        self.b.call(fn, [m, n, k, view(s.a, s.a_offset), a_row, a_col, view(s.b, s.b_offset), b_row, b_col,
+                         view(s.c, s.c_offset), ldc, self.buffers[s.pack][0]])
 
     def _loop(self, loop: Loop) -> None:
         if loop.extent <= 0:

@@ -166,9 +166,31 @@ class Check:
     code: int
 
 
+@dataclass(frozen=True)
+class Gemm:
+    """C[m, n] = A[m, k] @ B[k, n] on float buffers by the packed, register-blocked GEMM of
+    codegen/gemm.py.  Operands are views: an offset and (row, column) element strides; C is
+    row-major with row stride ``ldc``; ``pack`` is a scratch buffer of the size GEMM asks for."""
+
+    a: str
+    a_offset: IndexExpr
+    a_strides: tuple[int, int]
+    b: str
+    b_offset: IndexExpr
+    b_strides: tuple[int, int]
+    c: str
+    c_offset: IndexExpr
+    ldc: int
+    m: int
+    n: int
+    k: int
+    pack: str
+    dtype: np.dtype
+
+
 STATUS = "status"  # the int64[1] buffer every kernel with a Check writes faults to
 
-Stmt = Store | Loop | AccInit | AccUpdate | AccSet | Check
+Stmt = Store | Loop | AccInit | AccUpdate | AccSet | Check | Gemm
 
 
 @dataclass(frozen=True)

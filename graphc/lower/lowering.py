@@ -29,6 +29,7 @@ from graphc.lower.loopir import (
     Check,
     Const,
     Expr,
+    Gemm,
     IConst,
     IndexExpr,
     IndexValue,
@@ -287,8 +288,9 @@ def lower_node(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) 
             kernel.params.append(BufferSpec(STATUS, np.dtype(np.int64), 1))
     elif node.op == "matmul":
         a, b = node.inputs
-        kernel.body = _matmul((buffer_name(a), avals[a.id]), (buffer_name(b), avals[b.id]), buffer_name(node),
-                              out.dtype, names)
+        kernel.body, kernel.scratch = _matmul((buffer_name(a), avals[a.id]), (buffer_name(b), avals[b.id]),
+                                              buffer_name(node), out.dtype, names)
+        kernel.params += kernel.scratch
     elif node.op in ("assign", "assign_add"):
         var, value = node.inputs
         inputs = {i.id: (buffer_name(i), avals[i.id]) for i in (var, value)}
@@ -419,10 +421,10 @@ def _cross_entropy(node: Tensor, avals: Mapping[int, AbstractValue], names: _Nam
 
 
 def _matmul(a: tuple[str, AbstractValue], b: tuple[str, AbstractValue], dst: str, dtype: np.dtype,
-            names: _Names) -> list[Stmt]:
-    """Batched matmul with NumPy's broadcasting and 1-D rules, as loops with a dot-product accumulator.
-
-    (The packed, register-blocked GEMM in codegen/gemm.py replaces this for float32/float64.)"""
+            names: _Names) -> tuple[list[Stmt], list[BufferSpec]]:
+    """Batched matmul with NumPy's broadcasting and 1-D rules: for float32/float64 one call of the
+    packed GEMM per matrix of the batch; for integers and bools loops with a dot-product accumulator.
+    Returns the statements and the scratch buffers they need."""
     (src_a, a_aval), (src_b, b_aval) = a, b
     a_shape, b_shape = list(a_aval.shape), list(b_aval.shape)
     if len(a_shape) == 1:
@@ -435,6 +437,16 @@ def _matmul(a: tuple[str, AbstractValue], b: tuple[str, AbstractValue], dst: str
     b_batch = [s * k * n for s in broadcast_strides(b_shape[:-2], batch)]
     out_strides = row_major_strides([*batch, m, n])
     a_dtype = a_aval.dtype
+    if dtype.kind == "f" and m and n:
+        from graphc.codegen.gemm import pack_buffer_elements
+
+        pack = BufferSpec(f"{dst}_pack", dtype, pack_buffer_elements(m, n, k, dtype))
+
+        def call(bv: list[IVar]) -> list[Stmt]:
+            return [Gemm(src_a, _index(bv, a_batch), (k, 1), src_b, _index(bv, b_batch), (n, 1),
+                         dst, _index(bv, [s * m * n for s in row_major_strides(batch)]), n, m, n, k, pack.name, dtype)]
+
+        return _loop_nest(batch, names, call), [pack]
 
     def outer(v: list[IVar]) -> list[Stmt]:
         *bv, i, j = v
@@ -449,7 +461,7 @@ def _matmul(a: tuple[str, AbstractValue], b: tuple[str, AbstractValue], dst: str
         return [AccInit(acc, Const(0, dtype)), *_loop_nest([k], names, inner),
                 Store(dst, _index(v, out_strides), AccRef(acc, dtype))]
 
-    return _loop_nest([*batch, m, n], names, outer)
+    return _loop_nest([*batch, m, n], names, outer), []
 
 
 def _index_map(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> list[Stmt]:
@@ -502,8 +514,10 @@ def _lower_fused(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names
         a, b = host.inputs
         temp = f"{buffer_name(node)}_host"
         scratch.append(BufferSpec(temp, inner[host.id].dtype, math.prod(inner[host.id].shape)))
-        body += _matmul((params[a.id][0], inner[a.id]), (params[b.id][0], inner[b.id]), temp, inner[host.id].dtype,
-                        names)
+        stmts, pack = _matmul((params[a.id][0], inner[a.id]), (params[b.id][0], inner[b.id]), temp,
+                              inner[host.id].dtype, names)
+        body += stmts
+        scratch += pack
         params = {**params, host.id: (temp, inner[host.id])}
     for buffer, out in zip(outs, kernel.outputs):
         if out.op in REDUCTIONS:

@@ -1,0 +1,639 @@
+"""Generated GEMM: ``C[M, N] = A[M, K] @ B[K, N]`` for float32 / float64, built with llvmlite's IRBuilder.
+
+The structure is the classic Goto/BLIS one, written for a row-major ``C`` whose rows are cut into SIMD
+vectors:
+
+* **Micro-kernel.** An ``mr x nr`` tile of ``C`` (``nr = nv * W``, ``W`` lanes of the target's vector
+  width: 16 float32 / 8 float64 for AVX-512, 8 / 4 for AVX(2), 4 / 2 for SSE and NEON) is held in
+  ``mr * nv`` vector registers. Every step of ``k`` loads ``nv`` vectors of a packed ``B`` row, broadcasts
+  ``mr`` packed ``A`` values and issues ``mr * nv`` vector ``llvm.fma`` (``llvm.fmuladd`` where the target
+  has no FMA unit); the ``k`` loop is unrolled by four. The last columns of a block go to a narrower
+  kernel (``1 .. nv - 1`` vectors) when they need fewer vectors; tiles at the ``M`` / ``N`` edges are
+  computed over zero-padded panels and stored with row guards and lane masks (``llvm.masked.load/store``).
+* **Packing.** For each ``kc``-deep slab, ``mc`` rows of ``A`` are copied into ``mr``-row micro-panels laid
+  out ``[k][mr]`` and ``nc`` columns of ``B`` into ``nr``-column micro-panels laid out ``[k][nr]`` (zero
+  padded), so the micro-kernel reads both with unit stride whatever ``A``'s and ``B``'s strides are
+  (transposed and non-contiguous operands cost nothing beyond packing). Contiguous rows of ``B`` are
+  copied with vector loads.
+* **Cache blocking** (the BLIS mapping for a broadcast side ``A`` and a vector side ``B``)::
+
+      for ic in range(0, M, mc):          # A block: mc x kc (L3)
+        for pc in range(0, K, kc):        #   pack A[ic:ic+mc, pc:pc+kc]
+          for jc in range(0, N, nc):      #   pack B[pc:pc+kc, jc:jc+nc]   -> kc x nc block lives in L2
+            for ir in range(0, mc, mr):   #     one A micro-panel (kc x mr) lives in L1 ...
+              for jr in range(0, nc, nr): #     ... while B micro-panels stream from L2
+                micro_kernel(...)
+
+  ``kc`` is chosen so that an ``A`` micro-panel (``kc * mr`` elements) uses at most half of a 32 KiB L1,
+  ``nc`` so that the packed ``B`` block (``kc * nc``) uses about 3/4 of a 1 MiB L2, and ``mc`` is large
+  (an ``A`` block is reused across all of ``N`` from L3). For float32 with AVX-512 that is a ``6 x 64``
+  micro-tile (6 x 4 zmm accumulators), ``kc = 384``, ``nc = 512``, ``mc = 1536``. See :func:`gemm_config`.
+* **Epilogue.** ``epilogue(builder, value, row, cols) -> value`` runs on each vector of the finished tile
+  (after the last ``kc`` slab) before it is stored: ``row`` is the ``i64`` row of ``C``, ``cols`` a
+  ``<W x i64>`` vector of its columns. On edge tiles the rows past the last row and the lanes past the
+  last column are clamped to that row / column (their results are discarded), so loads indexed by ``row``
+  and ``cols`` stay in bounds. Values the epilogue needs (a bias pointer...) are passed as ``extra_args``
+  and read with :func:`epilogue_args`.
+
+Entry points emitted by :func:`emit_gemm` (``T`` is ``float`` or ``double``; all integers ``i64``)::
+
+    void name(M, N, K, const T* A, lda_row, lda_col, const T* B, ldb_row, ldb_col, T* C, ldc, T* pack, ...extra)
+    void name_rows(M, N, K, A, lda_row, lda_col, B, ldb_row, ldb_col, C, ldc, pack,
+                   row_begin, row_end, ...extra)
+    void name_block(M, N, K, A, lda_row, lda_col, B, ldb_row, ldb_col, C, ldc, pack,
+                    row_begin, row_end, col_begin, col_end, ...extra)
+
+``name_rows`` / ``name_block`` compute only ``C[row_begin:row_end, col_begin:col_end]`` (ranges are
+clamped to ``[0, M)`` / ``[0, N)``) so a thread pool can split ``M`` (or ``N``) among threads, each with its
+own ``pack`` buffer of :func:`pack_buffer_elements` elements (no alignment is required of it: the kernel
+aligns it itself). ``C`` must not overlap ``A``, ``B`` or ``pack``. The functions are single-threaded and
+call nothing outside the module (no BLAS, no libc), so they work unchanged in ahead-of-time objects.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from llvmlite import ir
+
+from graphc.codegen.jit import Target
+
+Epilogue = Callable[[ir.IRBuilder, ir.Value, ir.Value, ir.Value], ir.Value]
+
+I1 = ir.IntType(1)
+I32 = ir.IntType(32)
+I64 = ir.IntType(64)
+ALIGN_BYTES = 64
+UNROLL = 4
+L1_BYTES = 32 * 1024
+L2_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class GemmConfig:
+    """Register and cache blocking for one dtype on one target."""
+
+    dtype: np.dtype
+    lanes: int  # W: elements per SIMD vector
+    mr: int  # rows of the micro-tile (broadcast side)
+    nv: int  # vectors per micro-tile row
+    kc: int  # depth of a packed slab
+    mc: int  # rows of a packed A block
+    nc: int  # columns of a packed B block
+    fma: bool  # the target has a fused multiply-add unit
+
+    @property
+    def nr(self) -> int:
+        return self.nv * self.lanes
+
+    @property
+    def itemsize(self) -> int:
+        return self.dtype.itemsize
+
+
+def _features(target: Target) -> set[str]:
+    return {f[1:] for f in target.features.split(",") if f.startswith("+")}
+
+
+def vector_bits(target: Target) -> tuple[int, int, bool]:
+    """(SIMD width in bits, number of vector registers, has FMA) of ``target``."""
+    feats = _features(target)
+    arch = target.triple.split("-")[0]
+    if arch in ("x86_64", "i386", "i686"):
+        if "avx512f" in feats:
+            return 512, 32, True
+        if "avx" in feats:
+            return 256, 16, "fma" in feats
+        return 128, 16, "fma" in feats
+    if arch in ("aarch64", "arm64"):
+        return 128, 32, True
+    return 128, 16, "fma" in feats
+
+
+def gemm_config(dtype: Any, target: Target | None = None) -> GemmConfig:
+    """The blocking used for ``dtype`` on ``target`` (the host by default).
+
+    Micro-tile: ``6 x 4`` vectors with 32 vector registers (24 accumulators, 4 ``B`` vectors, broadcasts
+    folded into the FMAs; on Zen 4 it measured a little faster than 12 x 2, 8 x 3 and 14 x 2), ``6 x 2``
+    vectors with 16 registers (12 accumulators: the AVX2 ``6 x 16`` float32 kernel).
+    ``kc``: an ``A`` micro-panel (``kc * mr`` elements) fills about half of a 32 KiB L1 (rounded to a
+    multiple of 16, at most 384). ``nc``: the packed ``B`` block (``kc * nc``) fills about 3/4 of a 1 MiB L2
+    (a multiple of ``nr``). ``mc``: 1536 rows (a multiple of ``mr``), a block reused from L3.
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"gemm supports float32 and float64, not {dtype}")
+    target = target or Target.host()
+    bits, regs, fma = vector_bits(target)
+    lanes = bits // (8 * dtype.itemsize)
+    mr, nv = (6, 4) if regs >= 32 else (6, 2)
+    nr = nv * lanes
+    kc = max(16, min(384, (L1_BYTES // 2) // (mr * dtype.itemsize) // 16 * 16))
+    nc = max(nr, (3 * L2_BYTES // 4) // (kc * dtype.itemsize) // nr * nr)
+    mc = max(mr, 1536 // mr * mr)
+    return GemmConfig(dtype, lanes, mr, nv, kc, mc, nc, fma)
+
+
+def _round_up(x: int, m: int) -> int:
+    return (x + m - 1) // m * m
+
+
+def pack_buffer_elements(M: int, N: int, K: int, dtype: Any, target: Target | None = None) -> int:
+    """Elements of ``dtype`` the ``pack`` argument must hold for an ``M x N x K`` product (any alignment).
+
+    It is ``min(mc, M') * min(kc, K) + min(nc, N') * min(kc, K)`` (``M'``, ``N'`` rounded up to ``mr``,
+    ``nr``), padded for alignment: one packed ``A`` block plus one packed ``B`` block. The same buffer size
+    serves every ``_rows`` / ``_block`` call on a sub-range of the same problem.
+    """
+    cfg = gemm_config(dtype, target)
+    align = ALIGN_BYTES // cfg.itemsize
+    mcb = min(cfg.mc, _round_up(max(M, 0), cfg.mr))
+    ncb = min(cfg.nc, _round_up(max(N, 0), cfg.nr))
+    kcb = min(cfg.kc, max(K, 0))
+    return _round_up(mcb * kcb, align) + ncb * kcb + 2 * align
+
+
+_EXTRA_ARGS: weakref.WeakKeyDictionary[ir.Function, tuple[ir.Argument, ...]] = weakref.WeakKeyDictionary()
+
+
+def epilogue_args(builder: ir.IRBuilder) -> tuple[ir.Argument, ...]:
+    """Inside an epilogue callback: the values of the ``extra_args`` given to :func:`emit_gemm`."""
+    return _EXTRA_ARGS[builder.function]
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def _c64(v: int) -> ir.Constant:
+    return ir.Constant(I64, v)
+
+
+def _intrinsic(module: ir.Module, name: str, ret: ir.Type, args: Sequence[ir.Type]) -> ir.Function:
+    existing = module.globals.get(name)
+    if existing is not None:
+        return existing
+    return ir.Function(module, ir.FunctionType(ret, list(args)), name)
+
+
+def _smin(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.select(b.icmp_signed("<", x, y), x, y)
+
+
+def _smax(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.select(b.icmp_signed(">", x, y), x, y)
+
+
+class _Loop:
+    """``for (i = start; i < stop; i += step)`` with extra loop-carried values; used as a context manager.
+
+    Inside the ``with`` block ``loop.index`` and ``loop.carried`` are the current values; set
+    ``loop.next_carried`` before leaving it. After the block, ``loop.results`` are the final carried values.
+    """
+
+    def __init__(self, b: ir.IRBuilder, start: ir.Value, stop: ir.Value, step: ir.Value | int = 1,
+                 carried: Sequence[ir.Value] = (), name: str = "i") -> None:
+        self.b, self.start, self.stop, self.name = b, start, stop, name
+        self.step = _c64(step) if isinstance(step, int) else step
+        self.init = list(carried)
+        self.next_carried: list[ir.Value] = []
+
+    def __enter__(self) -> _Loop:
+        b = self.b
+        fn = b.function
+        self.pre = b.block
+        self.head = fn.append_basic_block(f"{self.name}.head")
+        self.body = fn.append_basic_block(f"{self.name}.body")
+        self.exit = fn.append_basic_block(f"{self.name}.exit")
+        b.branch(self.head)
+        b.position_at_end(self.head)
+        self.index = b.phi(I64, name=self.name)
+        self.index.add_incoming(self.start, self.pre)
+        self.carried = []
+        for v in self.init:
+            phi = b.phi(v.type)
+            phi.add_incoming(v, self.pre)
+            self.carried.append(phi)
+        b.cbranch(b.icmp_signed("<", self.index, self.stop), self.body, self.exit)
+        b.position_at_end(self.body)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None:
+            return
+        b = self.b
+        nxt = b.add(self.index, self.step)
+        latch = b.block
+        self.index.add_incoming(nxt, latch)
+        for phi, v in zip(self.carried, self.next_carried or self.carried, strict=True):
+            phi.add_incoming(v, latch)
+        b.branch(self.head)
+        b.position_at_end(self.exit)
+        self.results = list(self.carried)
+
+
+def _if(b: ir.IRBuilder, cond: ir.Value, name: str) -> tuple[ir.Block, ir.Block]:
+    """Branch on ``cond``: returns (then block, join block); the builder is left in the then block."""
+    fn = b.function
+    then = fn.append_basic_block(f"{name}.then")
+    join = fn.append_basic_block(f"{name}.join")
+    b.cbranch(cond, then, join)
+    b.position_at_end(then)
+    return then, join
+
+
+# ------------------------------------------------------------------------------------------------ emitter
+
+
+class _GemmEmitter:
+    def __init__(self, module: ir.Module, name: str, cfg: GemmConfig, epilogue: Epilogue | None,
+                 extra_args: Sequence[ir.Type]) -> None:
+        self.module, self.name, self.cfg, self.epilogue = module, name, cfg, epilogue
+        self.extra_types = list(extra_args)
+        self.T = ir.FloatType() if cfg.dtype == np.float32 else ir.DoubleType()
+        self.P = self.T.as_pointer()
+        self.V = ir.VectorType(self.T, cfg.lanes)
+        self.VP = self.V.as_pointer()
+        self.MASK = ir.VectorType(I1, cfg.lanes)
+        self.IV = ir.VectorType(I64, cfg.lanes)
+        self.vbytes = cfg.lanes * cfg.itemsize
+        suffix = f"v{cfg.lanes}{'f32' if cfg.dtype == np.float32 else 'f64'}"
+        fma = "llvm.fma" if cfg.fma else "llvm.fmuladd"
+        self.fma_fn = _intrinsic(module, f"{fma}.{suffix}", self.V, [self.V] * 3)
+        self.mload = _intrinsic(module, f"llvm.masked.load.{suffix}.p0", self.V, [self.VP, I32, self.MASK, self.V])
+        self.mstore = _intrinsic(module, f"llvm.masked.store.{suffix}.p0", ir.VoidType(),
+                                 [self.V, self.VP, I32, self.MASK])
+        i8p = ir.IntType(8).as_pointer()
+        self.prefetch = _intrinsic(module, "llvm.prefetch.p0", ir.VoidType(), [i8p, I32, I32, I32])
+
+    # -- small IR helpers
+    def splat(self, b: ir.IRBuilder, x: ir.Value, vty: ir.VectorType | None = None) -> ir.Value:
+        vty = vty or self.V
+        undef = ir.Constant(vty, ir.Undefined)
+        v = b.insert_element(undef, x, ir.Constant(I32, 0))
+        return b.shuffle_vector(v, undef, ir.Constant(ir.VectorType(I32, vty.count), [0] * vty.count))
+
+    def vload(self, b: ir.IRBuilder, ptr: ir.Value, align: int) -> ir.Value:
+        return b.load(b.bitcast(ptr, self.VP), align=align)
+
+    def vstore(self, b: ir.IRBuilder, value: ir.Value, ptr: ir.Value, align: int) -> None:
+        b.store(value, b.bitcast(ptr, self.VP), align=align)
+
+    # -- micro-kernel
+    def emit_micro_kernel(self, nv: int) -> ir.Function:
+        """``kernel(pa, pb, kb, c, ldc, mrem, nrem, first, last, row, col, col_last, ...extra)``: an
+        ``mr x (nv * W)`` tile (``nv`` at most ``cfg.nv``: narrower kernels serve the last columns)."""
+        cfg, P = self.cfg, self.P
+        mr, W, nr = cfg.mr, cfg.lanes, cfg.nr
+        fnty = ir.FunctionType(ir.VoidType(), [P, P, I64, P, I64, I64, I64, I1, I1, I64, I64, I64,
+                                               *self.extra_types])
+        fn = ir.Function(self.module, fnty, f"{self.name}_kernel{nv}")
+        fn.linkage = "internal"
+        fn.attributes.add("nounwind")
+        fn.attributes.add("noinline")
+        pa0, pb0, kb, c, ldc, mrem, nrem, first, last, row0, col0, col_last = fn.args[:12]
+        _EXTRA_ARGS[fn] = tuple(fn.args[12:])
+        for a in (pa0, pb0, c):
+            a.add_attribute("noalias")
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        zero = ir.Constant(self.V, 0.0)
+        acc0 = [zero] * (mr * nv)
+
+        # prefetch the C tile for writing while the k loop runs
+        i8p = ir.IntType(8).as_pointer()
+        for r in range(mr):
+            rowp = b.gep(c, [b.mul(_c64(r), ldc)])
+            for off in range(0, nv * W * cfg.itemsize, 64):
+                p = b.gep(b.bitcast(rowp, i8p), [_c64(off)])
+                b.call(self.prefetch, [p, ir.Constant(I32, 1), ir.Constant(I32, 3), ir.Constant(I32, 1)])
+
+        def steps(b: ir.IRBuilder, pa: ir.Value, pb: ir.Value, acc: list[ir.Value], count: int) -> list[ir.Value]:
+            acc = list(acc)
+            for u in range(count):
+                bv = [self.vload(b, b.gep(pb, [_c64(u * nr + v * W)]), self.vbytes) for v in range(nv)]
+                for r in range(mr):
+                    a = self.splat(b, b.load(b.gep(pa, [_c64(u * mr + r)])))
+                    for v in range(nv):
+                        acc[r * nv + v] = b.call(self.fma_fn, [a, bv[v], acc[r * nv + v]])
+            return acc
+
+        n_main = b.sdiv(kb, _c64(UNROLL))
+        with _Loop(b, _c64(0), n_main, 1, [pa0, pb0, *acc0], name="k4") as loop:
+            pa, pb, *acc = loop.carried
+            acc = steps(b, pa, pb, acc, UNROLL)
+            loop.next_carried = [b.gep(pa, [_c64(UNROLL * mr)]), b.gep(pb, [_c64(UNROLL * nr)]), *acc]
+        pa, pb, *acc = loop.results
+        rem = b.sub(kb, b.mul(n_main, _c64(UNROLL)))
+        with _Loop(b, _c64(0), rem, 1, [pa, pb, *acc], name="k1") as loop:
+            pa, pb, *acc = loop.carried
+            acc = steps(b, pa, pb, acc, 1)
+            loop.next_carried = [b.gep(pa, [_c64(mr)]), b.gep(pb, [_c64(nr)]), *acc]
+        acc = loop.results[2:]
+
+        # store: full tiles without masks, edge tiles with row guards and lane masks
+        full = b.and_(b.icmp_signed("==", mrem, _c64(mr)), b.icmp_signed("==", nrem, _c64(nv * W)))
+        bb_full = fn.append_basic_block("store.full")
+        bb_edge = fn.append_basic_block("store.edge")
+        b.cbranch(full, bb_full, bb_edge)
+        lane_ids = ir.Constant(self.IV, list(range(W)))
+        for edge, bb in ((False, bb_full), (True, bb_edge)):
+            b.position_at_end(bb)
+            masks = None
+            cols = []
+            col_last_v = self.splat(b, col_last, self.IV)
+            for v in range(nv):
+                cv = b.add(self.splat(b, b.add(col0, _c64(v * W)), self.IV), lane_ids)
+                if edge:
+                    cv = b.select(b.icmp_signed(">", cv, col_last_v), col_last_v, cv)
+                cols.append(cv)
+            if edge:
+                nrem_v = self.splat(b, nrem, self.IV)
+                masks = [b.icmp_signed("<", ir.Constant(self.IV, [v * W + i for i in range(W)]), nrem_v)
+                         for v in range(nv)]
+            self.emit_store(b, acc, c, ldc, mrem, first, last, row0, cols, masks)
+            b.ret_void()
+        return fn
+
+    def emit_store(self, b: ir.IRBuilder, acc: list[ir.Value], c: ir.Value, ldc: ir.Value, mrem: ir.Value,
+                   first: ir.Value, last: ir.Value, row0: ir.Value, cols: list[ir.Value],
+                   masks: list[ir.Value] | None) -> None:
+        cfg = self.cfg
+        mr, nv, W = cfg.mr, len(cols), cfg.lanes
+        align = ir.Constant(I32, cfg.itemsize)
+        fn = b.function
+        # accumulate onto C unless this is the first k slab
+        acc = list(acc)
+        add_bb = fn.append_basic_block("store.accumulate")
+        cont_bb = fn.append_basic_block("store.epilogue")
+        pre_bb = b.block
+        b.cbranch(first, cont_bb, add_bb)
+        b.position_at_end(add_bb)
+        summed = []
+        for r in range(mr):
+            rowp = b.gep(c, [b.mul(_c64(r), ldc)])
+            for v in range(nv):
+                p = b.gep(rowp, [_c64(v * W)])
+                if masks is None:
+                    old = self.vload(b, p, cfg.itemsize)
+                else:
+                    ok = b.icmp_signed("<", _c64(r), mrem)
+                    m = b.and_(masks[v], self.splat(b, ok, self.MASK))
+                    old = b.call(self.mload, [b.bitcast(p, self.VP), align, m, ir.Constant(self.V, 0.0)])
+                summed.append(b.fadd(acc[r * nv + v], old))
+        add_end = b.block
+        b.branch(cont_bb)
+        b.position_at_end(cont_bb)
+        merged = []
+        for i in range(mr * nv):
+            phi = b.phi(self.V)
+            phi.add_incoming(acc[i], pre_bb)
+            phi.add_incoming(summed[i], add_end)
+            merged.append(phi)
+        acc = merged
+        if self.epilogue is not None:
+            pre_bb = b.block
+            ep_bb = fn.append_basic_block("store.apply_epilogue")
+            st_bb = fn.append_basic_block("store.write")
+            b.cbranch(last, ep_bb, st_bb)
+            b.position_at_end(ep_bb)
+            applied = []
+            for r in range(mr):
+                row = b.add(row0, _c64(r))
+                if masks is not None:  # clamp rows past the edge (their results are discarded)
+                    row = _smin(b, row, b.add(row0, b.sub(mrem, _c64(1))))
+                for v in range(nv):
+                    out = self.epilogue(b, acc[r * nv + v], row, cols[v])
+                    if out.type != self.V:
+                        raise TypeError(f"the epilogue returned {out.type}, expected {self.V}")
+                    applied.append(out)
+            ep_end = b.block
+            b.branch(st_bb)
+            b.position_at_end(st_bb)
+            merged = []
+            for i in range(mr * nv):
+                phi = b.phi(self.V)
+                phi.add_incoming(acc[i], pre_bb)
+                phi.add_incoming(applied[i], ep_end)
+                merged.append(phi)
+            acc = merged
+        for r in range(mr):
+            rowp = b.gep(c, [b.mul(_c64(r), ldc)])
+            if masks is None:
+                for v in range(nv):
+                    self.vstore(b, acc[r * nv + v], b.gep(rowp, [_c64(v * W)]), cfg.itemsize)
+            else:
+                _then, join = _if(b, b.icmp_signed("<", _c64(r), mrem), f"row{r}")
+                for v in range(nv):
+                    p = b.bitcast(b.gep(rowp, [_c64(v * W)]), self.VP)
+                    b.call(self.mstore, [acc[r * nv + v], p, align, masks[v]])
+                b.branch(join)
+                b.position_at_end(join)
+
+    # -- packing
+    def emit_pack_a(self, b: ir.IRBuilder, dst: ir.Value, a: ir.Value, lda_r: ir.Value, lda_c: ir.Value,
+                    mb: ir.Value, kb: ir.Value) -> None:
+        """dst[p][k][i] = A[p*mr + i, k] (zero past mb): mr-row micro-panels of the mb x kb block at ``a``."""
+        mr = self.cfg.mr
+        zero = ir.Constant(self.T, 0.0)
+        with _Loop(b, _c64(0), mb, mr, name="packa") as lp:
+            i0 = lp.index
+            rows = b.sub(mb, i0)
+            panel = b.gep(dst, [b.mul(i0, kb)])
+            base = b.gep(a, [b.mul(i0, lda_r)])
+            rowp = [b.gep(base, [b.mul(_c64(i), lda_r)]) for i in range(mr)]
+            full = b.icmp_signed(">=", rows, _c64(mr))
+            fn = b.function
+            bb_full = fn.append_basic_block("packa.full")
+            bb_edge = fn.append_basic_block("packa.edge")
+            bb_done = fn.append_basic_block("packa.done")
+            b.cbranch(full, bb_full, bb_edge)
+            for edge, bb in ((False, bb_full), (True, bb_edge)):
+                b.position_at_end(bb)
+                with _Loop(b, _c64(0), kb, 1, name="packa.k") as lk:
+                    k = lk.index
+                    off = b.mul(k, lda_c)
+                    out = b.gep(panel, [b.mul(k, _c64(mr))])
+                    for i in range(mr):
+                        if edge:
+                            ok = b.icmp_signed("<", _c64(i), rows)
+                            # clamp the row so the (discarded) load stays in bounds
+                            src = b.gep(rowp[0], [b.add(off, b.mul(_smin(b, _c64(i), b.sub(rows, _c64(1))),
+                                                                    lda_r))])
+                            val = b.select(ok, b.load(src), zero)
+                        else:
+                            val = b.load(b.gep(rowp[i], [off]))
+                        b.store(val, b.gep(out, [_c64(i)]))
+                b.branch(bb_done)
+            b.position_at_end(bb_done)
+
+    def emit_pack_b(self, b: ir.IRBuilder, dst: ir.Value, src: ir.Value, ldb_r: ir.Value, ldb_c: ir.Value,
+                    kb: ir.Value, nb: ir.Value) -> None:
+        """dst[p][k][j] = B[k, p*nr + j] (zero past nb): nr-column micro-panels of the kb x nb block."""
+        cfg = self.cfg
+        nr, W, nv = cfg.nr, cfg.lanes, cfg.nv
+        zero = ir.Constant(self.T, 0.0)
+        with _Loop(b, _c64(0), nb, nr, name="packb") as lp:
+            j0 = lp.index
+            cols = b.sub(nb, j0)
+            panel = b.gep(dst, [b.mul(j0, kb)])
+            base = b.gep(src, [b.mul(j0, ldb_c)])
+            contiguous = b.and_(b.icmp_signed(">=", cols, _c64(nr)), b.icmp_signed("==", ldb_c, _c64(1)))
+            fn = b.function
+            bb_vec = fn.append_basic_block("packb.vector")
+            bb_gen = fn.append_basic_block("packb.general")
+            bb_done = fn.append_basic_block("packb.done")
+            b.cbranch(contiguous, bb_vec, bb_gen)
+            b.position_at_end(bb_vec)
+            with _Loop(b, _c64(0), kb, 1, name="packb.kv") as lk:
+                k = lk.index
+                rowp = b.gep(base, [b.mul(k, ldb_r)])
+                out = b.gep(panel, [b.mul(k, _c64(nr))])
+                for v in range(nv):
+                    val = self.vload(b, b.gep(rowp, [_c64(v * W)]), cfg.itemsize)
+                    self.vstore(b, val, b.gep(out, [_c64(v * W)]), self.vbytes)
+            b.branch(bb_done)
+            b.position_at_end(bb_gen)
+            last = b.sub(_smin(b, cols, _c64(nr)), _c64(1))
+            colp = [b.gep(base, [b.mul(_smin(b, _c64(j), last), ldb_c)]) for j in range(nr)]
+            with _Loop(b, _c64(0), kb, 1, name="packb.kg") as lk:
+                k = lk.index
+                off = b.mul(k, ldb_r)
+                out = b.gep(panel, [b.mul(k, _c64(nr))])
+                for j in range(nr):
+                    val = b.load(b.gep(colp[j], [off]))
+                    val = b.select(b.icmp_signed("<", _c64(j), cols), val, zero)
+                    b.store(val, b.gep(out, [_c64(j)]))
+            b.branch(bb_done)
+            b.position_at_end(bb_done)
+
+    # -- driver
+    def emit_block(self, kernels: Sequence[ir.Function]) -> ir.Function:
+        cfg, P = self.cfg, self.P
+        mr, nr = cfg.mr, cfg.nr
+        args = [I64, I64, I64, P, I64, I64, P, I64, I64, P, I64, P, I64, I64, I64, I64, *self.extra_types]
+        fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), args), f"{self.name}_block")
+        fn.attributes.add("nounwind")
+        (M, N, K, A, lda_r, lda_c, B, ldb_r, ldb_c, C, ldc, pack,
+         r_begin, r_end, c_begin, c_end) = fn.args[:16]
+        extra = list(fn.args[16:])
+        _EXTRA_ARGS[fn] = tuple(extra)
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        r0 = _smax(b, r_begin, _c64(0))
+        r1 = _smin(b, r_end, M)
+        c0 = _smax(b, c_begin, _c64(0))
+        c1 = _smin(b, c_end, N)
+        K = _smax(b, K, _c64(0))
+        nonempty = b.and_(b.icmp_signed("<", r0, r1), b.icmp_signed("<", c0, c1))
+        _then, done = _if(b, nonempty, "nonempty")
+
+        # pack buffer layout (from the full M, N, K so one buffer serves every sub-range)
+        align_el = ALIGN_BYTES // cfg.itemsize
+        raw = b.ptrtoint(pack, I64)
+        aligned = b.and_(b.add(raw, _c64(ALIGN_BYTES - 1)), _c64(-ALIGN_BYTES))
+        base = b.inttoptr(aligned, P)
+        m_round = b.mul(b.sdiv(b.add(M, _c64(mr - 1)), _c64(mr)), _c64(mr))
+        mcb = _smin(b, _c64(cfg.mc), m_round)
+        kcb = _smin(b, _c64(cfg.kc), K)
+        a_elems = b.mul(mcb, kcb)
+        a_elems = b.and_(b.add(a_elems, _c64(align_el - 1)), _c64(-align_el))
+        apack = base
+        bpack = b.gep(base, [a_elems])
+        col_last = b.sub(c1, _c64(1))
+
+        with _Loop(b, r0, r1, cfg.mc, name="ic") as l_ic:
+            ic = l_ic.index
+            mb = _smin(b, _c64(cfg.mc), b.sub(r1, ic))
+            # do { ... } while (pc < K): runs once for K == 0 so C is still written (zeros + epilogue)
+            pc_body = fn.append_basic_block("pc.body")
+            pc_exit = fn.append_basic_block("pc.exit")
+            pre = b.block
+            b.branch(pc_body)
+            b.position_at_end(pc_body)
+            pc = b.phi(I64, name="pc")
+            pc.add_incoming(_c64(0), pre)
+            kb = _smin(b, _c64(cfg.kc), b.sub(K, pc))
+            first = b.icmp_signed("==", pc, _c64(0))
+            pc_next = b.add(pc, kb)
+            last = b.icmp_signed(">=", pc_next, K)
+            a_block = b.gep(A, [b.add(b.mul(ic, lda_r), b.mul(pc, lda_c))])
+            self.emit_pack_a(b, apack, a_block, lda_r, lda_c, mb, kb)
+            with _Loop(b, c0, c1, cfg.nc, name="jc") as l_jc:
+                jc = l_jc.index
+                nb = _smin(b, _c64(cfg.nc), b.sub(c1, jc))
+                b_block = b.gep(B, [b.add(b.mul(pc, ldb_r), b.mul(jc, ldb_c))])
+                self.emit_pack_b(b, bpack, b_block, ldb_r, ldb_c, kb, nb)
+                with _Loop(b, _c64(0), mb, mr, name="ir") as l_ir:
+                    ir_ = l_ir.index
+                    mrem = _smin(b, _c64(mr), b.sub(mb, ir_))
+                    pa = b.gep(apack, [b.mul(ir_, kb)])
+                    row = b.add(ic, ir_)
+                    c_row = b.gep(C, [b.mul(row, ldc)])
+                    with _Loop(b, _c64(0), nb, nr, name="jr") as l_jr:
+                        jr = l_jr.index
+                        nrem = _smin(b, _c64(nr), b.sub(nb, jr))
+                        pb = b.gep(bpack, [b.mul(jr, kb)])
+                        col = b.add(jc, jr)
+                        kargs = [pa, pb, kb, b.gep(c_row, [col]), ldc, mrem, nrem, first, last, row, col, col_last,
+                                 *extra]
+                        # the last columns of a block go to the narrowest kernel that covers them
+                        vectors = b.sdiv(b.add(nrem, _c64(cfg.lanes - 1)), _c64(cfg.lanes))
+                        join = fn.append_basic_block("jr.called")
+                        default = fn.append_basic_block("jr.widest")
+                        switch = b.switch(vectors, default)
+                        for nv, kernel in enumerate(kernels[:-1], start=1):
+                            case = fn.append_basic_block(f"jr.kernel{nv}")
+                            switch.add_case(_c64(nv), case)
+                            b.position_at_end(case)
+                            b.call(kernel, kargs)
+                            b.branch(join)
+                        b.position_at_end(default)
+                        b.call(kernels[-1], kargs)
+                        b.branch(join)
+                        b.position_at_end(join)
+            pc.add_incoming(pc_next, b.block)
+            b.cbranch(b.icmp_signed("<", pc_next, K), pc_body, pc_exit)
+            b.position_at_end(pc_exit)
+        b.branch(done)
+        b.position_at_end(done)
+        b.ret_void()
+        return fn
+
+    def emit_wrappers(self, block: ir.Function) -> ir.Function:
+        P = self.P
+        base = [I64, I64, I64, P, I64, I64, P, I64, I64, P, I64, P]
+        rows = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [*base, I64, I64, *self.extra_types]),
+                           f"{self.name}_rows")
+        b = ir.IRBuilder(rows.append_basic_block("entry"))
+        a = list(rows.args)
+        b.call(block, [*a[:14], _c64(0), a[1], *a[14:]])
+        b.ret_void()
+        main = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [*base, *self.extra_types]), self.name)
+        b = ir.IRBuilder(main.append_basic_block("entry"))
+        a = list(main.args)
+        b.call(block, [*a[:12], _c64(0), a[0], _c64(0), a[1], *a[12:]])
+        b.ret_void()
+        for f in (rows, main):
+            f.attributes.add("nounwind")
+        return main
+
+
+def emit_gemm(module: ir.Module, name: str, dtype: Any, target: Target | None = None,
+              epilogue: Epilogue | None = None, extra_args: Sequence[ir.Type] = ()) -> ir.Function:
+    """Emit ``name``, ``name_rows`` and ``name_block`` (see the module docstring) into ``module``.
+
+    ``epilogue(builder, value, row, cols)`` (optional) transforms each finished vector of ``C`` before it is
+    stored; ``extra_args`` are the types of extra trailing parameters of every entry point, which the
+    epilogue reads with :func:`epilogue_args`. Returns the ``name`` function.
+    """
+    cfg = gemm_config(dtype, target)
+    em = _GemmEmitter(module, name, cfg, epilogue, extra_args)
+    kernels = [em.emit_micro_kernel(nv) for nv in range(1, cfg.nv + 1)]
+    block = em.emit_block(kernels)
+    return em.emit_wrappers(block)
+
+
+__all__ = ["Epilogue", "GemmConfig", "emit_gemm", "epilogue_args", "gemm_config", "pack_buffer_elements",
+           "vector_bits"]
