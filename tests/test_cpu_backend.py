@@ -144,9 +144,22 @@ def test_fused_kernels_multi_output_and_updates_match_reference(rng: np.random.G
 
 def test_unsupported_ops_are_refused_naming_the_op_and_line() -> None:
     a = gc.placeholder("float32", (2, 3), name="ua")
-    best = gc.argmax(a, axis=1)
-    with pytest.raises(gc.ArgumentError, match=r"(?s)argmax.*not supported on device 'cpu'.*test_cpu_backend\.py"):
-        gc.Session(device="cpu").run(best, {a: np.ones((2, 3))})
+    picked = gc.take(a, gc.constant(np.array([0, 2])), axis=1)
+    with pytest.raises(gc.ArgumentError, match=r"(?s)take.*not supported on device 'cpu'.*test_cpu_backend\.py"):
+        gc.Session(device="cpu").run(picked, {a: np.ones((2, 3))})
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1, -1])
+@pytest.mark.parametrize("name", ["argmax", "argmin"])
+@pytest.mark.parametrize("dtype", ["float32", "int32", "bool"])
+def test_arg_extremum(name: str, axis: Any, dtype: str, rng: np.random.Generator) -> None:
+    values = random_array(rng, (3, 4, 5), dtype, -2, 2)  # small ints: plenty of ties
+    if dtype == "float32":
+        values[1, 2, 3] = np.nan
+        values[1, 2, 1] = np.nan
+    x = gc.placeholder(dtype, (3, 4, 5))
+    got, want = both(getattr(gc, name)(x, axis=axis, keepdims=axis is not None), {x: values})
+    assert_close(got, want)
 
 
 @pytest.mark.parametrize(("a_shape", "b_shape"), [((3, 4), (4, 2)), ((4,), (4, 2)), ((3, 4), (4,)), ((4,), (4,)),

@@ -265,6 +265,8 @@ def lower_node(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) 
         axes = sum_to_axes(shape, out.shape)
         kernel.body = _reduce("sum", axes, out.dtype, buffer_name(node), shape,
                               lambda full: Load(buffer_name(g), _index(full, strides), avals[g.id].dtype), names)
+    elif node.op in ("argmax", "argmin"):
+        kernel.body = _arg_extremum(node, avals, names)
     elif node.op in ("softmax", "log_softmax", "logsumexp"):
         kernel.body = _softmax_family(node, avals, names)
     elif node.op == "one_hot":
@@ -302,6 +304,52 @@ def lower_node(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) 
     else:
         raise Unsupported(f"op {node.op} is not supported on device 'cpu' yet (use device='reference')")
     return kernel
+
+
+def _arg_extremum(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> list[Stmt]:
+    """Index of the first maximum (minimum) along the axis, or of the flattened input; as NumPy,
+    the first nan wins."""
+    x = node.inputs[0]
+    shape, dtype = list(avals[x.id].shape), avals[x.id].dtype
+    axis = node.attrs["axis"]
+    if axis is None:
+        shape, axis = [math.prod(shape)], 0
+    kept = [d for d in range(len(shape)) if d != axis]
+    strides, out_strides = row_major_strides(shape), row_major_strides([shape[d] for d in kept])
+    i64, flag = np.dtype(np.int64), np.dtype(bool)
+    better_op = "greater" if node.op == "argmax" else "less"
+    src, dst = buffer_name(x), buffer_name(node)
+
+    def outer(outer_vars: list[IVar]) -> list[Stmt]:
+        best, where_ = names.acc(), names.acc()
+
+        def at(k: IndexExpr) -> Expr:
+            index: list[IndexExpr] = [IConst(0)] * len(shape)
+            for d, v in zip(kept, outer_vars):
+                index[d] = v
+            index[axis] = k
+            total: IndexExpr = IConst(0)
+            for v, s in zip(index, strides):
+                total = iadd(total, imul(v, s))
+            return Load(src, total, dtype)
+
+        def step(kv: list[IVar]) -> list[Stmt]:
+            x_k, current = at(kv[0]), AccRef(best, dtype)
+            better: Expr = ScalarOp(better_op, (x_k, current), dtype, flag)
+            if dtype.kind == "f":  # the first nan wins and then stays
+                new_nan = ScalarOp("isnan", (x_k,), dtype, flag)
+                had_nan = ScalarOp("isnan", (current,), dtype, flag)
+                first_nan = ScalarOp("logical_and", (new_nan, ScalarOp("logical_not", (had_nan,), flag, flag)),
+                                     flag, flag)
+                better = ScalarOp("logical_or", (better, first_nan), flag, flag)
+            return [AccSet(where_, ScalarOp("where", (better, IndexValue(kv[0]), AccRef(where_, i64)), i64, i64)),
+                    AccSet(best, ScalarOp("where", (better, x_k, current), dtype, dtype))]
+
+        return [AccInit(best, at(IConst(0))), AccInit(where_, Const(0, i64)),
+                *_loop_nest([shape[axis]], names, step),
+                Store(dst, _index(outer_vars, out_strides), AccRef(where_, i64))]
+
+    return _loop_nest([shape[d] for d in kept], names, outer)
 
 
 def _rows(shape: Sequence[int], axes: Sequence[int]) -> tuple[list[int], list[int]]:
