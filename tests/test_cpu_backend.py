@@ -144,9 +144,25 @@ def test_fused_kernels_multi_output_and_updates_match_reference(rng: np.random.G
 
 def test_unsupported_ops_are_refused_naming_the_op_and_line() -> None:
     a = gc.placeholder("float32", (2, 3), name="ua")
-    picked = gc.take(a, gc.constant(np.array([0, 2])), axis=1)
-    with pytest.raises(gc.ArgumentError, match=r"(?s)take.*not supported on device 'cpu'.*test_cpu_backend\.py"):
-        gc.Session(device="cpu").run(picked, {a: np.ones((2, 3))})
+    padded = gc.pad(a, 1)
+    with pytest.raises(gc.ArgumentError, match=r"(?s)pad.*not supported on device 'cpu'.*test_cpu_backend\.py"):
+        gc.Session(device="cpu").run(padded, {a: np.ones((2, 3))})
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1, -1])
+def test_take_and_its_gradient(axis: Any, rng: np.random.Generator) -> None:
+    x = gc.placeholder("float64", (3, 4, 5), name="tk")
+    idx = gc.placeholder("int32", (2, 3), name="ti")
+    picked = gc.take(x, idx, axis=axis)
+    grad = gc.grad(gc.sum(picked * picked), x)
+    n = 60 if axis is None else (3, 4, 5)[axis]
+    feeds = {x: random_array(rng, (3, 4, 5), "float64"), idx: rng.integers(-n, n, (2, 3)).astype(np.int32)}
+    got, want = both([picked, grad], feeds)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12)
+    feeds[idx] = np.full((2, 3), n, np.int32)
+    with pytest.raises(gc.ExecutionError, match=r"(?s)out of range.*test_cpu_backend\.py"):
+        gc.Session(device="cpu").run(picked, feeds)
 
 
 @pytest.mark.parametrize("axis", [None, 0, 1, -1])

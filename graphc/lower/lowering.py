@@ -265,6 +265,9 @@ def lower_node(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) 
         axes = sum_to_axes(shape, out.shape)
         kernel.body = _reduce("sum", axes, out.dtype, buffer_name(node), shape,
                               lambda full: Load(buffer_name(g), _index(full, strides), avals[g.id].dtype), names)
+    elif node.op in ("take", "take_grad"):
+        kernel.body = _take(node, avals, names)
+        kernel.params.append(BufferSpec(STATUS, np.dtype(np.int64), 1))
     elif node.op in ("argmax", "argmin"):
         kernel.body = _arg_extremum(node, avals, names)
     elif node.op in ("softmax", "log_softmax", "logsumexp"):
@@ -304,6 +307,50 @@ def lower_node(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) 
     else:
         raise Unsupported(f"op {node.op} is not supported on device 'cpu' yet (use device='reference')")
     return kernel
+
+
+def _take(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> list[Stmt]:
+    """take: out[p, j, q] = x[p, idx[j], q]; take_grad: out (zeroed) [p, idx[j], q] += g[p, j, q].
+    Negative indices count from the end; an index outside [-n, n) is a run-time fault (the load or
+    store uses a clamped index, so memory is never touched out of bounds)."""
+    if node.op == "take":
+        source, idx = node.inputs
+        gathered_shape = list(avals[source.id].shape)
+    else:
+        source, idx, like = node.inputs
+        gathered_shape = list(avals[like.id].shape)
+    axis = node.attrs["axis"]
+    if axis is None:
+        gathered_shape, axis = [math.prod(gathered_shape)], 0
+    pre, n, post = math.prod(gathered_shape[:axis]), gathered_shape[axis], math.prod(gathered_shape[axis + 1:])
+    count_j = math.prod(avals[idx.id].shape)
+    i64, flag, dtype = np.dtype(np.int64), np.dtype(bool), avals[node.id].dtype
+    code = names.fault(node, f"an index is out of range for an axis of size {n}")
+    dst = buffer_name(node)
+    stmts: list[Stmt] = []
+    if node.op == "take_grad":
+        total = pre * n * post
+        stmts += _loop_nest([total] if total else [], names, lambda v: [Store(dst, v[0], Const(0, dtype))])
+
+    def body(v: list[IVar]) -> list[Stmt]:
+        p, j, q = v
+        raw = Load(buffer_name(idx), j, avals[idx.id].dtype)
+        as64 = ScalarOp("cast", (raw,), raw.dtype, i64, (("dtype", i64),))
+        wrapped = ScalarOp("where", (ScalarOp("less", (as64, Const(0, i64)), i64, flag),
+                                     ScalarOp("add", (as64, Const(n, i64)), i64, i64), as64), i64, i64)
+        inside = ScalarOp("logical_and", (ScalarOp("greater_equal", (wrapped, Const(0, i64)), i64, flag),
+                                          ScalarOp("less", (wrapped, Const(n, i64)), i64, flag)), flag, flag)
+        clamped = IValue(ScalarOp("where", (inside, wrapped, Const(0, i64)), i64, i64))
+        gathered = iadd(imul(iadd(imul(p, n), clamped), post), q)
+        compact = iadd(imul(iadd(imul(p, count_j), j), post), q)
+        if node.op == "take":
+            return [Check(inside, code), Store(dst, compact, Load(buffer_name(source), gathered, dtype))]
+        added = ScalarOp("add", (Load(dst, gathered, dtype), Load(buffer_name(source), compact, dtype)), dtype, dtype)
+        return [Check(inside, code), Store(dst, gathered, added)]
+
+    if pre and count_j and post:
+        stmts += _loop_nest([pre, count_j, post], names, body)
+    return stmts
 
 
 def _arg_extremum(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> list[Stmt]:
