@@ -4,8 +4,8 @@
 is branch-free (``select``), so loops over it vectorise.  Integer division and modulo follow
 Python (floor) semantics and give 0 for a zero divisor, as NumPy does, without the undefined
 behaviour LLVM's ``sdiv`` has for it; float floor division and modulo follow NumPy's ``divmod``.
-Transcendental functions use LLVM intrinsics or the C library for now; the inline polynomial
-versions in ``mathlib.py`` replace them for float32.
+float32 transcendental functions are the inline polynomial versions of ``mathlib.py`` (at most
+2 ulp, vectorisable); float64 ones use LLVM intrinsics or the C library.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from llvmlite import ir
 
+from graphc.codegen.mathlib import FLOAT32_FUNCTIONS
 from graphc.codegen.types import I1, constant, value_type
 from graphc.errors import ArgumentError
 
@@ -251,6 +252,8 @@ def emit(b: ir.IRBuilder, op: str, args: Sequence[ir.Value], in_dtype: np.dtype,
         if kind != "f":
             return ir.Constant(I1, 1)
         return b.fcmp_ordered("<", _intrinsic(b, "llvm.fabs", [args[0]]), ir.Constant(args[0].type, math.inf))
+    if in_dtype == np.float32 and op in FLOAT32_FUNCTIONS:  # inline polynomial versions (codegen/mathlib.py)
+        return FLOAT32_FUNCTIONS[op](b, *args)
     if kind == "f":
         if op in _FLOAT_UNARY:
             return _FLOAT_UNARY[op](b, args[0])

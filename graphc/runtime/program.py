@@ -162,4 +162,17 @@ class Program:
                 var = node.inputs[0]
                 assert isinstance(var, Variable)
                 var.set_value(values[node.id])  # type: ignore[arg-type]
-        return [None if values[o.id] is None else np.array(values[o.id], copy=True) for o in self.outputs]
+        return self._handed_back(values)
+
+    def _handed_back(self, values: Mapping[int, np.ndarray | None]) -> list[np.ndarray | None]:
+        """The outputs' values as arrays the caller owns.  The CPU backend computes into fresh arrays,
+        so only outputs that are sources (a feed, a Variable's value, a constant) or that repeat an
+        earlier output are copied; the reference interpreter may alias its inputs, so all are."""
+        out: list[np.ndarray | None] = []
+        seen: set[int] = set()
+        for o in self.outputs:
+            value = values[o.id]
+            fresh = self.device == "cpu" and o.opdef.family != "source" and o.id not in seen
+            seen.add(o.id)
+            out.append(None if value is None else value if fresh else np.array(value, copy=True))
+        return out
