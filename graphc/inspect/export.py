@@ -21,34 +21,15 @@ an expanded fused node, which the parameter edges already show.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Any
 
 import networkx as nx
 
-from graphc.errors import ArgumentError
-from graphc.inspect.printer import _format_attr
-from graphc.ir.graph import Graph
+from graphc.inspect.printer import _format_attr, graph_of
 from graphc.ir.shapes import format_shape
 from graphc.ir.tensor import Tensor
 
 __all__ = ["graph_of", "to_dot", "to_networkx"]
-
-
-def graph_of(target: Any, what: str = "to_networkx") -> Graph:
-    """The graph behind ``target``: a Graph, anything with a ``.graph`` (gc.function), a tensor or a
-    list of tensors (the graph as built, not optimised) -- the targets ``dprint`` accepts."""
-    if isinstance(target, Graph):
-        return target
-    graph = getattr(target, "graph", None)
-    if isinstance(graph, Graph):
-        return graph
-    if isinstance(target, Tensor):
-        return Graph([target])
-    if isinstance(target, Sequence) and not isinstance(target, str) and all(isinstance(t, Tensor) for t in target):
-        return Graph(list(target))
-    raise ArgumentError(
-        f"{what} expects a tensor, a list of tensors, a Graph or a function, got {type(target).__name__}")
 
 
 def attrs_summary(node: Tensor) -> str:

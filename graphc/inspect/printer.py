@@ -24,7 +24,9 @@ def _format_attr(value: Any) -> str:
     return repr(value)
 
 
-def _graph_of(target: Any) -> Graph:
+def graph_of(target: Any, what: str = "dprint") -> Graph:
+    """The graph behind ``target``: a Graph, anything with a ``.graph`` (gc.function), a tensor or a
+    list of tensors (the graph as built, not optimised) -- the targets ``dprint`` accepts."""
     if isinstance(target, Graph):
         return target
     graph = getattr(target, "graph", None)
@@ -32,10 +34,10 @@ def _graph_of(target: Any) -> Graph:
         return graph
     if isinstance(target, Tensor):
         return Graph([target])
-    if isinstance(target, Sequence) and all(isinstance(t, Tensor) for t in target):
+    if isinstance(target, Sequence) and not isinstance(target, str) and all(isinstance(t, Tensor) for t in target):
         return Graph(list(target))
     raise ArgumentError(
-        f"dprint expects a tensor, a list of tensors, a Graph or a function, got {type(target).__name__}")
+        f"{what} expects a tensor, a list of tensors, a Graph or a function, got {type(target).__name__}")
 
 
 def _node_line(node: Tensor, ids: dict[int, str], mark: str, indent: str, locations: bool) -> str:
@@ -59,7 +61,7 @@ def dprint(target: Any, locations: bool = True) -> str:
     Outputs are marked with ``->``.  A fused kernel is followed by its inner graph, indented, whose
     ``parameter`` nodes stand for the kernel's inputs in order and whose outputs are marked ``->``.
     """
-    graph = _graph_of(target)
+    graph = graph_of(target, "dprint")
     ids = {node.id: str(i) for i, node in enumerate(graph.nodes)}
     outputs = {o.id for o in graph.outputs}
     lines = []
