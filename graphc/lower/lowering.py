@@ -118,11 +118,53 @@ def _loop_nest(extents: Sequence[int], names: _Names, body: Callable[[list[IVar]
     return stmts
 
 
-def _index(variables: Sequence[IVar], strides: Sequence[int], offset: int = 0) -> IndexExpr:
+def _index(variables: Sequence[IndexExpr], strides: Sequence[int], offset: int = 0) -> IndexExpr:
     index: IndexExpr = IConst(offset)
     for v, s in zip(variables, strides):
         index = iadd(index, imul(v, s))
     return index
+
+
+def _merge_index(ndim: int, kept: Sequence[int], outer: Sequence[IndexExpr], reduced: Sequence[int],
+                 inner: Sequence[IndexExpr]) -> list[IndexExpr]:
+    """The full index of an ``ndim``-axis array from the loop variables of its kept and reduced axes."""
+    index: list[IndexExpr] = [IConst(0)] * ndim
+    for d, v in zip(kept, outer):
+        index[d] = v
+    for d, v in zip(reduced, inner):
+        index[d] = v
+    return index
+
+
+_I64, _BOOL = np.dtype(np.int64), np.dtype(bool)
+
+
+def _finite_or_zero(m: Expr, dtype: np.dtype) -> Expr:
+    return ScalarOp("where", (ScalarOp("isfinite", (m,), dtype, _BOOL), m, Const(0, dtype)), dtype, dtype)
+
+
+def _checked_index(value: Expr, n: int) -> tuple[Expr, Expr]:
+    """For an int64 ``value``: whether it lies in [0, n), and the value clamped to 0 when it does not
+    (so a load or store with it never leaves the buffer; the caller reports the fault)."""
+    inside = ScalarOp("logical_and", (ScalarOp("greater_equal", (value, Const(0, _I64)), _I64, _BOOL),
+                                      ScalarOp("less", (value, Const(n, _I64)), _I64, _BOOL)), _BOOL, _BOOL)
+    return inside, ScalarOp("where", (inside, value, Const(0, _I64)), _I64, _I64)
+
+
+def _row_log_partition(names: _Names, extents: Sequence[int], load: Callable[[list[IVar]], Expr],
+                       dtype: np.dtype) -> tuple[list[Stmt], Expr, Expr]:
+    """Statements computing, over one row, m = max(x) (0 if not finite, as the reference does) and
+    s = sum(exp(x - m)); returns them with the expressions for m and s."""
+    top, total = names.acc(), names.acc()
+    m: Expr = AccRef(top, dtype)
+    shifted_exp: Callable[[list[IVar]], Expr] = lambda iv: ScalarOp(  # noqa: E731
+        "exp", (ScalarOp("subtract", (load(iv), m), dtype, dtype),), dtype, dtype)
+    stmts: list[Stmt] = [AccInit(top, Const(-math.inf, dtype)),
+                         *_loop_nest(extents, names, lambda iv: [AccUpdate(top, "maximum", load(iv))]),
+                         AccSet(top, _finite_or_zero(m, dtype)),
+                         AccInit(total, Const(0, dtype)),
+                         *_loop_nest(extents, names, lambda iv: [AccUpdate(total, "add", shifted_exp(iv))])]
+    return stmts, m, AccRef(total, dtype)
 
 
 # ---- expressions of elementwise subgraphs --------------------------------------------------------
@@ -198,12 +240,7 @@ def _reduce(op: str, axes: Sequence[int], dtype: np.dtype, out_buffer: str, in_s
         acc = names.acc()
 
         def inner(inner_vars: list[IVar]) -> list[Stmt]:
-            full: list[IVar] = [IVar("")] * len(in_shape)
-            for d, v in zip(kept, outer_vars):
-                full[d] = v
-            for d, v in zip(axes, inner_vars):
-                full[d] = v
-            x = value(full)
+            x = value(_merge_index(len(in_shape), kept, outer_vars, axes, inner_vars))
             if x.dtype != dtype:  # type: ignore[union-attr]
                 x = ScalarOp("cast", (x,), x.dtype, dtype, (("dtype", dtype),))  # type: ignore[union-attr]
             return [AccUpdate(acc, combine, x)]
@@ -338,9 +375,8 @@ def _take(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> li
         as64 = ScalarOp("cast", (raw,), raw.dtype, i64, (("dtype", i64),))
         wrapped = ScalarOp("where", (ScalarOp("less", (as64, Const(0, i64)), i64, flag),
                                      ScalarOp("add", (as64, Const(n, i64)), i64, i64), as64), i64, i64)
-        inside = ScalarOp("logical_and", (ScalarOp("greater_equal", (wrapped, Const(0, i64)), i64, flag),
-                                          ScalarOp("less", (wrapped, Const(n, i64)), i64, flag)), flag, flag)
-        clamped = IValue(ScalarOp("where", (inside, wrapped, Const(0, i64)), i64, i64))
+        inside, in_range = _checked_index(wrapped, n)
+        clamped = IValue(in_range)
         gathered = iadd(imul(iadd(imul(p, n), clamped), post), q)
         compact = iadd(imul(iadd(imul(p, count_j), j), post), q)
         if node.op == "take":
@@ -371,14 +407,8 @@ def _arg_extremum(node: Tensor, avals: Mapping[int, AbstractValue], names: _Name
         best, where_ = names.acc(), names.acc()
 
         def at(k: IndexExpr) -> Expr:
-            index: list[IndexExpr] = [IConst(0)] * len(shape)
-            for d, v in zip(kept, outer_vars):
-                index[d] = v
-            index[axis] = k
-            total: IndexExpr = IConst(0)
-            for v, s in zip(index, strides):
-                total = iadd(total, imul(v, s))
-            return Load(src, total, dtype)
+            index = _merge_index(len(shape), kept, outer_vars, [axis], [k])
+            return Load(src, _index(index, strides), dtype)
 
         def step(kv: list[IVar]) -> list[Stmt]:
             x_k, current = at(kv[0]), AccRef(best, dtype)
@@ -420,29 +450,13 @@ def _softmax_family(node: Tensor, avals: Mapping[int, AbstractValue], names: _Na
         return ScalarOp(op, tuple(args), dtype, dtype)
 
     def outer(outer_vars: list[IVar]) -> list[Stmt]:
-        top, total = names.acc(), names.acc()
-
-        def full(inner_vars: list[IVar]) -> list[IVar]:
-            index: list[IVar] = [IVar("")] * len(shape)
-            for d, v in zip(kept, outer_vars):
-                index[d] = v
-            for d, v in zip(reduced, inner_vars):
-                index[d] = v
-            return index
+        def full(inner_vars: list[IVar]) -> list[IndexExpr]:
+            return _merge_index(len(shape), kept, outer_vars, reduced, inner_vars)
 
         def load(inner_vars: list[IVar]) -> Expr:
             return Load(src, _index(full(inner_vars), strides), dtype)
 
-        m: Expr = AccRef(top, dtype)
-        safe = ScalarOp("where", (ScalarOp("isfinite", (m,), dtype, np.dtype(bool)), m, Const(0, dtype)), dtype, dtype)
-        stmts: list[Stmt] = [AccInit(top, Const(-math.inf, dtype)),
-                             *_loop_nest([shape[d] for d in reduced], names,
-                                         lambda iv: [AccUpdate(top, "maximum", load(iv))]),
-                             AccSet(top, safe),
-                             AccInit(total, Const(0, dtype)),
-                             *_loop_nest([shape[d] for d in reduced], names,
-                                         lambda iv: [AccUpdate(total, "add", f("exp", f("subtract", load(iv), m)))])]
-        s: Expr = AccRef(total, dtype)
+        stmts, m, s = _row_log_partition(names, [shape[d] for d in reduced], load, dtype)
         if node.op == "logsumexp":  # keepdims or not, a row's result has the kept axes' layout
             return [*stmts, Store(dst, _index(outer_vars, out_strides), f("add", m, f("log", s)))]
 
@@ -473,32 +487,18 @@ def _cross_entropy(node: Tensor, avals: Mapping[int, AbstractValue], names: _Nam
         return ScalarOp(op, tuple(args), dtype, dtype)
 
     def outer(bv: list[IVar]) -> list[Stmt]:
-        top, total, result = names.acc(), names.acc(), names.acc()
+        result = names.acc()
 
         def logit(klass: IndexExpr) -> Expr:
-            return Load(src, iadd(_index(bv, logit_strides[:-1]), imul(klass, logit_strides[-1])), dtype)  # type: ignore[arg-type]
+            return Load(src, iadd(_index(bv, logit_strides[:-1]), imul(klass, logit_strides[-1])), dtype)
 
-        m: Expr = AccRef(top, dtype)
-        safe = ScalarOp("where", (ScalarOp("isfinite", (m,), dtype, np.dtype(bool)), m, Const(0, dtype)), dtype, dtype)
-        stmts: list[Stmt] = [
-            AccInit(top, Const(-math.inf, dtype)),
-            *_loop_nest([classes], names, lambda cv: [AccUpdate(top, "maximum", logit(cv[0]))]),
-            AccSet(top, safe),
-            AccInit(total, Const(0, dtype)),
-            *_loop_nest([classes], names,
-                        lambda cv: [AccUpdate(total, "add", f("exp", f("subtract", logit(cv[0]), m)))]),
-        ]
-        log_z = f("add", m, f("log", AccRef(total, dtype)))
+        stmts, m, s = _row_log_partition(names, [classes], lambda cv: logit(cv[0]), dtype)
+        log_z = f("add", m, f("log", s))
         if node.attrs["sparse"]:
             label_dtype = avals[labels.id].dtype
             label = ScalarOp("cast", (Load(buffer_name(labels), _index(bv, label_strides), label_dtype),),
-                             label_dtype, np.dtype(np.int64), (("dtype", np.dtype(np.int64)),))
-            inside = ScalarOp("logical_and", (
-                ScalarOp("greater_equal", (label, Const(0, np.dtype(np.int64))), np.dtype(np.int64), np.dtype(bool)),
-                ScalarOp("less", (label, Const(classes, np.dtype(np.int64))), np.dtype(np.int64), np.dtype(bool))),
-                np.dtype(bool), np.dtype(bool))
-            clamped = ScalarOp("where", (inside, label, Const(0, np.dtype(np.int64))), np.dtype(np.int64),
-                               np.dtype(np.int64))
+                             label_dtype, _I64, (("dtype", _I64),))
+            inside, clamped = _checked_index(label, classes)
             picked = logit(IValue(clamped))
             return [*stmts, Check(inside, names.fault(node, f"a class label is out of range for {classes} classes")),
                     Store(dst, _index(bv, out_strides), f("subtract", log_z, picked))]
