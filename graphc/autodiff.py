@@ -104,7 +104,7 @@ def backpropagate(y: Tensor, seed: Tensor, targets: Sequence[Tensor]) -> dict[in
         parts = contributions.pop(node.id, None)
         if not parts or node.id not in depends:
             continue
-        g = _add_all(parts)
+        g = add_all(parts)
         adjoints[node.id] = g
         rule = node.opdef.grad
         if rule is None or not node.opdef.differentiable:
@@ -122,7 +122,8 @@ def backpropagate(y: Tensor, seed: Tensor, targets: Sequence[Tensor]) -> dict[in
     return adjoints
 
 
-def _add_all(parts: list[Tensor]) -> Tensor:
+def add_all(parts: Sequence[Tensor]) -> Tensor:
+    """The sum of one or more tensors."""
     total = parts[0]
     for part in parts[1:]:
         total = total + part

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from graphc.autodiff import grad
+from graphc.autodiff import add_all, grad
 from graphc.ir.tensor import Tensor
 from graphc.ops.reduce import sum as reduce_sum
 from graphc.ops.state import placeholder
@@ -30,7 +30,7 @@ def check_grad(fn: Callable[..., Tensor], inputs: Sequence[Any], eps: float = 1e
     scalar = _weighted_scalar(fn(*xs), rng)
     for _ in range(order - 1):
         grads = grad(scalar, xs)
-        scalar = _add([_weighted_scalar(g, rng) for g in grads])
+        scalar = add_all([_weighted_scalar(g, rng) for g in grads])
     value = function(xs, scalar)
     analytic = function(xs, grad(scalar, xs))(*arrays)
     for i, a in enumerate(arrays):
@@ -57,13 +57,6 @@ def _weighted_scalar(t: Tensor, rng: np.random.Generator) -> Tensor:
         raise ValueError("check_grad needs outputs of static shape")
     weights = rng.uniform(0.5, 1.5, size=t.shape) * rng.choice([-1.0, 1.0], size=t.shape)
     return reduce_sum(t * weights)
-
-
-def _add(parts: list[Tensor]) -> Tensor:
-    total = parts[0]
-    for p in parts[1:]:
-        total = total + p
-    return total
 
 
 __all__ = ["check_grad"]

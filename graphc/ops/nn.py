@@ -19,20 +19,18 @@ from graphc.ir.tensor import Tensor
 from graphc.ops._common import cast_to, float_dtype_for, make_node, promote, reporting, to_tensors
 from graphc.ops.elementwise import DTypeRule, _infer_elementwise
 from graphc.ops.like import sum_to
+from graphc.ops.reduce import stable_shift
 
 # ---- softmax / log_softmax ----------------------------------------------------------------------
 
 
 def _log_softmax(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    m = np.max(x, axis=axes, keepdims=True) if x.size else np.zeros((), x.dtype)
-    m = np.where(np.isfinite(m), m, np.zeros((), x.dtype))
-    shifted = x - m
+    shifted = x - stable_shift(x, axes)
     return shifted - np.log(np.sum(np.exp(shifted), axis=axes, keepdims=True))
 
 
 def _softmax_reference(x: np.ndarray, *, axes: tuple[int, ...]) -> np.ndarray:
-    m = np.max(x, axis=axes, keepdims=True) if x.size else np.zeros((), x.dtype)
-    e = np.exp(x - np.where(np.isfinite(m), m, np.zeros((), x.dtype)))
+    e = np.exp(x - stable_shift(x, axes))
     return e / np.sum(e, axis=axes, keepdims=True)
 
 

@@ -51,11 +51,17 @@ def _make_infer(name: str, out_dtype: Callable[[np.dtype], np.dtype], needs_iden
     return infer
 
 
+def stable_shift(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """The max over ``axes`` (kept), replaced by 0 where it is not finite or ``x`` is empty: what the
+    softmax family subtracts before exponentiating so that nothing overflows."""
+    m = np.max(x, axis=axes, keepdims=True) if x.size else np.zeros((), x.dtype)
+    return np.where(np.isfinite(m), m, np.zeros((), x.dtype))
+
+
 def _logsumexp(x: np.ndarray, *, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
     if x.size == 0:
         return np.log(np.sum(np.exp(x), axis=axes, keepdims=keepdims))
-    m = np.max(x, axis=axes, keepdims=True)
-    m = np.where(np.isfinite(m), m, np.zeros((), x.dtype))
+    m = stable_shift(x, axes)
     out = np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True)) + m
     return out if keepdims else np.squeeze(out, axis=axes)
 

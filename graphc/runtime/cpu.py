@@ -16,12 +16,13 @@ import numpy as np
 from graphc.codegen.jit import CompiledModule, new_module
 from graphc.codegen.llvm_cpu import ENTRY, emit_program
 from graphc.codegen.scalar import UnsupportedScalar
-from graphc.errors import ArgumentError, ExecutionError
+from graphc.errors import ArgumentError
 from graphc.ir.registry import AbstractValue
 from graphc.ir.tensor import Tensor
 from graphc.lower.loopir import STATUS
 from graphc.lower.lowering import Unsupported, _Names, buffer_name, kernel_output_buffers, lower_node
 from graphc.ops.kernel import inner_avals
+from graphc.runtime.reference import execution_fault
 
 _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_void_p))
 
@@ -99,11 +100,7 @@ class CpuExecutable:
             *[a.ctypes.data if a is not None and a.size else 0 for a in arrays])
         self._entry(table)
         if status[0]:
-            node, message = self.faults[int(status[0]) - 1]
-            where = f"\n  created at {node.location}" if node.location else ""
-            error = ExecutionError(f"{node.op} {node.describe()} failed while running: {message}{where}")
-            error.location = node.location  # type: ignore[attr-defined]
-            raise error
+            raise execution_fault(*self.faults[int(status[0]) - 1])
         return {t.id: None if t.op == "group" else arrays[self.slots[buffer_name(t)]] for t in wanted}
 
     def source(self, kind: str = "llvm") -> str:

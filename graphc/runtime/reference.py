@@ -11,7 +11,8 @@ from graphc.ir.registry import AbstractValue
 from graphc.ir.tensor import Tensor
 
 
-def _fault(node: Tensor, message: str) -> ExecutionError:
+def execution_fault(node: Tensor, message: str) -> ExecutionError:
+    """The error for a fault found while running ``node``: names the op and the user's line."""
     where = f"\n  created at {node.location}" if node.location else ""
     error = ExecutionError(f"{node.op} {node.describe()} failed while running: {message}{where}")
     error.location = node.location  # type: ignore[attr-defined]
@@ -46,11 +47,11 @@ def evaluate(
             except ExecutionError as exc:
                 if hasattr(exc, "location"):
                     raise  # already names the op that failed (inside a fused kernel: the inner op)
-                raise _fault(node, str(exc)) from None
+                raise execution_fault(node, str(exc)) from None
             except GraphcError as exc:
-                raise _fault(node, str(exc)) from None
+                raise execution_fault(node, str(exc)) from None
             except (ValueError, IndexError, TypeError, ArithmeticError, MemoryError) as exc:
-                raise _fault(node, f"{type(exc).__name__}: {exc}") from None
+                raise execution_fault(node, f"{type(exc).__name__}: {exc}") from None
             if result is None or isinstance(result, tuple):  # group; a fused kernel's several outputs
                 values[node.id] = result
             else:
