@@ -7,7 +7,6 @@ error (rtol 4e-7 for float32, 1e-15 for float64) except reductions, whose summat
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
@@ -199,25 +198,6 @@ def test_non_contiguous_and_negative_stride_feeds(rng: np.random.Generator) -> N
     for view in (base[::2, 1::3], base[::-1, ::-2], base.T):
         got, want = both(gc.exp(x) + x, {x: view})
         assert_close(got, want, 2e-6, 1e-14)
-
-
-def test_concurrent_calls_from_threads() -> None:
-    x = gc.placeholder("float64", (None,))
-    f = gc.function([x], gc.sum(x * x), device="cpu")
-    errors: list[str] = []
-
-    def worker(k: int) -> None:
-        for n in range(1, 30):
-            v = np.arange(n, dtype=np.float64) + k
-            if not np.isclose(f(v), np.sum(v * v), rtol=1e-12):
-                errors.append(f"{k}/{n}")
-
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
 
 
 def test_generated_code_is_inspectable_and_vectorised() -> None:
