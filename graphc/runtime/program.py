@@ -49,6 +49,18 @@ def with_call_site(error: GraphcError) -> GraphcError:
     return new
 
 
+def _check_single_update_per_variable(updates: Sequence[Tensor]) -> None:
+    seen: dict[int, Tensor] = {}
+    for node in updates:
+        var = node.inputs[0]
+        if var.id in seen:
+            first = seen[var.id]
+            raise GraphError(
+                f"variable {var.describe()} is updated twice in one run: by {first.op} "
+                f"at {first.location} and by {node.op} at {node.location}")
+        seen[var.id] = node
+
+
 class Program:
     """Outputs plus the assignments they trigger, ready to run with fed placeholder values."""
 
@@ -57,8 +69,7 @@ class Program:
         from graphc.passes.pipeline import optimize
 
         built = Graph(outputs)  # as the user built it: errors below are about that graph
-        self.updates = [n for n in built.nodes if n.opdef.stateful]
-        self._check_single_update_per_variable()
+        _check_single_update_per_variable([n for n in built.nodes if n.opdef.stateful])
         if feedable is not None:
             allowed = {p.id for p in feedable}
             for p in built.placeholders:
@@ -76,17 +87,6 @@ class Program:
         self._executables: dict[Signature, Any] = {}
         self._lock = threading.Lock()
 
-    def _check_single_update_per_variable(self) -> None:
-        seen: dict[int, Tensor] = {}
-        for node in self.updates:
-            var = node.inputs[0]
-            if var.id in seen:
-                first = seen[var.id]
-                raise GraphError(
-                    f"variable {var.describe()} is updated twice in one run: by {first.op} "
-                    f"at {first.location} and by {node.op} at {node.location}")
-            seen[var.id] = node
-
     # ---- feeds -------------------------------------------------------------------------------
     def convert_feeds(self, feeds: Mapping[Tensor, Any]) -> dict[int, np.ndarray]:
         """Check and convert the values fed for this program's placeholders; FeedError on any problem."""
@@ -98,8 +98,12 @@ class Program:
         return converted
 
     # ---- specialisation --------------------------------------------------------------------
-    def plan(self, feeds: Mapping[int, np.ndarray]) -> dict[int, AbstractValue]:
-        signature: Signature = tuple(feeds[p.id].shape for p in self.placeholders)
+    def signature(self, feeds: Mapping[int, np.ndarray]) -> Signature:
+        """The shapes of the fed values, in placeholder order: what plans and compiled code are cached by."""
+        return tuple(feeds[p.id].shape for p in self.placeholders)
+
+    def plan(self, feeds: Mapping[int, np.ndarray], signature: Signature | None = None) -> dict[int, AbstractValue]:
+        signature = self.signature(feeds) if signature is None else signature
         plan = self._plans.get(signature)
         if plan is None:
             plan = self._specialize(feeds)
@@ -126,11 +130,10 @@ class Program:
                                node.location) from None
         return avals
 
-    def _executable(self, feeds: Mapping[int, np.ndarray], avals: dict[int, AbstractValue]) -> Any:
+    def _executable(self, signature: Signature, avals: dict[int, AbstractValue]) -> Any:
         """The compiled code for this shape signature (compiled on first use, then cached)."""
         from graphc.runtime.cpu import CpuExecutable
 
-        signature: Signature = tuple(feeds[p.id].shape for p in self.placeholders)
         executable = self._executables.get(signature)
         if executable is None:
             executable = CpuExecutable(self.graph.nodes, avals)
@@ -148,13 +151,14 @@ class Program:
 
     def run(self, feeds: Mapping[int, np.ndarray]) -> list[np.ndarray | None]:
         """Run with converted feeds; apply updates together at the end; return the outputs' values."""
-        avals = self.plan(feeds)
+        signature = self.signature(feeds)
+        avals = self.plan(feeds, signature)
         sources: dict[int, np.ndarray] = dict(feeds)
         for var in self.variables:
             sources[var.id] = var.read()
         wanted = [*self.outputs, *self.updates]
         if self.device == "cpu":
-            values = self._executable(feeds, avals).run(sources, wanted)
+            values = self._executable(signature, avals).run(sources, wanted)
         else:
             values = reference.evaluate(self.graph.nodes, avals, sources, {t.id for t in wanted})
         with _update_lock:
