@@ -86,8 +86,10 @@ class CpuExecutable:
         aval = avals[node.id]
         self.allocations.append((self._slot(buffer_name(node)), aval.shape, aval.dtype))
 
-    def run(self, sources: Mapping[int, np.ndarray], wanted: Sequence[Tensor]) -> dict[int, np.ndarray | None]:
-        """Run once; ``sources`` holds placeholder and Variable values; returns the ``wanted`` values."""
+    def run(self, sources: Mapping[int, np.ndarray], wanted: Sequence[Tensor], threads: int = 1
+            ) -> dict[int, np.ndarray | None]:
+        """Run once on up to ``threads`` threads; ``sources`` holds placeholder and Variable values;
+        returns the ``wanted`` values."""
         arrays: list[np.ndarray | None] = [None] * len(self.slots)
         for node_id, slot in self.sources.items():
             arrays[slot] = self.constants[node_id] if node_id in self.constants else sources[node_id]

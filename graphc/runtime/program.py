@@ -8,6 +8,7 @@ anything executes) and caches the result.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -34,6 +35,15 @@ def check_device(device: str) -> str:
     if device not in DEVICES:
         raise ArgumentError(f"unknown device {device!r}; available: {', '.join(DEVICES)}")
     return device
+
+
+def check_threads(threads: int | None) -> int:
+    """The thread count to run compiled code with: ``None`` means every core this process may use."""
+    if threads is None:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ArgumentError(f"threads must be a positive int or None (every core), got {threads!r}")
+    return int(threads)
 
 
 def call_site() -> str:
@@ -65,7 +75,7 @@ class Program:
     """Outputs plus the assignments they trigger, ready to run with fed placeholder values."""
 
     def __init__(self, outputs: Sequence[Tensor], feedable: Sequence[Tensor] | None = None, level: int = 2,
-                 device: str = "reference") -> None:
+                 device: str = "reference", threads: int | None = None) -> None:
         from graphc.passes.pipeline import optimize
 
         built = Graph(outputs)  # as the user built it: errors below are about that graph
@@ -83,6 +93,7 @@ class Program:
         self.placeholders = tuple(feedable) if feedable is not None else built.placeholders
         self.variables: tuple[Variable, ...] = tuple(v for v in self.graph.variables if isinstance(v, Variable))
         self.device = check_device(device)
+        self.threads = check_threads(threads)
         self._plans: dict[Signature, dict[int, AbstractValue]] = {}
         self._executables: dict[Signature, Any] = {}
         self._lock = threading.Lock()
@@ -158,7 +169,7 @@ class Program:
             sources[var.id] = var.read()
         wanted = [*self.outputs, *self.updates]
         if self.device == "cpu":
-            values = self._executable(signature, avals).run(sources, wanted)
+            values = self._executable(signature, avals).run(sources, wanted, self.threads)
         else:
             values = reference.evaluate(self.graph.nodes, avals, sources, {t.id for t in wanted})
         with _update_lock:

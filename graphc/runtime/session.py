@@ -14,7 +14,7 @@ from graphc.nest import flatten
 from graphc.ops.state import Variable, assign
 from graphc.passes.engine import RewriteLog
 from graphc.passes.pipeline import OptimizedGraph
-from graphc.runtime.program import Program, call_site, check_device
+from graphc.runtime.program import Program, call_site, check_device, check_threads
 
 
 def _flatten_tensors(structure: Any, what: str) -> tuple[list[Tensor], Any]:
@@ -32,10 +32,11 @@ class Session:
     per shape signature of the feeds, so repeated ``run`` calls do not re-check the graph.
     """
 
-    def __init__(self, device: str = "reference", level: int = 2) -> None:
+    def __init__(self, device: str = "reference", level: int = 2, threads: int | None = None) -> None:
         from graphc.passes.pipeline import check_level
 
         self.device = check_device(device)
+        self.threads = check_threads(threads)
         self.level = check_level(level)
         self._programs: dict[tuple[int, ...], Program] = {}
         self._lock = threading.Lock()
@@ -58,7 +59,7 @@ class Session:
         key = tuple(t.id for t in leaves)
         program = self._programs.get(key)
         if program is None:
-            program = Program(leaves, level=self.level, device=self.device)
+            program = Program(leaves, level=self.level, device=self.device, threads=self.threads)
             with self._lock:
                 self._programs[key] = program
         return rebuild(program.run_fed(feed_dict))
@@ -78,11 +79,13 @@ class Function:
     """A compiled callable over a graph; see :func:`function`."""
 
     def __init__(self, inputs: Sequence[Tensor], outputs: Any, updates: Any = None,
-                 device: str = "reference", name: str | None = None, level: int = 2) -> None:
+                 device: str = "reference", name: str | None = None, level: int = 2,
+                 threads: int | None = None) -> None:
         from graphc.passes.pipeline import check_level
 
         location = user_location()
         self.device = check_device(device)
+        self.threads = check_threads(threads)
         self.level = check_level(level)
         if isinstance(inputs, Tensor) or not isinstance(inputs, Sequence):
             raise ArgumentError(f"function inputs must be a list of placeholders, got {type(inputs).__name__}"
@@ -101,7 +104,7 @@ class Function:
         self.updates = self._update_ops(updates)
         self.name = name or "function"
         self._program = Program([*self.outputs, *self.updates], feedable=self.inputs, level=self.level,
-                                device=self.device)
+                                device=self.device, threads=self.threads)
         self.graph: OptimizedGraph = self._program.graph
 
     def source(self, kind: str = "llvm") -> str:
@@ -153,15 +156,16 @@ class Function:
 
 
 def function(inputs: Sequence[Tensor], outputs: Any = None, updates: Any = None, device: str = "reference",
-             name: str | None = None, level: int = 2) -> Function:
+             name: str | None = None, level: int = 2, threads: int | None = None) -> Function:
     """Compile a callable: ``f = gc.function([x, y], loss, updates={w: w - lr * gw})``; ``f(xb, yb)``.
 
     ``outputs`` may be a tensor (the call returns an array) or nested lists/tuples/dicts of tensors
     (the call returns the same structure).  ``updates`` maps Variables to new values; they are
     applied after the outputs are computed, and every update reads the old values.  ``level`` is the
     optimisation level (0: none, 1: canonicalize and stabilize, 2: all phases, the default).
+    ``threads`` caps the threads compiled code runs large kernels on (``None``: every core).
     """
-    return Function(inputs, outputs, updates=updates, device=device, name=name, level=level)
+    return Function(inputs, outputs, updates=updates, device=device, name=name, level=level, threads=threads)
 
 
 __all__ = ["Function", "Session", "function"]
