@@ -14,6 +14,8 @@ from typing import Any
 from llvmlite import ir
 
 from graphc.codegen import scalar
+from graphc.codegen.runtime_lib import declare_gemm
+from graphc.codegen.threadpool import TASK_TYPE, declare_parallel_for
 from graphc.codegen.types import I64, constant, load_value, storage_type, store_value, value_type
 from graphc.lower.loopir import (
     STATUS,
@@ -38,13 +40,41 @@ from graphc.lower.loopir import (
 
 ENTRY = "graphc_entry"
 VOID_PTR = ir.IntType(8).as_pointer()
+PARALLEL_MIN_WORK = 1 << 16  # innermost iterations below which a loop stays on one thread
+TASKS_PER_THREAD = 4  # ranges per thread: the pool balances them when threads are uneven
+
+
+def _work(body: Sequence[Any]) -> int:
+    """Innermost iterations of ``body``: the cost estimate that decides whether to use threads."""
+    total = 0
+    for s in body:
+        if isinstance(s, Loop):
+            total += s.extent * max(1, _work(s.body))
+        elif isinstance(s, Gemm):
+            total += s.m * s.n * s.k
+        else:
+            total += 1
+    return total
+
+
+def _has_check(body: Sequence[Any]) -> bool:
+    return any(isinstance(s, Check) or (isinstance(s, Loop) and _has_check(s.body)) for s in body)
 
 
 class _KernelEmitter:
-    def __init__(self, module: ir.Module, kernel: LoopKernel) -> None:
+    """Emits one loop kernel as an internal function taking its buffers as ``noalias`` pointers.
+
+    A top-level loop marked ``parallel`` with at least PARALLEL_MIN_WORK innermost iterations (and
+    no fault checks, whose status word would be shared) is outlined into a ``chunk(buffers..., lo,
+    hi)`` function and run as ``tasks`` ranges through ``graphc_parallel_for``."""
+
+    def __init__(self, module: ir.Module, kernel: LoopKernel, threads: int = 1,
+                 fn: ir.Function | None = None) -> None:
         types = [storage_type(p.dtype).as_pointer() for p in kernel.params]
-        self.fn = ir.Function(module, ir.FunctionType(ir.VoidType(), types), kernel.name)
-        self.fn.linkage = "internal"
+        if fn is None:
+            fn = ir.Function(module, ir.FunctionType(ir.VoidType(), types), kernel.name)
+            fn.linkage = "internal"
+        self.fn = fn
         for arg, param in zip(self.fn.args, kernel.params):
             arg.name = param.name
             arg.add_attribute("noalias")
@@ -57,12 +87,54 @@ class _KernelEmitter:
         self.accumulators: dict[str, tuple[ir.Value, Any]] = {}
         self.kernel = kernel
         self.module = module
+        self.threads = threads
+        self._chunks = 0
 
     def emit(self) -> ir.Function:
-        self._statements(self.kernel.body)
+        for s in self.kernel.body:
+            if (isinstance(s, Loop) and s.parallel and self.threads > 1 and s.extent > 1
+                    and _work([s]) >= PARALLEL_MIN_WORK and not _has_check(s.body)):
+                self._parallel(s)
+            else:
+                self._statements([s])
+        return self._finish()
+
+    def _finish(self) -> ir.Function:
         self.b.ret_void()
         self.allocas.branch(self.fn.blocks[1])
         return self.fn
+
+    def _parallel(self, loop: Loop) -> None:
+        """Run ``loop`` as ``tasks`` contiguous ranges on the thread pool."""
+        self._chunks += 1
+        kernel = self.kernel
+        types = [storage_type(p.dtype).as_pointer() for p in kernel.params]
+        chunk = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [*types, I64, I64]),
+                            f"{kernel.name}.chunk{self._chunks}")
+        chunk.linkage = "internal"
+        inner = _KernelEmitter(self.module, kernel, fn=chunk)
+        lo, hi = chunk.args[-2:]
+        inner._loop(loop, lo, hi)
+        inner._finish()
+
+        tasks = min(loop.extent, TASKS_PER_THREAD * self.threads)
+        task = ir.Function(self.module, TASK_TYPE, f"{kernel.name}.task{self._chunks}")
+        task.linkage = "internal"
+        tb = ir.IRBuilder(task.append_basic_block("entry"))
+        table = tb.bitcast(task.args[0], VOID_PTR.as_pointer())
+        args = [tb.bitcast(tb.load(tb.gep(table, [ir.Constant(I64, k)])), t) for k, t in enumerate(types)]
+        i = task.args[1]
+        extent, n = ir.Constant(I64, loop.extent), ir.Constant(I64, tasks)
+        begin = tb.sdiv(tb.mul(i, extent), n)
+        end = tb.sdiv(tb.mul(tb.add(i, ir.Constant(I64, 1)), extent), n)
+        tb.call(chunk, [*args, begin, end])
+        tb.ret_void()
+
+        ctx = self.allocas.alloca(VOID_PTR, len(types))
+        for k, arg in enumerate(self.fn.args[: len(types)]):
+            self.b.store(self.b.bitcast(arg, VOID_PTR), self.b.gep(ctx, [ir.Constant(I64, k)]))
+        self.b.call(declare_parallel_for(self.module),
+                    [task, self.b.bitcast(ctx, VOID_PTR), n, ir.Constant(I64, self.threads)])
 
     # ---- index and scalar expressions ----
     def _index(self, e: Any) -> ir.Value:
@@ -124,48 +196,55 @@ class _KernelEmitter:
                 self.b.store(combined, slot)
 
     def _gemm(self, s: Gemm) -> None:
-        name = f"graphc_gemm_{s.dtype.name}"
-        fn = self.module.globals.get(name)
-        if fn is None:
-            from graphc.codegen.gemm import emit_gemm
-
-            fn = emit_gemm(self.module, name, s.dtype)
+        fn = declare_gemm(self.module, s.dtype)
 
         def view(buffer: str, offset: Any) -> ir.Value:
             return self.b.gep(self.buffers[buffer][0], [self._index(offset)], inbounds=True)
 
-        i64 = [ir.Constant(I64, v) for v in (s.m, s.n, s.k, *s.a_strides, *s.b_strides, s.ldc)]
-        m, n, k, a_row, a_col, b_row, b_col, ldc = i64
+        i64 = [ir.Constant(I64, v) for v in (s.m, s.n, s.k, *s.a_strides, *s.b_strides, s.ldc, s.pack_stride,
+                                             s.threads)]
+        m, n, k, a_row, a_col, b_row, b_col, ldc, pack_stride, threads = i64
         self.b.call(fn, [m, n, k, view(s.a, s.a_offset), a_row, a_col, view(s.b, s.b_offset), b_row, b_col,
-                         view(s.c, s.c_offset), ldc, self.buffers[s.pack][0]])
+                         view(s.c, s.c_offset), ldc, self.buffers[s.pack][0], pack_stride, threads])
 
-    def _loop(self, loop: Loop) -> None:
-        if loop.extent <= 0:
+    def _loop(self, loop: Loop, start: ir.Value | None = None, stop: ir.Value | None = None) -> None:
+        """``for var in range(start, stop)`` (default ``0 .. loop.extent``), as a bottom-tested loop."""
+        if start is None and loop.extent <= 0:
             return
-        before = self.b.block
+        start = ir.Constant(I64, 0) if start is None else start
+        stop = ir.Constant(I64, loop.extent) if stop is None else stop
         body = self.fn.append_basic_block(f"{loop.var.name}.body")
-        self.b.branch(body)
+        done = self.fn.append_basic_block(f"{loop.var.name}.done")
+        before = self.b.block
+        if isinstance(start, ir.Constant) and isinstance(stop, ir.Constant):
+            self.b.branch(body)
+        else:
+            self.b.cbranch(self.b.icmp_signed("<", start, stop), body, done)
         self.b.position_at_end(body)
         index = self.b.phi(I64, name=loop.var.name)
-        index.add_incoming(ir.Constant(I64, 0), before)
+        index.add_incoming(start, before)
         self.indices[loop.var.name] = index
         self._statements(loop.body)
         following = self.b.add(index, ir.Constant(I64, 1), flags=["nuw", "nsw"])
         index.add_incoming(following, self.b.block)
-        done = self.fn.append_basic_block(f"{loop.var.name}.done")
-        self.b.cbranch(self.b.icmp_signed("<", following, ir.Constant(I64, loop.extent)), body, done)
+        self.b.cbranch(self.b.icmp_signed("<", following, stop), body, done)
         self.b.position_at_end(done)
 
 
-def emit_program(module: ir.Module, kernels: Sequence[LoopKernel], slots: Mapping[str, int]) -> ir.Function:
+def emit_program(module: ir.Module, kernels: Sequence[LoopKernel], slots: Mapping[str, int],
+                 threads: int = 1) -> ir.Function:
     """Emit every kernel and ``graphc_entry(void **buffers)``, which calls them in order.
 
-    ``slots`` gives each buffer's position in the ``buffers`` array."""
+    ``slots`` gives each buffer's position in the ``buffers`` array; large kernels use up to
+    ``threads`` threads.  The entry first clears the fault status word, if there is one."""
     entry = ir.Function(module, ir.FunctionType(ir.VoidType(), [VOID_PTR.as_pointer()]), ENTRY)
     b = ir.IRBuilder(entry.append_basic_block("entry"))
     table = entry.args[0]
+    if STATUS in slots:  # no fault yet in this run
+        raw = b.load(b.gep(table, [ir.Constant(I64, slots[STATUS])], inbounds=True))
+        b.store(ir.Constant(I64, 0), b.bitcast(raw, I64.as_pointer()))
     for kernel in kernels:
-        fn = _KernelEmitter(module, kernel).emit()
+        fn = _KernelEmitter(module, kernel, threads).emit()
         args = []
         for param, arg_type in zip(kernel.params, fn.function_type.args):
             raw = b.load(b.gep(table, [ir.Constant(I64, slots[param.name])], inbounds=True))

@@ -126,11 +126,14 @@ class Store:
 
 @dataclass(frozen=True)
 class Loop:
-    """``for var in range(extent): body``."""
+    """``for var in range(extent): body``.  ``parallel``: iterations write disjoint elements and read
+    nothing another iteration writes, so codegen may split the range across threads (it does so for
+    a kernel's top-level loops when the work is large enough)."""
 
     var: IVar
     extent: int
     body: tuple[Stmt, ...]
+    parallel: bool = False
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,8 @@ class Check:
 class Gemm:
     """C[m, n] = A[m, k] @ B[k, n] on float buffers by the packed, register-blocked GEMM of
     codegen/gemm.py.  Operands are views: an offset and (row, column) element strides; C is
-    row-major with row stride ``ldc``; ``pack`` is a scratch buffer of the size GEMM asks for."""
+    row-major with row stride ``ldc``; ``pack`` is a scratch buffer holding ``threads`` panel buffers of
+    ``pack_stride`` elements each (the size GEMM asks for), so up to ``threads`` threads share the work."""
 
     a: str
     a_offset: IndexExpr
@@ -186,6 +190,8 @@ class Gemm:
     k: int
     pack: str
     dtype: np.dtype
+    pack_stride: int = 0
+    threads: int = 1
 
 
 STATUS = "status"  # the int64[1] buffer every kernel with a Check writes faults to
@@ -238,7 +244,7 @@ def _pretty(body: Any, depth: int, lines: list[str]) -> None:
     pad = "  " * depth
     for s in body:
         if isinstance(s, Loop):
-            lines.append(f"{pad}for {s.var.name} in 0..{s.extent}:")
+            lines.append(f"{pad}{'parallel ' if s.parallel else ''}for {s.var.name} in 0..{s.extent}:")
             _pretty(s.body, depth + 1, lines)
         elif isinstance(s, Store):
             lines.append(f"{pad}{s.buffer}[{_expr(s.index)}] = {_expr(s.value)}")

@@ -51,6 +51,9 @@ REDUCTIONS = {"sum": "add", "prod": "multiply", "mean": "add", "max": "maximum",
 INDEX_MAPS = ("reshape", "reshape_dims", "reshape_like", "transpose", "broadcast_to", "broadcast_like", "slice")
 
 
+GEMM_PARALLEL_MIN_MACS = 1 << 21  # smaller products run on one thread (a pool wake-up costs ~10 us)
+
+
 class Unsupported(ArgumentError):
     """An op the CPU backend cannot compile yet."""
 
@@ -95,7 +98,8 @@ def collapse(space: Sequence[int], strides: Sequence[Sequence[int]]) -> tuple[li
 class _Names:
     """Fresh loop-variable and accumulator names, and the faults kernels may report."""
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 1) -> None:
+        self.threads = threads  # the most threads a kernel may use (sizes per-thread scratch)
         self._ids = count()
         self.faults: list[tuple[Tensor, str]] = []  # fault code k + 1 -> (node, message)
 
@@ -110,11 +114,15 @@ class _Names:
         return f"acc{next(self._ids)}"
 
 
-def _loop_nest(extents: Sequence[int], names: _Names, body: Callable[[list[IVar]], list[Stmt]]) -> list[Stmt]:
+def _loop_nest(extents: Sequence[int], names: _Names, body: Callable[[list[IVar]], list[Stmt]],
+               parallel: bool = False) -> list[Stmt]:
+    """Nested loops over ``extents`` around ``body(loop variables)``.  ``parallel=True`` marks the
+    outermost loop safe to split across threads: the caller guarantees its iterations write disjoint
+    elements."""
     variables = [names.var() for _ in extents]
     stmts = body(variables)
-    for var, extent in zip(reversed(variables), reversed(list(extents))):
-        stmts = [Loop(var, extent, tuple(stmts))]
+    for depth, (var, extent) in reversed(list(enumerate(zip(variables, extents)))):
+        stmts = [Loop(var, extent, tuple(stmts), parallel and depth == 0)]
     return stmts
 
 
@@ -213,7 +221,7 @@ def _store_broadcast(outputs: Sequence[tuple[str, Values]], inputs: Mapping[int,
                  for i, st in zip(leaf_ids, in_strides)}
         return [Store(buffer, _index(variables, store_strides), values(loads)) for buffer, values in outputs]
 
-    return _loop_nest(dims, names, body)
+    return _loop_nest(dims, names, body, parallel=True)
 
 
 def _node_values(node: Tensor) -> Values:
@@ -252,7 +260,7 @@ def _reduce(op: str, axes: Sequence[int], dtype: np.dtype, out_buffer: str, in_s
         return [AccInit(acc, Const(init, dtype)), *_loop_nest([in_shape[d] for d in axes], names, inner),
                 Store(out_buffer, _index(outer_vars, out_strides), result)]
 
-    return _loop_nest([in_shape[d] for d in kept], names, outer)
+    return _loop_nest([in_shape[d] for d in kept], names, outer, parallel=True)
 
 
 def _identity(op: str, dtype: np.dtype) -> object:
@@ -323,7 +331,7 @@ def lower_node(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) 
             as_out = ScalarOp("cast", (hit,), np.dtype(bool), out.dtype, (("dtype", out.dtype),))
             return [Store(buffer_name(node), iadd(imul(row, depth), klass), as_out)]
 
-        kernel.body = _loop_nest([flat, depth], names, one_hot_body)
+        kernel.body = _loop_nest([flat, depth], names, one_hot_body, parallel=True)
     elif node.op == "softmax_cross_entropy":
         kernel.body = _cross_entropy(node, avals, names)
         if node.attrs["sparse"]:
@@ -367,7 +375,8 @@ def _take(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> li
     stmts: list[Stmt] = []
     if node.op == "take_grad":
         total = pre * n * post
-        stmts += _loop_nest([total] if total else [], names, lambda v: [Store(dst, v[0], Const(0, dtype))])
+        stmts += _loop_nest([total] if total else [], names, lambda v: [Store(dst, v[0], Const(0, dtype))],
+                            parallel=True)
 
     def body(v: list[IVar]) -> list[Stmt]:
         p, j, q = v
@@ -385,7 +394,7 @@ def _take(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> li
         return [Check(inside, code), Store(dst, gathered, added)]
 
     if pre and count_j and post:
-        stmts += _loop_nest([pre, count_j, post], names, body)
+        stmts += _loop_nest([pre, count_j, post], names, body, parallel=True)
     return stmts
 
 
@@ -426,7 +435,7 @@ def _arg_extremum(node: Tensor, avals: Mapping[int, AbstractValue], names: _Name
                 *_loop_nest([shape[axis]], names, step),
                 Store(dst, _index(outer_vars, out_strides), AccRef(where_, i64))]
 
-    return _loop_nest([shape[d] for d in kept], names, outer)
+    return _loop_nest([shape[d] for d in kept], names, outer, parallel=True)
 
 
 def _rows(shape: Sequence[int], axes: Sequence[int]) -> tuple[list[int], list[int]]:
@@ -467,7 +476,7 @@ def _softmax_family(node: Tensor, avals: Mapping[int, AbstractValue], names: _Na
 
         return [*stmts, *_loop_nest([shape[d] for d in reduced], names, write)]
 
-    return _loop_nest([shape[d] for d in kept], names, outer)
+    return _loop_nest([shape[d] for d in kept], names, outer, parallel=True)
 
 
 def _cross_entropy(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> list[Stmt]:
@@ -512,7 +521,7 @@ def _cross_entropy(node: Tensor, avals: Mapping[int, AbstractValue], names: _Nam
         return [*stmts, AccInit(result, Const(0, dtype)), *_loop_nest([classes], names, accumulate),
                 Store(dst, _index(bv, out_strides), AccRef(result, dtype))]
 
-    return _loop_nest(batch_shape, names, outer)
+    return _loop_nest(batch_shape, names, outer, parallel=True)
 
 
 def _matmul(a: tuple[str, AbstractValue], b: tuple[str, AbstractValue], dst: str, dtype: np.dtype,
@@ -535,11 +544,14 @@ def _matmul(a: tuple[str, AbstractValue], b: tuple[str, AbstractValue], dst: str
     if dtype.kind == "f" and m and n:
         from graphc.codegen.gemm import pack_buffer_elements
 
-        pack = BufferSpec(f"{dst}_pack", dtype, pack_buffer_elements(m, n, k, dtype))
+        threads = names.threads if m * n * k >= GEMM_PARALLEL_MIN_MACS else 1
+        stride = pack_buffer_elements(m, n, k, dtype)
+        pack = BufferSpec(f"{dst}_pack", dtype, stride * threads)
 
         def call(bv: list[IVar]) -> list[Stmt]:
             return [Gemm(src_a, _index(bv, a_batch), (k, 1), src_b, _index(bv, b_batch), (n, 1),
-                         dst, _index(bv, [s * m * n for s in row_major_strides(batch)]), n, m, n, k, pack.name, dtype)]
+                         dst, _index(bv, [s * m * n for s in row_major_strides(batch)]), n, m, n, k, pack.name, dtype,
+                         stride, threads)]
 
         return _loop_nest(batch, names, call), [pack]
 
@@ -556,7 +568,7 @@ def _matmul(a: tuple[str, AbstractValue], b: tuple[str, AbstractValue], dst: str
         return [AccInit(acc, Const(0, dtype)), *_loop_nest([k], names, inner),
                 Store(dst, _index(v, out_strides), AccRef(acc, dtype))]
 
-    return _loop_nest([*batch, m, n], names, outer), []
+    return _loop_nest([*batch, m, n], names, outer, parallel=True), []
 
 
 def _index_map(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> list[Stmt]:
@@ -568,7 +580,8 @@ def _index_map(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) 
     if node.op in ("reshape", "reshape_dims", "reshape_like"):
         n = math.prod(out_shape)
         return _loop_nest([n] if n != 1 else [], names, lambda v: [Store(dst, v[0] if v else IConst(0),
-                                                                         Load(src, v[0] if v else IConst(0), dtype))])
+                                                                         Load(src, v[0] if v else IConst(0), dtype))],
+                          parallel=True)
     if node.op in ("broadcast_to", "broadcast_like"):
         return _store_broadcast([(dst, lambda loads: loads[x.id])], {x.id: (src, avals[x.id])}, out_shape, names)
     if node.op == "transpose":
@@ -576,7 +589,8 @@ def _index_map(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) 
         own = row_major_strides(in_shape)
         strides = [own[p] for p in perm]
         dims, (read, write) = collapse(out_shape, [strides, row_major_strides(out_shape)])
-        return _loop_nest(dims, names, lambda v: [Store(dst, _index(v, write), Load(src, _index(v, read), dtype))])
+        return _loop_nest(dims, names, lambda v: [Store(dst, _index(v, write), Load(src, _index(v, read), dtype))],
+                          parallel=True)
     # basic slicing: each kept axis is start + step * i
     own = row_major_strides(in_shape)
     offset, strides, axis = 0, [], 0
@@ -592,7 +606,8 @@ def _index_map(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) 
             strides.append(step * own[axis])
         axis += 1
     dims, (read, write) = collapse(out_shape, [strides, row_major_strides(out_shape)])
-    return _loop_nest(dims, names, lambda v: [Store(dst, _index(v, write), Load(src, _index(v, read, offset), dtype))])
+    return _loop_nest(dims, names, lambda v: [Store(dst, _index(v, write), Load(src, _index(v, read, offset), dtype))],
+                      parallel=True)
 
 
 def _lower_fused(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> LoopKernel:

@@ -1,41 +1,105 @@
 """The CPU backend: a graph compiled for one shape signature into one LLVM module, run with one
 native call (``graphc_entry``) through ctypes.
 
-Buffers: placeholders, Variables and constants are passed in as they are; every computed value
-gets a fresh array per call (a reusable arena is planned).  Ops the backend cannot lower yet are
+Buffers are slots of a pointer table handed to ``graphc_entry``:
+
+* placeholders and Variables: the caller's arrays, as they are;
+* constants: arrays owned by the executable;
+* values handed back (outputs and the new values of updated Variables): fresh arrays per call;
+* every other value, the kernels' scratch and the fault status word: an **arena**, one block of
+  memory laid out once by a memory plan (:func:`plan_arena`) so that buffers whose lifetimes do not
+  overlap share bytes.  An arena and its pointer table are made once and reused; concurrent calls
+  from several Python threads each take their own arena from a free list.
+
+So a call allocates nothing but the arrays it returns, and not even those when the caller has
+dropped the ones an earlier call returned (see ``CpuExecutable._output_array``).  Ops the backend cannot lower yet are
 refused when the graph is first compiled, naming the op and the user's line.
 """
 
 from __future__ import annotations
 
 import ctypes
+import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from graphc.codegen.jit import CompiledModule, new_module
 from graphc.codegen.llvm_cpu import ENTRY, emit_program
+from graphc.codegen.runtime_lib import load_runtime, runtime_parts
 from graphc.codegen.scalar import UnsupportedScalar
 from graphc.errors import ArgumentError
 from graphc.ir.registry import AbstractValue
 from graphc.ir.tensor import Tensor
-from graphc.lower.loopir import STATUS
+from graphc.lower.loopir import STATUS, LoopKernel
 from graphc.lower.lowering import Unsupported, _Names, buffer_name, kernel_output_buffers, lower_node
 from graphc.ops.kernel import inner_avals
 from graphc.runtime.reference import execution_fault
 
 _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_void_p))
+ALIGN = 64  # bytes: every arena buffer starts on a cache line (and a full AVX-512 vector)
+
+
+@dataclass(frozen=True)
+class _Buffer:
+    slot: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+
+def plan_arena(sizes: Mapping[int, int], lifetimes: Mapping[int, tuple[int, int]]) -> tuple[dict[int, int], int]:
+    """Byte offsets for buffers (``slot -> nbytes``) live over kernel ranges ``slot -> (first, last)``:
+    two buffers share bytes only if their ranges are disjoint.  Greedy, largest first, each at the
+    lowest aligned offset that fits beside the already placed buffers it overlaps in time.
+    Returns the offsets and the arena size."""
+    offsets: dict[int, int] = {}
+    placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
+    for slot in sorted(sizes, key=lambda s: (-sizes[s], s)):
+        size = -(-sizes[slot] // ALIGN) * ALIGN
+        first, last = lifetimes[slot]
+        busy = sorted((o, e) for o, e, f, la in placed if f <= last and first <= la)
+        offset = 0
+        for o, e in busy:
+            if offset + size <= o:
+                break
+            offset = max(offset, e)
+        offsets[slot] = offset
+        placed.append((offset, offset + size, first, last))
+    return offsets, max((e for _, e, _, _ in placed), default=0)
+
+
+class _Arena:
+    """One call's worth of temporaries and the pointer table that addresses them."""
+
+    def __init__(self, executable: CpuExecutable) -> None:
+        self.memory = np.empty(executable.arena_bytes + ALIGN, np.uint8)
+        base = -self.memory.ctypes.data % ALIGN
+        self.table = (ctypes.c_void_p * max(len(executable.slots), 1))()
+        for slot, offset in executable.arena_offsets.items():
+            self.table[slot] = self.memory.ctypes.data + base + offset
+        for slot, array in executable.constant_arrays:
+            self.table[slot] = array.ctypes.data
+        status = executable.slots.get(STATUS)
+        self.status = None if status is None else self.memory[base + executable.arena_offsets[status]:].view(np.int64)
 
 
 class CpuExecutable:
-    """A graph's nodes compiled for the concrete dtypes and shapes in ``avals``."""
+    """A graph's nodes compiled for the concrete dtypes and shapes in ``avals``; ``wanted`` are the
+    nodes whose values each run returns (they get fresh arrays); ``threads`` caps the threads a
+    kernel may use."""
 
-    def __init__(self, nodes: Sequence[Tensor], avals: Mapping[int, AbstractValue]) -> None:
+    def __init__(self, nodes: Sequence[Tensor], avals: Mapping[int, AbstractValue], wanted: Sequence[Tensor],
+                 threads: int = 1) -> None:
         self.nodes = tuple(nodes)
+        self.threads = threads
         self.slots: dict[str, int] = {}
-        self.allocations: list[tuple[int, tuple[int, ...], np.dtype]] = []  # computed buffers, made per call
-        names = _Names()
-        kernels = []
+        names = _Names(threads)
+        kernels: list[LoopKernel] = []
         for node in self.nodes:
             try:
                 kernel = lower_node(node, avals, names)
@@ -44,66 +108,128 @@ class CpuExecutable:
                 raise ArgumentError(f"{exc}: {node.describe()}{where}") from None
             if kernel is not None:
                 kernels.append(kernel)
-                for spec in kernel.scratch:
-                    self.allocations.append((self._slot(spec.name), (spec.size,), spec.dtype))
-        self.sources: dict[int, int] = {}  # node id -> slot of a value passed in as it is
-        self.constants: dict[int, np.ndarray] = {}
         self.faults = names.faults
-        self.status_slot = self._slot(STATUS) if self.faults else None
-        for node in self.nodes:
-            self._assign_slots(node, avals)
+        buffers = self._buffers(avals, kernels)
         module = new_module("graphc_program")
         try:
-            emit_program(module, kernels, self.slots)
+            emit_program(module, kernels, self.slots, threads)
         except UnsupportedScalar as exc:
             raise ArgumentError(str(exc)) from None
+        load_runtime(runtime_parts(module))
         self.module = CompiledModule(module)
         self._entry = _ENTRY_TYPE(self.module.address(ENTRY))
+        self._plan_memory(kernels, buffers, wanted)
+        self._free: list[_Arena] = []
+        self._returned: dict[int, list[np.ndarray]] = {b.slot: [] for b in self.fresh}
 
     def _slot(self, name: str) -> int:
         if name not in self.slots:
             self.slots[name] = len(self.slots)
         return self.slots[name]
 
-    def _assign_slots(self, node: Tensor, avals: Mapping[int, AbstractValue]) -> None:
-        if node.op == "group":
-            return
-        if node.op == "kernel_output":
-            fused = node.inputs[0]
-            self.slots[buffer_name(node)] = self.slots[kernel_output_buffers(fused)[node.attrs["index"]]]
-            return
-        if node.op in ("placeholder", "variable", "constant"):
-            slot = self._slot(buffer_name(node))
-            self.sources[node.id] = slot
-            if node.op == "constant":
-                self.constants[node.id] = np.ascontiguousarray(node.attrs["value"])
-            return
-        if node.op == "fused" and len(node.attrs["kernel"].outputs) > 1:
-            inner = inner_avals(node.attrs["kernel"], [avals[i.id] for i in node.inputs])
-            for name, out in zip(kernel_output_buffers(node), node.attrs["kernel"].outputs):
-                self.allocations.append((self._slot(name), inner[out.id].shape, inner[out.id].dtype))
-            return
-        aval = avals[node.id]
-        self.allocations.append((self._slot(buffer_name(node)), aval.shape, aval.dtype))
+    def _buffers(self, avals: Mapping[int, AbstractValue], kernels: Sequence[LoopKernel]) -> dict[int, _Buffer]:
+        """Give every buffer a slot; return the computed ones (slot -> shape and dtype).  Sources
+        (placeholders, Variables, constants) are recorded in ``self.sources`` / ``constant_arrays``."""
+        computed: dict[int, _Buffer] = {}
+        self.sources: list[tuple[int, int]] = []  # (node id, slot) of values passed in per call
+        self.constant_arrays: list[tuple[int, np.ndarray]] = []
+        for kernel in kernels:
+            for spec in kernel.scratch:
+                slot = self._slot(spec.name)
+                computed[slot] = _Buffer(slot, (spec.size,), spec.dtype)
+        if self.faults:
+            slot = self._slot(STATUS)
+            computed[slot] = _Buffer(slot, (1,), np.dtype(np.int64))
+        for node in self.nodes:
+            if node.op == "group":
+                continue
+            if node.op == "kernel_output":
+                fused = node.inputs[0]
+                self.slots[buffer_name(node)] = self.slots[kernel_output_buffers(fused)[node.attrs["index"]]]
+            elif node.op == "constant":
+                self.constant_arrays.append((self._slot(buffer_name(node)), np.ascontiguousarray(node.attrs["value"])))
+            elif node.op in ("placeholder", "variable"):
+                self.sources.append((node.id, self._slot(buffer_name(node))))
+            elif node.op == "fused" and len(node.attrs["kernel"].outputs) > 1:
+                inner = inner_avals(node.attrs["kernel"], [avals[i.id] for i in node.inputs])
+                for name, out in zip(kernel_output_buffers(node), node.attrs["kernel"].outputs):
+                    slot = self._slot(name)
+                    computed[slot] = _Buffer(slot, inner[out.id].shape, inner[out.id].dtype)
+            else:
+                slot = self._slot(buffer_name(node))
+                computed[slot] = _Buffer(slot, avals[node.id].shape, avals[node.id].dtype)
+        return computed
 
-    def run(self, sources: Mapping[int, np.ndarray], wanted: Sequence[Tensor], threads: int = 1
-            ) -> dict[int, np.ndarray | None]:
-        """Run once on up to ``threads`` threads; ``sources`` holds placeholder and Variable values;
-        returns the ``wanted`` values."""
-        arrays: list[np.ndarray | None] = [None] * len(self.slots)
-        for node_id, slot in self.sources.items():
-            arrays[slot] = self.constants[node_id] if node_id in self.constants else sources[node_id]
-        for slot, shape, dtype in self.allocations:
-            arrays[slot] = np.empty(shape, dtype)
-        status = np.zeros(1, np.int64)
-        if self.status_slot is not None:
-            arrays[self.status_slot] = status
-        table = (ctypes.c_void_p * max(len(arrays), 1))(
-            *[a.ctypes.data if a is not None and a.size else 0 for a in arrays])
-        self._entry(table)
-        if status[0]:
-            raise execution_fault(*self.faults[int(status[0]) - 1])
-        return {t.id: None if t.op == "group" else arrays[self.slots[buffer_name(t)]] for t in wanted}
+    def _plan_memory(self, kernels: Sequence[LoopKernel], buffers: Mapping[int, _Buffer],
+                     wanted: Sequence[Tensor]) -> None:
+        """Split computed buffers into those handed back (fresh per call) and arena ones, and lay the
+        arena out by lifetime."""
+        self.wanted = [(t.id, None if t.op == "group" else self.slots[buffer_name(t)]) for t in wanted]
+        handed_back = {slot for _, slot in self.wanted if slot is not None and slot in buffers}
+        self.fresh = [buffers[slot] for slot in sorted(handed_back)]
+        lifetimes: dict[int, tuple[int, int]] = {}
+        for k, kernel in enumerate(kernels):
+            for param in kernel.params:
+                slot = self.slots[param.name]
+                first, _ = lifetimes.get(slot, (k, k))
+                lifetimes[slot] = (first, k)
+        arena = {slot: b.nbytes for slot, b in buffers.items() if slot not in handed_back}
+        for slot in arena:
+            lifetimes.setdefault(slot, (0, 0))  # a buffer no kernel touches (a size-0 value)
+        if STATUS in self.slots:  # read after the call: it must outlive every kernel
+            lifetimes[self.slots[STATUS]] = (0, len(kernels))
+        self.arena_offsets, self.arena_bytes = plan_arena(arena, lifetimes)
+
+    def run(self, sources: Mapping[int, np.ndarray]) -> dict[int, np.ndarray | None]:
+        """Run once; ``sources`` holds placeholder and Variable values (contiguous); returns the
+        values of the ``wanted`` nodes."""
+        try:
+            arena = self._free.pop()
+        except IndexError:
+            arena = _Arena(self)
+        try:
+            table = arena.table
+            for node_id, slot in self.sources:
+                table[slot] = sources[node_id].ctypes.data
+            fresh: dict[int, np.ndarray] = {}
+            for b in self.fresh:
+                array = fresh[b.slot] = self._output_array(b)
+                table[b.slot] = array.ctypes.data
+            self._entry(table)
+            fault = int(arena.status[0]) if arena.status is not None else 0
+        finally:
+            self._free.append(arena)
+        if fault:
+            raise execution_fault(*self.faults[fault - 1])
+        for slot, array in fresh.items():
+            self._returned[slot].append(array)
+        values: dict[int, np.ndarray | None] = {}
+        for node_id, slot in self.wanted:
+            values[node_id] = None if slot is None else fresh[slot] if slot in fresh else self._source(slot, sources)
+        return values
+
+    def _output_array(self, b: _Buffer) -> np.ndarray:
+        """An array for a value handed back: one this executable returned earlier if nothing but this
+        executable refers to it any more (the caller dropped it, and no view, Variable or buffer
+        export keeps it), else a new one.  Large outputs thus skip the page faults of fresh memory
+        in loops that discard each result.  ``list.pop`` is atomic, so concurrent calls never share
+        an array."""
+        returned = self._returned[b.slot]
+        while returned:
+            try:
+                array = returned.pop()
+            except IndexError:
+                break
+            if sys.getrefcount(array) == 2:  # this local and getrefcount's argument
+                return array
+        return np.empty(b.shape, b.dtype)
+
+    def _source(self, slot: int, sources: Mapping[int, np.ndarray]) -> np.ndarray:
+        """A wanted value that is not computed: a fed value, a Variable's or a constant's."""
+        for node_id, s in self.sources:
+            if s == slot:
+                return sources[node_id]
+        return next(array for s, array in self.constant_arrays if s == slot)
 
     def source(self, kind: str = "llvm") -> str:
         """The optimised LLVM IR (``"llvm"``) or the machine code as assembly (``"asm"``)."""
@@ -114,4 +240,4 @@ class CpuExecutable:
         raise ArgumentError(f"source kind must be 'llvm' or 'asm', got {kind!r}")
 
 
-__all__ = ["CpuExecutable"]
+__all__ = ["CpuExecutable", "plan_arena"]

@@ -147,7 +147,7 @@ class Program:
 
         executable = self._executables.get(signature)
         if executable is None:
-            executable = CpuExecutable(self.graph.nodes, avals)
+            executable = CpuExecutable(self.graph.nodes, avals, [*self.outputs, *self.updates], self.threads)
             with self._lock:
                 self._executables[signature] = executable
         return executable
@@ -169,7 +169,7 @@ class Program:
             sources[var.id] = var.read()
         wanted = [*self.outputs, *self.updates]
         if self.device == "cpu":
-            values = self._executable(signature, avals).run(sources, wanted, self.threads)
+            values = self._executable(signature, avals).run(sources)
         else:
             values = reference.evaluate(self.graph.nodes, avals, sources, {t.id for t in wanted})
         with _update_lock:

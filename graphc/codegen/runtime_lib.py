@@ -1,0 +1,159 @@
+"""The runtime library: code every compiled graph shares, compiled once per process.
+
+It holds the thread pool (codegen/threadpool.py) and the generated GEMM for float32 and float64
+with a multi-threaded driver::
+
+    void graphc_gemm_<dtype>_mt(M, N, K, const T *A, a_row, a_col, const T *B, b_row, b_col,
+                                T *C, ldc, T *pack, pack_stride, threads)
+
+which splits ``C`` into ``threads`` row bands (column bands when ``M`` is too short for that), each
+task using its own ``pack + task * pack_stride`` panel buffer.
+
+Graph modules only declare these functions.  In this process the library is JIT-compiled on first
+use and its functions are registered with LLVM's symbol table (``llvm.add_symbol``), so every graph
+module links against the one copy; an ahead-of-time object links the same module in.  GEMM code is
+already vectorised by hand, so the library is optimised at ``-O1``: four times faster to compile
+than ``-O3`` and measured equally fast.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import llvmlite.binding as llvm
+import numpy as np
+from llvmlite import ir
+
+from graphc.codegen.gemm import emit_gemm, gemm_config
+from graphc.codegen.jit import CompiledModule, Target, new_module
+from graphc.codegen.threadpool import I8P, I64, PARALLEL_FOR, TASK_TYPE, declare_parallel_for, emit_thread_pool
+
+GEMM_DTYPES = ("float32", "float64")
+RUNTIME_PARTS = ("pool", "gemm_float32", "gemm_float64")
+RUNTIME_OPT = 1
+_lock = threading.Lock()
+_loaded: dict[tuple[Target, str], CompiledModule] = {}
+
+
+def gemm_driver_name(dtype: Any) -> str:
+    return f"graphc_gemm_{np.dtype(dtype).name}_mt"
+
+
+def _gemm_driver_type(dtype: Any) -> ir.FunctionType:
+    p = (ir.FloatType() if np.dtype(dtype) == np.float32 else ir.DoubleType()).as_pointer()
+    return ir.FunctionType(ir.VoidType(), [I64, I64, I64, p, I64, I64, p, I64, I64, p, I64, p, I64, I64])
+
+
+def declare_gemm(module: ir.Module, dtype: Any) -> ir.Function:
+    """The multi-threaded GEMM driver for ``dtype`` declared in ``module`` (defined by the runtime)."""
+    name = gemm_driver_name(dtype)
+    existing = module.globals.get(name)
+    return existing if existing is not None else ir.Function(module, _gemm_driver_type(dtype), name)
+
+
+def _emit_gemm_driver(module: ir.Module, dtype: np.dtype, target: Target, parallel_for: ir.Function) -> None:
+    """Emit the single-threaded GEMM for ``dtype`` and its multi-threaded driver."""
+    cfg = gemm_config(dtype, target)
+    single = emit_gemm(module, f"graphc_gemm_{dtype.name}", dtype, target)
+    block = module.globals[f"graphc_gemm_{dtype.name}_block"]
+    fields = 16  # the 14 arguments, then the row and column band sizes
+    ctx_type = ir.ArrayType(I64, fields)
+    elem_ptr = single.args[3].type
+
+    # task(ctx, i): the i-th row (or column) band
+    task = ir.Function(module, TASK_TYPE, f"graphc_gemm_{dtype.name}_task")
+    task.linkage = "internal"
+    b = ir.IRBuilder(task.append_basic_block("entry"))
+    ctx = b.bitcast(task.args[0], ctx_type.as_pointer())
+    v = [b.load(b.gep(ctx, [ir.Constant(I64, 0), ir.Constant(I64, k)])) for k in range(fields)]
+    (M, N, K, A, a_r, a_c, B, b_r, b_c, C, ldc, pack, pack_stride, _threads, row_band, col_band) = v
+    i = task.args[1]
+    zero, big = ir.Constant(I64, 0), ir.Constant(I64, 2**62)
+    by_rows = b.icmp_signed(">", row_band, zero)
+    r0 = b.select(by_rows, b.mul(i, row_band), zero)
+    r1 = b.select(by_rows, b.add(r0, row_band), big)
+    c0 = b.select(by_rows, zero, b.mul(i, col_band))
+    c1 = b.select(by_rows, big, b.add(c0, col_band))
+    own_pack = b.gep(b.inttoptr(pack, elem_ptr), [b.mul(i, pack_stride)])
+    b.call(block, [M, N, K, b.inttoptr(A, elem_ptr), a_r, a_c, b.inttoptr(B, elem_ptr), b_r, b_c,
+                   b.inttoptr(C, elem_ptr), ldc, own_pack, r0, r1, c0, c1])
+    b.ret_void()
+
+    driver = ir.Function(module, _gemm_driver_type(dtype), gemm_driver_name(dtype))
+    b = ir.IRBuilder(driver.append_basic_block("entry"))
+    args = list(driver.args)
+    M, N, threads = args[0], args[1], args[13]
+    one = ir.Constant(I64, 1)
+    serial = driver.append_basic_block("serial")
+    split = driver.append_basic_block("split")
+    b.cbranch(b.icmp_signed(">", threads, one), split, serial)
+    b.position_at_end(serial)
+    b.call(single, args[:12])
+    b.ret_void()
+    b.position_at_end(split)
+    ctx = b.alloca(ctx_type)
+
+    def ceil_div(x: ir.Value, y: ir.Value) -> ir.Value:
+        return b.sdiv(b.add(x, b.sub(y, one)), y)
+
+    mr, nr = ir.Constant(I64, cfg.mr), ir.Constant(I64, cfg.nr)
+    row_tiles, col_tiles = ceil_div(M, mr), ceil_div(N, nr)
+    rows_suffice = b.icmp_signed(">=", row_tiles, threads)
+    tiles = b.select(rows_suffice, row_tiles, col_tiles)
+    tasks = b.select(b.icmp_signed("<", tiles, threads), tiles, threads)
+    tasks = b.select(b.icmp_signed("<", tasks, one), one, tasks)
+    band_tiles = ceil_div(tiles, tasks)
+    row_band = b.select(rows_suffice, b.mul(band_tiles, mr), ir.Constant(I64, 0))
+    col_band = b.mul(band_tiles, nr)
+    values = [a if a.type == I64 else b.ptrtoint(a, I64) for a in args] + [row_band, col_band]
+    for k, value in enumerate(values):
+        b.store(value, b.gep(ctx, [ir.Constant(I64, 0), ir.Constant(I64, k)]))
+    b.call(parallel_for, [task, b.bitcast(ctx, I8P), tasks, threads])
+    b.ret_void()
+
+
+def emit_runtime(module: ir.Module, target: Target, parts: Sequence[str] = RUNTIME_PARTS) -> list[str]:
+    """Define the runtime library's ``parts`` (``"pool"``, ``"gemm_float32"``, ``"gemm_float64"``) in
+    ``module``; returns the names graph modules call.  A GEMM part without ``"pool"`` declares the
+    pool's entry, to be linked from another module."""
+    exported = []
+    for part in parts:
+        if part == "pool":
+            emit_thread_pool(module)
+            exported.append(PARALLEL_FOR)
+        elif part.startswith("gemm_") and part[5:] in GEMM_DTYPES:
+            _emit_gemm_driver(module, np.dtype(part[5:]), target, declare_parallel_for(module))
+            exported.append(gemm_driver_name(part[5:]))
+        else:
+            raise ValueError(f"unknown runtime part {part!r}; known: {', '.join(RUNTIME_PARTS)}")
+    return exported
+
+
+def load_runtime(parts: Sequence[str] = RUNTIME_PARTS, target: Target | None = None) -> None:
+    """Compile the runtime library's ``parts`` into this process (each once) and register their
+    functions for linking.  Each part is its own module, so a graph without float64 matmuls never
+    waits for the float64 GEMM to compile."""
+    target = target or Target.host()
+    with _lock:
+        for part in ("pool", *parts):
+            if (target, part) in _loaded:
+                continue
+            module = new_module(f"graphc_runtime_{part}", target)
+            exported = emit_runtime(module, target, [part])
+            compiled = CompiledModule(module, target, opt=RUNTIME_OPT)
+            for name in exported:
+                llvm.add_symbol(name, compiled.address(name))
+            _loaded[(target, part)] = compiled
+
+
+def runtime_parts(module: ir.Module) -> list[str]:
+    """The runtime parts that ``module`` calls (from the functions it declares)."""
+    declared = {f.name for f in module.functions if f.is_declaration}
+    parts = ["pool"] if PARALLEL_FOR in declared else []
+    return parts + [f"gemm_{d}" for d in GEMM_DTYPES if gemm_driver_name(d) in declared]
+
+
+__all__ = ["GEMM_DTYPES", "RUNTIME_PARTS", "declare_gemm", "declare_parallel_for", "emit_runtime",
+           "gemm_driver_name", "load_runtime", "runtime_parts"]
