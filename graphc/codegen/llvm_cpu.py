@@ -39,6 +39,7 @@ from graphc.lower.loopir import (
 )
 
 ENTRY = "graphc_entry"
+OBJECT_ENTRY = "graphc_entry_objects"
 VOID_PTR = ir.IntType(8).as_pointer()
 PARALLEL_MIN_WORK = 1 << 16  # innermost iterations below which a loop stays on one thread
 TASKS_PER_THREAD = 4  # ranges per thread: the pool balances them when threads are uneven
@@ -254,4 +255,20 @@ def emit_program(module: ir.Module, kernels: Sequence[LoopKernel], slots: Mappin
     return entry
 
 
-__all__ = ["ENTRY", "emit_program"]
+def emit_object_entry(module: ir.Module, slots: Sequence[int], data_offset: int) -> ir.Function:
+    """Emit ``graphc_entry_objects(void **buffers)`` for calls from Python: the entries at ``slots``
+    hold the addresses of NumPy array objects rather than of their data; each is replaced by the
+    data pointer stored ``data_offset`` bytes into the object, then ``graphc_entry`` runs."""
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [VOID_PTR.as_pointer()]), OBJECT_ENTRY)
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    table = fn.args[0]
+    for slot in slots:
+        entry = b.gep(table, [ir.Constant(I64, slot)], inbounds=True)
+        field = b.gep(b.load(entry), [ir.Constant(I64, data_offset)], inbounds=True)
+        b.store(b.load(b.bitcast(field, VOID_PTR.as_pointer())), entry)
+    b.call(module.globals[ENTRY], [table])
+    b.ret_void()
+    return fn
+
+
+__all__ = ["ENTRY", "OBJECT_ENTRY", "emit_object_entry", "emit_program"]

@@ -132,9 +132,12 @@ class Variable(Tensor):
         self.set_value(convert_value(value, self.dtype, self.shape, f"assigning to Variable {self.describe()}",
                                      shape_error=ShapeError, dtype_error=DTypeError))
 
-    def set_value(self, new: np.ndarray) -> None:
-        """Replace the value with an already-checked array (used by executors for updates)."""
-        new = np.array(new, dtype=self.dtype, copy=True)
+    def set_value(self, new: np.ndarray, owned: bool = False) -> None:
+        """Replace the value with an already-checked array (used by executors for updates).  With
+        ``owned=True`` the caller hands over a contiguous array of this dtype that nothing else
+        refers to, and it is kept without a copy."""
+        if not owned:
+            new = np.array(new, dtype=self.dtype, copy=True)
         with self._lock:
             object.__setattr__(self, "_value", new)
 

@@ -97,15 +97,33 @@ class Program:
         self._plans: dict[Signature, dict[int, AbstractValue]] = {}
         self._executables: dict[Signature, Any] = {}
         self._lock = threading.Lock()
+        self._shape_matches = {p.id: _shape_test(p.shape) for p in self.placeholders}
+        self._wanted = [*self.outputs, *self.updates]
+        self._wanted_ids = {t.id for t in self._wanted}
+        # outputs handed back without a copy on the CPU backend: computed (never a source) and not
+        # an earlier output again; the reference interpreter may alias its inputs, so it copies all
+        self._fresh_outputs = [self.device == "cpu" and o.opdef.family != "source"
+                               and all(o.id != e.id for e in self.outputs[:k]) for k, o in enumerate(self.outputs)]
 
     # ---- feeds -------------------------------------------------------------------------------
     def convert_feeds(self, feeds: Mapping[Tensor, Any]) -> dict[int, np.ndarray]:
         """Check and convert the values fed for this program's placeholders; FeedError on any problem."""
-        converted: dict[int, np.ndarray] = {}
         for p in self.placeholders:
             if p not in feeds:
                 raise FeedError(f"placeholder {p.describe()} must be fed: expected {p.type_str()}, got no value")
-            converted[p.id] = convert_value(feeds[p], p.dtype, p.shape, f"feeding placeholder {p.describe()}")
+        return self.convert_positional([feeds[p] for p in self.placeholders])
+
+    def convert_positional(self, values: Sequence[Any]) -> dict[int, np.ndarray]:
+        """Check and convert one value per placeholder, in order.  A C-contiguous array of the exact
+        dtype and a matching shape is taken as it is (the common case, checked cheaply); anything
+        else goes through :func:`convert_value`."""
+        converted: dict[int, np.ndarray] = {}
+        for p, value in zip(self.placeholders, values):
+            if (type(value) is np.ndarray and value.dtype == p.dtype and value.flags.c_contiguous
+                    and self._shape_matches[p.id](value.shape)):
+                converted[p.id] = value
+            else:
+                converted[p.id] = convert_value(value, p.dtype, p.shape, f"feeding placeholder {p.describe()}")
         return converted
 
     # ---- specialisation --------------------------------------------------------------------
@@ -160,34 +178,42 @@ class Program:
         except GraphcError as exc:
             raise with_call_site(exc) from None
 
-    def run(self, feeds: Mapping[int, np.ndarray]) -> list[np.ndarray | None]:
-        """Run with converted feeds; apply updates together at the end; return the outputs' values."""
-        signature = self.signature(feeds)
-        avals = self.plan(feeds, signature)
-        sources: dict[int, np.ndarray] = dict(feeds)
+    def run_positional(self, values: Sequence[Any]) -> list[np.ndarray | None]:
+        """Like :meth:`run_fed` with one value per placeholder, in order (gc.function's calls)."""
+        try:
+            return self.run(self.convert_positional(values))
+        except GraphcError as exc:
+            raise with_call_site(exc) from None
+
+    def run(self, feeds: dict[int, np.ndarray]) -> list[np.ndarray | None]:
+        """Run with converted feeds (the dict is used as the run's table of source values); apply
+        updates together at the end; return the outputs' values."""
+        signature = tuple([feeds[p.id].shape for p in self.placeholders])
+        sources = feeds
         for var in self.variables:
             sources[var.id] = var.read()
-        wanted = [*self.outputs, *self.updates]
         if self.device == "cpu":
-            values = self._executable(signature, avals).run(sources)
+            executable = self._executables.get(signature)
+            if executable is None:
+                executable = self._executable(signature, self.plan(feeds, signature))
+            values = executable.run(sources)
         else:
-            values = reference.evaluate(self.graph.nodes, avals, sources, {t.id for t in wanted})
-        with _update_lock:
-            for node in self.updates:
-                var = node.inputs[0]
-                assert isinstance(var, Variable)
-                var.set_value(values[node.id])  # type: ignore[arg-type]
-        return self._handed_back(values)
+            values = reference.evaluate(self.graph.nodes, self.plan(feeds, signature), sources, self._wanted_ids)
+        if self.updates:
+            owned = self.device == "cpu"  # the CPU backend's update values are fresh arrays nobody else holds
+            with _update_lock:
+                for node in self.updates:
+                    var = node.inputs[0]
+                    assert isinstance(var, Variable)
+                    var.set_value(values[node.id], owned=owned)  # type: ignore[arg-type]
+        return [None if (value := values[o.id]) is None else value if fresh else np.array(value, copy=True)
+                for o, fresh in zip(self.outputs, self._fresh_outputs)]
 
-    def _handed_back(self, values: Mapping[int, np.ndarray | None]) -> list[np.ndarray | None]:
-        """The outputs' values as arrays the caller owns.  The CPU backend computes into fresh arrays,
-        so only outputs that are sources (a feed, a Variable's value, a constant) or that repeat an
-        earlier output are copied; the reference interpreter may alias its inputs, so all are."""
-        out: list[np.ndarray | None] = []
-        seen: set[int] = set()
-        for o in self.outputs:
-            value = values[o.id]
-            fresh = self.device == "cpu" and o.opdef.family != "source" and o.id not in seen
-            seen.add(o.id)
-            out.append(None if value is None else value if fresh else np.array(value, copy=True))
-        return out
+
+def _shape_test(shape: tuple[int | None, ...]) -> Any:
+    """A fast test that a shape tuple matches ``shape`` (``None`` matching any size)."""
+    if None not in shape:
+        return shape.__eq__
+    fixed = [(axis, size) for axis, size in enumerate(shape) if size is not None]
+    ndim = len(shape)
+    return lambda got: len(got) == ndim and all(got[axis] == size for axis, size in fixed)

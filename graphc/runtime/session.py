@@ -147,7 +147,7 @@ class Function:
         if len(args) != len(self.inputs):
             expected = ", ".join(p.describe() for p in self.inputs) or "none"
             raise FeedError(f"{self.name} takes {len(self.inputs)} inputs ({expected}), got {len(args)}{call_site()}")
-        values = self._program.run_fed(dict(zip(self.inputs, args)))
+        values = self._program.run_positional(args)
         return None if self._returns_none else self._rebuild(values[: len(self.outputs)])
 
     def __repr__(self) -> str:
