@@ -21,9 +21,10 @@ an expanded fused node, which the parameter edges already show.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
+if TYPE_CHECKING:
+    import networkx as nx
 
 from graphc.inspect.printer import _format_attr, graph_of
 from graphc.ir.shapes import format_shape
@@ -82,6 +83,8 @@ def to_networkx(target: Any, kernels: bool = True) -> nx.DiGraph:
     ``kernels=False`` leaves the kernels' inner graphs out.  ``G.graph`` holds ``inputs`` and
     ``outputs`` (lists of keys).
     """
+    import networkx as nx  # imported on use: it takes longer to import than the rest of graphc
+
     graph = graph_of(target, "to_networkx")
     ids = {node.id: str(i) for i, node in enumerate(graph.nodes)}
     outputs = {o.id for o in graph.outputs}
