@@ -3,8 +3,9 @@
 Each function is JIT-compiled into a loop over a float32 array (one thread, LLVM O3 vectorised) and
 timed on 10**7 elements against the NumPy ufunc doing the same (NumPy has no sigmoid ufunc: the
 NumPy expression ``1 / (1 + exp(-x))`` stands in; erf uses ``scipy.special.erf`` when SciPy is
-installed). Prints milliseconds per call (best of several) and the ratio graphc speed / NumPy speed
-(> 1: graphc is faster).
+installed). Prints the time per call (best of several, timed with the shared helper in ``_timing.py``) and
+the ratio graphc speed / NumPy speed (> 1: graphc is faster).  Not part of ``run_all.py`` (it times the
+math library's kernels on their own, not a graph).
 
     python benchmarks/bench_mathlib.py [--n N] [--repeat R] [names...]
 """
@@ -14,10 +15,10 @@ from __future__ import annotations
 import argparse
 import ctypes
 import math
-import time
 from collections.abc import Callable
 
 import numpy as np
+from _timing import fmt_time, measure_many
 
 from graphc.codegen.jit import CompiledModule, new_module
 from graphc.codegen.mathlib import FLOAT32_FUNCTIONS, define_elementwise_kernel
@@ -29,6 +30,7 @@ except ImportError:  # NumPy itself has no erf
 
 
 def _np_sigmoid(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """NumPy's sigmoid, ``1 / (1 + exp(-x))``, computed in ``out``."""
     np.negative(x, out=out)
     np.exp(out, out=out)
     out += 1
@@ -70,17 +72,8 @@ def inputs(name: str, n: int, rng: np.random.Generator) -> list[np.ndarray]:
     }[name]()
 
 
-def best_time(fn: Callable[[], object], repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main(argv: list[str] | None = None) -> None:
+    """Compile every requested function into one module, then time each against NumPy."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", default=sorted(FLOAT32_FUNCTIONS))
     parser.add_argument("--n", type=int, default=10**7)
@@ -94,18 +87,19 @@ def main(argv: list[str] | None = None) -> None:
 
     rng = np.random.default_rng(0)
     print(f"{args.n:,} float32 elements, one thread, best of {args.repeat}")
-    print(f"{'function':<10} {'graphc ms':>10} {'numpy ms':>10} {'ratio':>7}")
+    print(f"{'function':<10} {'graphc':>10} {'numpy':>10} {'ratio':>7}")
     for name in args.names:
         xs = inputs(name, args.n, rng)
         out = np.empty_like(xs[0])
         proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * (len(xs) + 1)), ctypes.c_int64)
         kernel = proto(compiled.address(f"k_{name}"))
         pointers = [a.ctypes.data for a in xs]
-        ours = best_time(lambda: kernel(out.ctypes.data, *pointers, args.n), args.repeat)  # noqa: B023
         ref_out = np.empty_like(out)
-        with np.errstate(all="ignore"):
-            theirs = best_time(lambda: NUMPY[name](*xs, out=ref_out), args.repeat)  # noqa: B023
-        print(f"{name:<10} {ours * 1e3:>10.2f} {theirs * 1e3:>10.2f} {theirs / ours:>7.2f}")
+        with np.errstate(all="ignore"):  # interleaved, so that both see the same machine
+            timings = measure_many({"graphc": lambda: kernel(out.ctypes.data, *pointers, args.n),  # noqa: B023
+                                    "numpy": lambda: NUMPY[name](*xs, out=ref_out)}, args.repeat, warmup=1)  # noqa: B023
+        ours, theirs = timings["graphc"], timings["numpy"]
+        print(f"{name:<10} {fmt_time(ours.best):>10} {fmt_time(theirs.best):>10} {theirs.best / ours.best:>7.2f}")
 
 
 if __name__ == "__main__":

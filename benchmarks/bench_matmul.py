@@ -1,120 +1,135 @@
-"""Single-threaded matmul: graphc's generated GEMM against NumPy's matmul (OpenBLAS), float32 256 and 1024.
+"""(d) float32 matmul: graphc's generated GEMM against NumPy's matmul (OpenBLAS), 256 and 1024, same threads.
 
-    python benchmarks/bench_matmul.py [--sizes 256 1024] [--dtype float32] [--repeat 0.5]
+    python3 benchmarks/bench_matmul.py [--quick] [--threads N]
 
-Both sides run on one thread: the BLAS thread variables are set to 1 before NumPy is imported (and
-threadpoolctl limits the BLAS pool when it is installed); the script reports the thread count the BLAS
-library says it uses. Times are the best and the median of repeated calls on preallocated outputs
-(``np.matmul(a, b, out=c)``), the GEMM pack buffer allocated once outside the timing. The ratio is
-NumPy's time over graphc's (above 1: graphc is faster); the target is at least 0.8.
+Two comparisons per size:
+
+* ``gc.function([a, b], a @ b, device="cpu", threads=N)`` against ``a @ b`` with NumPy's BLAS limited to
+  the same N threads (both return a fresh array).  This is the one with the target: at least 0.8x NumPy.
+* the GEMM kernel alone, called through ctypes on preallocated buffers (pack buffer allocated once), against
+  ``np.matmul(a, b, out=c)`` with BLAS on one thread: the kernel's single-core efficiency, whatever the
+  runtime around it does.  This line reaches into ``graphc.codegen.gemm``; if its interface changes the
+  line is skipped with a note.
+
+NumPy's BLAS threads: the BLAS thread variables are set from ``--threads`` before NumPy is imported, and
+while timing the pool is limited at run time too (threadpoolctl if installed, else OpenBLAS's own
+``openblas_set_num_threads``); the header prints what the BLAS library reports.
 """
 
 from __future__ import annotations
 
-import os
+from _timing import early_thread_setup
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
-    os.environ[_var] = "1"
+early_thread_setup()  # before NumPy is imported: BLAS/OpenMP thread variables from --threads
 
-import argparse  # noqa: E402
 import ctypes  # noqa: E402
-import glob  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from contextlib import nullcontext  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
+from _harness import Section, main_cli  # noqa: E402
+from _timing import Config, Row, at_least, blas_threads, check_close, compare, fmt_time, limit_blas, measure_many  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from graphc.codegen import gemm  # noqa: E402
-from graphc.codegen.jit import CompiledModule, Target, new_module  # noqa: E402
-
-
-def blas_threads() -> str:
-    """How many threads NumPy's BLAS uses, as far as it can be asked."""
-    try:
-        from threadpoolctl import threadpool_info
-
-        pools = [f"{p['internal_api']}: {p['num_threads']}" for p in threadpool_info() if p["user_api"] == "blas"]
-        if pools:
-            return ", ".join(pools) + " (threadpoolctl)"
-    except ImportError:
-        pass
-    libs = glob.glob(os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs", "*openblas*"))
-    for path in libs:
-        lib = ctypes.CDLL(path)
-        for sym in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_", "openblas_get_num_threads"):
-            if hasattr(lib, sym):
-                return f"{getattr(lib, sym)()} (OpenBLAS {os.path.basename(path)}, OPENBLAS_NUM_THREADS=1)"
-    return "unknown (OPENBLAS_NUM_THREADS=1 set before importing NumPy; threadpoolctl not installed)"
+import graphc as gc  # noqa: E402
 
 
-def limit_threads():
-    try:
-        from threadpoolctl import threadpool_limits
-
-        return threadpool_limits(limits=1, user_api="blas")
-    except ImportError:
-        return nullcontext()
+def sizes(cfg: Config) -> list[int]:
+    """The matrix sizes: 256 and 1024 (quick: 64 and 128)."""
+    return [64, 128] if cfg.quick else [256, 1024]
 
 
-def timeit(fn, budget: float) -> tuple[float, float]:
-    """(best, median) seconds of ``fn()`` over about ``budget`` seconds (at least 5 calls)."""
-    fn()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < 5 or time.perf_counter() - start < budget:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), float(np.median(times))
+def tolerance(n: int) -> tuple[float, float]:
+    """(rtol, atol) for float32 products of standard normal n x n matrices (entries about sqrt(n))."""
+    return 1e-4, 2e-5 * n
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024])
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--repeat", type=float, default=0.5, help="seconds of timing per measurement")
-    args = parser.parse_args()
-    dtype = np.dtype(args.dtype)
+_compiled_gemm: dict[str, Any] = {}
 
-    target = Target.host()
-    cfg = gemm.gemm_config(dtype, target)
-    module = new_module("bench_matmul", target)
-    gemm.emit_gemm(module, "gemm", dtype, target)
-    t0 = time.perf_counter()
-    compiled = CompiledModule(module, target)
-    compile_s = time.perf_counter() - t0
-    P, L = ctypes.c_void_p, ctypes.c_int64
-    fn = ctypes.CFUNCTYPE(None, L, L, L, P, L, L, P, L, L, P, L, P)(compiled.address("gemm"))
 
-    print(f"target: {target.cpu}, {cfg.lanes} x {dtype.name} vectors, micro-tile {cfg.mr} x {cfg.nr} "
-          f"({cfg.mr} x {cfg.nv} vectors), mc={cfg.mc} kc={cfg.kc} nc={cfg.nc}, FMA={cfg.fma}; "
-          f"compiled in {compile_s:.2f} s")
-    print(f"threads: graphc 1; NumPy BLAS {blas_threads()}")
-    print(f"{'n':>6} {'graphc ms':>10} {'GFLOP/s':>8} {'NumPy ms':>10} {'GFLOP/s':>8} {'ratio':>6}",
-          " (best times; median ratio)")
+def gemm_entry() -> tuple[Any, str]:
+    """graphc's float32 GEMM kernel, compiled once per process (it takes the sizes as arguments): the ctypes
+    function and a description of its blocking."""
+    if not _compiled_gemm:
+        from graphc.codegen import gemm
+        from graphc.codegen.jit import CompiledModule, Target, new_module
+
+        target = Target.host()
+        cfg = gemm.gemm_config(np.float32, target)
+        module = new_module("bench_matmul", target)
+        gemm.emit_gemm(module, "gemm", np.float32, target)
+        compiled = CompiledModule(module, target)
+        P, L = ctypes.c_void_p, ctypes.c_int64
+        _compiled_gemm["module"] = compiled
+        _compiled_gemm["fn"] = ctypes.CFUNCTYPE(None, L, L, L, P, L, L, P, L, L, P, L, P)(compiled.address("gemm"))
+        _compiled_gemm["pack"] = lambda n: gemm.pack_buffer_elements(n, n, n, np.float32, target)
+        _compiled_gemm["blocking"] = (f"{target.cpu}: {cfg.lanes} x float32 vectors, micro-tile {cfg.mr} x {cfg.nr}, "
+                                      f"mc={cfg.mc} kc={cfg.kc} nc={cfg.nc}")
+    return _compiled_gemm["fn"], _compiled_gemm["blocking"]
+
+
+def gemm_kernel(n: int, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[Callable[[], None], str]:
+    """graphc's GEMM kernel for ``c = a @ b`` (n x n float32) as a zero-argument callable (the pack buffer
+    allocated once, here), and its blocking."""
+    fn, blocking = gemm_entry()
+    pack = np.empty(_compiled_gemm["pack"](n), np.float32)
+    args = (n, n, n, a.ctypes.data, n, 1, b.ctypes.data, n, 1, c.ctypes.data, n, pack.ctypes.data)
+
+    def call() -> None:
+        fn(*args)
+
+    call.pack = pack  # type: ignore[attr-defined]  # keeps the buffer alive as long as the callable
+    return call, blocking
+
+
+def section_d(cfg: Config) -> list[Row]:
+    """(d) gc.function matmul vs NumPy with the same threads (target >= 0.8x), and the kernel alone (1 thread)."""
+    rows: list[Row] = []
     rng = np.random.default_rng(0)
-    with limit_threads():
-        for n in args.sizes:
-            a = rng.standard_normal((n, n)).astype(dtype)
-            b = rng.standard_normal((n, n)).astype(dtype)
-            c = np.empty((n, n), dtype)
-            c_np = np.empty((n, n), dtype)
-            pack = np.empty(gemm.pack_buffer_elements(n, n, n, dtype, target), dtype)
-            call = (n, n, n, a.ctypes.data, n, 1, b.ctypes.data, n, 1, c.ctypes.data, n, pack.ctypes.data)
-            fn(*call)
-            np.matmul(a, b, out=c_np)
-            tol = 1e-3 * np.sqrt(n) if dtype == np.float32 else 1e-9 * np.sqrt(n)
-            if not np.allclose(c, c_np, rtol=tol, atol=tol):
-                raise SystemExit(f"n={n}: graphc and NumPy disagree (max diff {np.abs(c - c_np).max()})")
-            g_best, g_med = timeit(lambda call=call: fn(*call), args.repeat)
-            n_best, n_med = timeit(lambda a=a, b=b, c_np=c_np: np.matmul(a, b, out=c_np), args.repeat)
-            flops = 2.0 * n**3
-            print(f"{n:>6} {g_best * 1e3:>10.3f} {flops / g_best / 1e9:>8.1f} {n_best * 1e3:>10.3f} "
-                  f"{flops / n_best / 1e9:>8.1f} {n_best / g_best:>6.2f}  ({n_med / g_med:.2f})")
+    with limit_blas(cfg.threads):
+        print(f"(d) NumPy BLAS while timing: {blas_threads()}")
+    for n in sizes(cfg):
+        a = rng.standard_normal((n, n), np.float32)
+        b = rng.standard_normal((n, n), np.float32)
+        rtol, atol = tolerance(n)
+        pa = gc.placeholder("float32", (n, n), name="a")
+        pb = gc.placeholder("float32", (n, n), name="b")
+        fn = gc.function([pa, pb], pa @ pb, device="cpu", threads=cfg.threads, name="matmul")
+        with limit_blas(cfg.threads):
+            expected = a @ b
+            check_close(f"(d) {n}: graphc vs numpy", fn(a, b), expected, rtol, atol)
+            timings = measure_many({"graphc": lambda fn=fn, a=a, b=b: fn(a, b), "numpy": lambda a=a, b=b: a @ b},
+                                   cfg.runs, min_time=cfg.min_time)
+        graphc_time, numpy_time = timings["graphc"], timings["numpy"]
+        gflops = 2.0 * n**3 / 1e9
+        threads = f"{cfg.threads} thread{'s' if cfg.threads > 1 else ''}"
+        label = f"{n}  {threads}"
+        target = None if cfg.quick else at_least(0.8)
+        rows += compare("d", label, graphc_time, {"numpy": numpy_time}, {"numpy": target} if target else None,
+                        what=f"{n} gc.function, {threads}")
+        print(f"(d) {n}  GFLOP/s: graphc {gflops / graphc_time.best:.1f}, numpy {gflops / numpy_time.best:.1f}")
+
+        try:
+            c = np.empty((n, n), np.float32)
+            kernel, blocking = gemm_kernel(n, a, b, c)
+            kernel()
+            check_close(f"(d) {n}: graphc GEMM kernel vs numpy", c, expected, rtol, atol)
+        except (AttributeError, TypeError, ValueError, ImportError) as exc:
+            print(f"(d) {n}  kernel-only line unavailable (graphc.codegen.gemm changed: {exc!r})")
+            continue
+        c_np = np.empty((n, n), np.float32)
+        with limit_blas(1):
+            timings = measure_many({"kernel": kernel, "numpy": lambda a=a, b=b, c_np=c_np: np.matmul(a, b, out=c_np)},
+                                   cfg.runs, min_time=cfg.min_time)
+        kernel_time, numpy_one = timings["kernel"], timings["numpy"]
+        rows += compare("d", f"{n}  kernel alone, 1 thread", kernel_time, {"numpy out=": numpy_one},
+                        what=f"{n} GEMM kernel alone, 1 thread")
+        print(f"(d) {n}  kernel alone: {fmt_time(kernel_time.best)} = {gflops / kernel_time.best:.1f} GFLOP/s "
+              f"({blocking})", flush=True)
+    return rows
+
+
+SECTIONS: dict[str, Section] = {"d": ("float32 matmul against NumPy (OpenBLAS), same threads", section_d)}
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main_cli(SECTIONS, __doc__))

@@ -1,0 +1,32 @@
+"""The benchmark harness runs: ``benchmarks/run_all.py --quick`` exits 0 and every section prints its lines.
+
+No timing is asserted (this machine's numbers are not the test's business), but every section checks graphc's
+results against NumPy's before timing, so a wrong kernel fails this test.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).parent.parent
+SECTIONS = "abcdefgh"
+
+
+def test_run_all_quick() -> None:
+    """``run_all.py --quick`` exits 0, every section starts and prints a result, and the summary names them all."""
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--quick", "--threads", "1"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    for key in SECTIONS:
+        assert f"== ({key}) " in result.stdout, f"section ({key}) did not start\n{out}"
+        assert re.search(rf"^\({key}\) .*\d", result.stdout, re.M), f"section ({key}) printed no result\n{out}"
+        assert f"({key}) FAILED" not in result.stdout, out
+    summary = result.stdout.split("SUMMARY", 1)
+    assert len(summary) == 2, f"no summary table\n{out}"
+    for key in SECTIONS:
+        assert re.search(rf"^\({key}\) ", summary[1], re.M), f"section ({key}) has no summary row\n{out}"
+    assert "targets met:" in summary[1], out
