@@ -1,6 +1,7 @@
 """The ``graphc`` command (also ``python -m graphc``).
 
-    graphc inspect FILE.gcg [--level N] [--format text|dot|html] [-o OUT]
+    graphc inspect FILE.gcg [--level N] [--format text|dot|html|llvm|asm] [-o OUT]
+                   [--shape NAME=D0,D1,...]... [--dim N]
 
 Subcommands live in ``COMMANDS`` (name -> function adding its parser); each parser sets ``run`` to
 the function that carries it out, returning the exit status.  ``inspect`` output formats live in
@@ -13,6 +14,7 @@ Exit status: 0 on success, 2 for a usage error, a missing or unreadable file or 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -80,13 +82,73 @@ def _format_html(optimized: Any, args: argparse.Namespace) -> None:
     print(out)
 
 
+def parse_shape(spec: str) -> tuple[str, tuple[int, ...]]:
+    """``"x=2,3"`` -> ``("x", (2, 3))``; ``"s="`` is a scalar.  A :class:`CommandError` when malformed."""
+    name, sep, dims = spec.partition("=")
+    try:
+        if not sep or not name.strip():
+            raise ValueError
+        shape = tuple(int(d) for d in dims.split(",")) if dims.strip() else ()
+    except ValueError:
+        raise CommandError(f"--shape {spec}: expected NAME=D0,D1,... (e.g. x=32,784)") from None
+    if any(d < 0 for d in shape):
+        raise CommandError(f"--shape {spec}: dimensions must be >= 0")
+    return name.strip(), shape
+
+
+def feed_shapes(placeholders: Sequence[Any], specs: Sequence[str], dim: int) -> list[tuple[int, ...]]:
+    """The shape to compile each placeholder for: its ``--shape`` if given (it must agree with the
+    dimensions the placeholder fixes), else its static shape with every unknown dimension ``dim``."""
+    by_name = {p.name: p for p in placeholders}
+    chosen: dict[str, tuple[int, ...]] = {}
+    for spec in specs:
+        name, shape = parse_shape(spec)
+        p = by_name.get(name)
+        if p is None:
+            known = ", ".join(f"{q.name} ({q.type_str()})" for q in placeholders) or "none"
+            raise CommandError(f"--shape {spec}: the graph has no placeholder '{name}'; its placeholders: {known}")
+        if len(shape) != len(p.shape) or any(s is not None and s != d for s, d in zip(p.shape, shape)):
+            raise CommandError(f"--shape {spec}: placeholder '{name}' is {p.type_str()}, which that shape does not fit")
+        chosen[name] = shape
+    return [chosen[p.name] if p.name in chosen else tuple(dim if s is None else s for s in p.shape)
+            for p in placeholders]
+
+
+def _compiled_source(kind: str) -> Callable[[Any, argparse.Namespace], str]:
+    """The ``llvm`` / ``asm`` formats: compile the loaded graph on device="cpu" for the shapes from
+    ``--shape`` / ``--dim`` (one run on zeros) and show ``fn.source(kind)``."""
+
+    def show(optimized: Any, args: argparse.Namespace) -> str:
+        import numpy as np
+
+        import graphc as gc
+
+        inputs, outputs = args.graph
+        declared = {p.id for p in inputs}
+        placeholders = list(inputs) + [p for p in gc.Graph(outputs).placeholders if p.id not in declared]
+        shapes = feed_shapes(placeholders, args.shape, args.dim)
+        try:
+            fn = gc.function(placeholders, outputs, device="cpu", level=args.level)
+            with contextlib.suppress(gc.ExecutionError):  # a fault running on zeros: the code exists all the same
+                fn(*[np.zeros(shape, p.dtype) for p, shape in zip(placeholders, shapes)])
+            text = fn.source(kind)
+        except gc.GraphcError as exc:
+            raise CommandError(f"{args.file}: {_one_line(str(exc))}", status=1) from None
+        return text if text.endswith("\n") else text + "\n"
+
+    return show
+
+
 # name -> function(optimised graph, args) returning the text to print or write, or None when it
-# wrote its own output.  More formats (e.g. llvm, asm) plug in here.
+# wrote its own output.  ``args.graph`` holds the loaded file's (inputs, outputs).
 INSPECT_FORMATS: dict[str, Callable[[Any, argparse.Namespace], str | None]] = {
     "text": _format_text,
     "dot": _format_dot,
     "html": _format_html,
+    "llvm": _compiled_source("llvm"),
+    "asm": _compiled_source("asm"),
 }
+COMPILED_FORMATS = ("llvm", "asm")  # the formats that compile, and so take --shape and --dim
 
 
 def load(path: str) -> tuple[list[Any], list[Any]]:
@@ -111,7 +173,14 @@ def load(path: str) -> tuple[list[Any], list[Any]]:
 def run_inspect(args: argparse.Namespace) -> int:
     import graphc as gc
 
-    _, outputs = load(args.file)
+    if args.format not in COMPILED_FORMATS and (args.shape or args.dim is not None):
+        raise CommandError(f"--shape and --dim only apply to --format {' and '.join(COMPILED_FORMATS)}")
+    if args.dim is None:
+        args.dim = 1
+    elif args.dim < 0:
+        raise CommandError(f"--dim must be >= 0, got {args.dim}")
+    inputs, outputs = load(args.file)
+    args.graph = (inputs, outputs)
     try:
         optimized = gc.optimize(outputs, level=args.level)
     except gc.GraphcError as exc:
@@ -132,15 +201,21 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 def add_inspect(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "inspect", help="show a saved graph after optimisation (text, DOT or an HTML report)",
+        "inspect", help="show a saved graph after optimisation (text, DOT, an HTML report, LLVM IR or assembly)",
         description="Load a graph file saved with gc.save_graph, optimise it as gc.function would, and show it:\n"
                     "  text  the graph as gc.dprint prints it, then the rewrites that fired and their counts\n"
                     "  dot   Graphviz DOT text, fused kernels drawn as clusters\n"
-                    "  html  a self-contained report: the graph after every phase and the rewrite log",
+                    "  html  a self-contained report: the graph after every phase and the rewrite log\n"
+                    "  llvm  the optimised LLVM IR the CPU backend (device=\"cpu\") generates for it\n"
+                    "  asm   the machine code it generates, as assembly\n"
+                    "Code is generated for concrete shapes: every unknown (None) dimension of a placeholder\n"
+                    "is --dim (default 1) unless --shape gives that placeholder's whole shape.",
         epilog="examples:\n"
                "  graphc inspect model.gcg\n"
                "  graphc inspect model.gcg --format dot | dot -Tsvg -o model.svg\n"
-               "  graphc inspect model.gcg --format html -o report.html --level 1",
+               "  graphc inspect model.gcg --format html -o report.html --level 1\n"
+               "  graphc inspect model.gcg --format llvm --shape x=32,784\n"
+               "  graphc inspect model.gcg --format asm --dim 64 -o model.s",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", metavar="FILE.gcg", help="a graph file written by gc.save_graph")
     p.add_argument("--level", type=int, choices=(0, 1, 2), default=2, metavar="N",
@@ -150,6 +225,11 @@ def add_inspect(subparsers: Any) -> None:
     p.add_argument("-o", "--output", metavar="OUT",
                    help="write to OUT instead of standard output; for html the default is FILE's name with "
                         ".html, in the current directory (the path written is printed)")
+    p.add_argument("--shape", action="append", default=[], metavar="NAME=D0,D1,...",
+                   help="llvm/asm: compile for placeholder NAME having this shape (repeat for several "
+                        "placeholders; NAME= for a scalar); it must agree with the dimensions NAME fixes")
+    p.add_argument("--dim", type=int, metavar="N",
+                   help="llvm/asm: the size of every unknown (None) dimension not set by --shape (default: 1)")
     p.set_defaults(run=run_inspect)
 
 

@@ -15,14 +15,15 @@ from graphc.runtime.session import function
 
 
 def check_grad(fn: Callable[..., Tensor], inputs: Sequence[Any], eps: float = 1e-6, rtol: float = 1e-5,
-               atol: float = 1e-7, seed: int = 0, order: int = 1) -> None:
+               atol: float = 1e-7, seed: int = 0, order: int = 1, device: str = "cpu") -> None:
     """Check ``gc.grad`` of ``fn`` against central finite differences, in float64.
 
     ``fn`` takes one tensor per array in ``inputs`` and returns a tensor.  A non-scalar result is
     first reduced to a scalar with fixed random weights, so the whole Jacobian is exercised.
     ``order=2`` checks the gradient of the gradient: it differentiates the (weighted) first
     gradient again, symbolically, and compares with finite differences of the first gradient.
-    Raises ``AssertionError`` naming the input and the worst element on a mismatch.
+    Raises ``AssertionError`` naming the input and the worst element on a mismatch.  ``device``
+    runs both the function and its gradient ("reference" or "cpu").
     """
     arrays = [np.array(a, dtype=np.float64) for a in inputs]
     xs = [placeholder("float64", a.shape, name=f"check_grad_x{i}") for i, a in enumerate(arrays)]
@@ -31,8 +32,8 @@ def check_grad(fn: Callable[..., Tensor], inputs: Sequence[Any], eps: float = 1e
     for _ in range(order - 1):
         grads = grad(scalar, xs)
         scalar = add_all([_weighted_scalar(g, rng) for g in grads])
-    value = function(xs, scalar)
-    analytic = function(xs, grad(scalar, xs))(*arrays)
+    value = function(xs, scalar, device=device)
+    analytic = function(xs, grad(scalar, xs), device=device)(*arrays)
     for i, a in enumerate(arrays):
         numeric = np.zeros_like(a)
         flat = numeric.reshape(-1)

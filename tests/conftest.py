@@ -1,5 +1,6 @@
 import os
 import sys
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -16,3 +17,79 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compile_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Compiled code is cached in a directory of this test session, never in the user's home."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRAPHC_CACHE_DIR", str(tmp_path_factory.mktemp("compile-cache")))
+        yield
+
+
+# ---- the op suites run on both devices ------------------------------------------------------------
+#
+# A module with ``pytestmark = pytest.mark.usefixtures("device")`` runs each of its tests on
+# device="reference" and on device="cpu": the ``device`` fixture sets ``util.DEVICE``, which
+# ``util.run``, ``util.function`` and ``util.check_grad`` use.  Compiling costs ~25-400 ms per graph, so
+# on "cpu" only a deterministic subset runs (see ``pytest_collection_modifyitems``); set
+# GRAPHC_TEST_CPU=all to run every case on both devices.
+
+CPU_EVERY_CASE = os.environ.get("GRAPHC_TEST_CPU", "").lower() == "all"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "device" not in metafunc.fixturenames:
+        return
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0].split(",") if isinstance(mark.args[0], str) else mark.args[0]
+        if "device" in (n.strip() for n in names):
+            return  # a test parametrized over devices itself keeps its own list
+    metafunc.parametrize("device", ["reference", "cpu"], indirect=True)
+
+
+@pytest.fixture
+def device(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The device the test runs on (``util.DEVICE`` while it runs)."""
+    import util
+
+    name = getattr(request, "param", "reference")
+    previous, util.DEVICE = util.DEVICE, name
+    try:
+        yield name
+    finally:
+        util.DEVICE = previous
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep every "reference" case; of each test function's "cpu" cases keep, in collection order,
+    those that bring a parameter value (of any of its parameters) no kept cpu case of that function
+    had yet.  So every value of every parametrization (every op, dtype, shape, stride, padding...)
+    runs on the CPU at least once, and a test without parameters runs there whole."""
+    if CPU_EVERY_CASE:
+        return
+    covered: dict[tuple[str, str], set[tuple[str, object]]] = {}
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or callspec.params.get("device") != "cpu":
+            kept.append(item)
+            continue
+        seen = covered.setdefault((str(item.path), item.originalname), set())  # type: ignore[attr-defined]
+        values = {(name, _hashable(value)) for name, value in callspec.params.items() if name != "device"}
+        if values - seen or not values:
+            seen |= values
+            kept.append(item)
+        else:
+            dropped.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def _hashable(value: object) -> object:
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value

@@ -184,3 +184,102 @@ def test_console_script_entry_point() -> None:
     tomllib = pytest.importorskip("tomllib")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["graphc"] == "graphc.cli:main"
+
+
+# ---- --format llvm / asm: the code the CPU backend generates ---------------------------------------------
+
+@pytest.fixture(scope="module")
+def cpu_model_file(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """A saved graph with matmuls, a fused reduction and an elementwise kernel; its placeholder is
+    ``inspect_x`` (a name no other test takes, so the file keeps it)."""
+    x = gc.placeholder("float32", (None, 4), name="inspect_x")
+    w = gc.Variable(np.ones((4, 3), np.float32), name="w")
+    h = gc.exp(x @ w)
+    path = tmp_path_factory.mktemp("graphs") / "cpu_model.gcg"
+    gc.save_graph(path, [gc.sum(h * h, axis=1), gc.relu(h) - gc.tanh(h)], inputs=[x])
+    return path
+
+
+def test_llvm_and_asm_formats(cpu_model_file: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    model_file = cpu_model_file
+    default = graphc_cmd("inspect", model_file, "--format", "llvm", cwd=tmp_path)
+    assert default.returncode == 0 and default.stderr == "", default.stderr
+    assert "define void @graphc_entry(" in default.stdout and "target triple" in default.stdout
+    # unknown dimensions: --dim for all of them, --shape for one placeholder's whole shape
+    dim = graphc_cmd("inspect", model_file, "--format", "llvm", "--dim", "37", cwd=tmp_path)
+    shape = graphc_cmd("inspect", model_file, "--format=llvm", "--shape", "inspect_x=37,4", cwd=tmp_path)
+    assert dim.returncode == 0 and shape.returncode == 0, dim.stderr + shape.stderr
+    assert dim.stdout == shape.stdout != default.stdout
+    assert any(f" {n}" in dim.stdout for n in (37, 37 * 3, 37 * 4))  # a trip count for 37 rows
+    out = tmp_path / "model.s"
+    asm = graphc_cmd("inspect", model_file, "--format", "asm", "--level", "0", "-o", out, cwd=tmp_path)
+    assert asm.returncode == 0 and asm.stdout == "" and asm.stderr == "", asm.stderr
+    text = out.read_text(encoding="utf-8")
+    assert "graphc_entry:" in text and "ret" in text
+
+
+def test_compiled_formats_report_graphs_that_do_not_compile(tmp_path: pathlib.Path) -> None:
+    x = gc.placeholder("float32", (None, 4), name="inspect_a")
+    y = gc.placeholder("float32", (None, 4), name="inspect_b")
+    path = tmp_path / "pair.gcg"
+    gc.save_graph(path, [x + y], inputs=[x, y])
+    fine = graphc_cmd("inspect", path, "--format", "llvm", "--shape", "inspect_b=3,4", "--dim", "3", cwd=tmp_path)
+    assert fine.returncode == 0, fine.stderr
+    # the shapes asked for do not fit together: graphc rejects the graph (status 1), in one line
+    result = graphc_cmd("inspect", path, "--format", "asm", "--shape", "inspect_b=3,4", "--dim", "2", cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout == "", result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("graphc: error: ") and "Traceback" not in result.stderr
+    assert "pair.gcg" in lines[0] and "add" in lines[0] and "inspect_b: [3, 4]" in lines[0]
+
+
+def test_compiled_formats_report_ops_the_backend_cannot_compile(
+        cpu_model_file: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def refuse(self: gc.Function, *args: object) -> None:
+        raise gc.ArgumentError("op pad is not supported on device 'cpu' yet (use device='reference'): 'pad'\n"
+                               "  (float32[?, 6], pad at model.py:3)")
+
+    monkeypatch.setattr(gc.Function, "__call__", refuse)  # as the backend refuses an op it cannot lower
+    for fmt in ("llvm", "asm"):
+        assert cli.main(["inspect", str(cpu_model_file), "--format", fmt]) == 1
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.count("\n") == 1
+        assert captured.err.startswith("graphc: error: ") and "op pad is not supported" in captured.err
+        assert "cpu_model.gcg" in captured.err and "pad at model.py:3" in captured.err
+
+
+def test_shape_and_dim_errors(cpu_model_file: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    model_file = cpu_model_file
+    for args, fragments in [
+        (("--shape", "x=a,b"), ("--shape x=a,b", "NAME=D0,D1")),
+        (("--shape", "x"), ("--shape x",)),
+        (("--shape", "=3"), ("--shape =3",)),
+        (("--shape", "x=-1,4"), (">= 0",)),
+        (("--shape", "inspect_x=5"), ("--shape inspect_x=5", "float32[?, 4]")),
+        (("--shape", "inspect_x=5,3"), ("--shape inspect_x=5,3", "float32[?, 4]")),
+        (("--shape", "nosuch=1"), ("no placeholder 'nosuch'", "inspect_x (float32[?, 4])")),
+        (("--dim", "-2"), ("--dim", "-2")),
+        (("--dim", "two"), ("--dim", "two")),
+    ]:
+        assert_one_line_error(graphc_cmd("inspect", model_file, "--format", "llvm", *args, cwd=tmp_path), *fragments)
+    assert_one_line_error(graphc_cmd("inspect", model_file, "--shape", "inspect_x=2,4", cwd=tmp_path),
+                          "--format llvm")
+    assert_one_line_error(graphc_cmd("inspect", model_file, "--format", "dot", "--dim", "2", cwd=tmp_path), "--dim")
+
+
+def test_feed_shapes() -> None:
+    x = gc.placeholder("float32", (None, 4, None), name="feed_shapes_x")
+    s = gc.placeholder("int64", (), name="feed_shapes_s")
+    assert cli.feed_shapes([x, s], [], 1) == [(1, 4, 1), ()]
+    assert cli.feed_shapes([x, s], ["feed_shapes_x=2,4,3"], 7) == [(2, 4, 3), ()]
+    assert cli.feed_shapes([x, s], ["feed_shapes_s="], 7) == [(7, 4, 7), ()]
+    assert cli.parse_shape(" y = 0, 5") == ("y", (0, 5))
+    with pytest.raises(cli.CommandError, match="does not fit"):
+        cli.feed_shapes([x, s], ["feed_shapes_s=1"], 1)
+
+
+def test_help_names_the_compiled_formats(tmp_path: pathlib.Path) -> None:
+    sub = graphc_cmd("inspect", "--help", cwd=tmp_path)
+    assert sub.returncode == 0
+    for word in ("llvm", "asm", "--shape NAME=D0,D1,...", "--dim N", "default: 1", "device=\"cpu\""):
+        assert word in sub.stdout, word

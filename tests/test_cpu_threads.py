@@ -30,6 +30,9 @@ def _cases() -> dict[str, tuple[Callable[..., object], list[tuple[tuple[int, ...
         "int_matmul": (lambda a, b: gc.matmul(a, b), [((100, 80), "int64"), ((80, 90), "int64")]),
         "argmax": (lambda a: gc.argmax(a, axis=1), [((600, 512), "float32")]),
         "mean_all": (lambda a: gc.mean(a), [((BIG,), "float64")]),
+        "few_long_rows": (lambda a: gc.sum(gc.exp(a), axis=1), [((3, BIG + 5), "float64")]),
+        "max_all_odd": (lambda a: gc.max(a * 3.0), [((BIG + 7,), "float32")]),
+        "min_two_axes": (lambda a: gc.min(a, axis=(0, 2)), [((7, 2, 40001), "float64")]),
     }
 
 

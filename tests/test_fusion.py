@@ -414,3 +414,21 @@ def test_random_graphs_fused_and_unfused_agree(graph: tuple[list, dict]) -> None
             assert result.shape == want.shape == out.shape
             rtol = 1e-5 if want.dtype == np.float32 else 1e-12
             np.testing.assert_allclose(result, want, rtol=rtol, atol=rtol * 1e-3, equal_nan=True)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(graph=random_graphs())
+def test_random_graphs_fused_and_compiled_for_the_cpu_agree(graph: tuple[list, dict]) -> None:
+    """The same graphs, fused and compiled for device="cpu" (every kernel kind but conv2d epilogues,
+    which test_cpu_lowering_nn.py covers), against the reference without fusion.  Sums are added in
+    another order there: rtol 1e-5 / 1e-12 with an absolute floor of rtol x the result's magnitude."""
+    outputs, feeds = graph
+    expected = run(outputs, feeds, 0)
+    with np.errstate(all="ignore"):
+        got = gc.Session(device="cpu").run(outputs, feeds)
+    for result, want in zip(got, expected):
+        assert result.dtype == want.dtype and result.shape == want.shape
+        rtol = 1e-5 if want.dtype == np.float32 else 1e-12
+        finite = np.abs(want[np.isfinite(want)])
+        scale = max(float(finite.max()) if finite.size else 0.0, 1.0)
+        np.testing.assert_allclose(result, want, rtol=rtol, atol=rtol * scale, equal_nan=True)

@@ -12,8 +12,9 @@ import pytest
 
 import graphc as gc
 from graphc.ir.build import constant, make_node
-from graphc.testing import check_grad
-from util import run
+from util import check_grad, function, run
+
+pytestmark = pytest.mark.usefixtures("device")  # every test also runs on device="cpu" (see conftest.py)
 
 RNG = np.random.default_rng(7)
 ORDER2 = {"rtol": 1e-4, "atol": 1e-6}
@@ -115,9 +116,9 @@ def test_conv2d_gradient_dtype_and_shapes():
     gx, gw = gc.grad(gc.sum(gc.conv2d(x, w, 2, "SAME")), [x, w])
     assert (gx.dtype, gx.shape, gw.dtype, gw.shape) == (np.float32, (None, 3, None, 8), np.float32, (4, 3, 3, 3))
     xv = normal(2, 3, 5, 8).astype(np.float32)
-    f = gc.function([x], [gx, gw])
+    f = function([x], [gx, gw])
     gxv, gwv = f(xv)
-    f64 = gc.function([x], gc.grad(gc.sum(gc.conv2d(gc.cast(x, "float64"), gc.cast(w, "float64"), 2, "SAME")), x))
+    f64 = function([x], gc.grad(gc.sum(gc.conv2d(gc.cast(x, "float64"), gc.cast(w, "float64"), 2, "SAME")), x))
     np.testing.assert_allclose(gxv, f64(xv), rtol=1e-5)
     assert gwv.shape == (4, 3, 3, 3)
 
@@ -253,15 +254,15 @@ def test_gradients_with_unknown_batch_match_static_shapes():
     assert dynamic[1].shape == (None, 2, 7, 6) and dynamic[3].shape == (None, 2, 7, 6)
     assert dynamic[2].shape == dynamic[4].shape == (4, 2, 3, 2)
     xs, ws = gc.placeholder("float64", xv.shape), gc.placeholder("float64", wv.shape)
-    want = gc.function([xs, ws], _network(xs, ws))(xv, wv)
-    got = gc.function([x, w], dynamic)(xv, wv)
+    want = function([xs, ws], _network(xs, ws))(xv, wv)
+    got = function([x, w], dynamic)(xv, wv)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
     # another batch size through the same compiled function
-    got = gc.function([x, w], dynamic)(xv[:1], wv)
-    want = gc.function([xs, ws], _network(xs, ws))(np.concatenate([xv[:1]] * 3), wv)
+    got = function([x, w], dynamic)(xv[:1], wv)
+    want = function([xs, ws], _network(xs, ws))(np.concatenate([xv[:1]] * 3), wv)
     np.testing.assert_allclose(got[1], want[1][:1] * 3, rtol=1e-12)  # mean over 3x the batch
-    empty = gc.function([x, w], dynamic[1:])(xv[:0], wv)  # an empty batch
+    empty = function([x, w], dynamic[1:])(xv[:0], wv)  # an empty batch
     assert [a.shape for a in empty] == [(0, 2, 7, 6), (4, 2, 3, 2), (0, 2, 7, 6), (4, 2, 3, 2)]
 
 

@@ -19,6 +19,8 @@ import pytest
 import graphc as gc
 from util import assert_same, graphc_dtype, random_array, run
 
+pytestmark = pytest.mark.usefixtures("device")  # every test also runs on device="cpu" (see conftest.py)
+
 DTYPES = ["bool", "int8", "int16", "int32", "int64", "uint8", "float32", "float64"]
 INT_DTYPES = ["int8", "int16", "int32", "int64", "uint8"]
 SIGNED_DTYPES = ["int8", "int16", "int32", "int64", "float32", "float64"]

@@ -22,7 +22,8 @@ FLOAT_DTYPES = ["float32", "float64"]
 REDUCTIONS = ["sum", "mean", "max", "min", "prod"]
 ARG_REDUCTIONS = ["argmax", "argmin"]
 # NumPy (and so the reference backend) warns about the mean of an empty axis, which is nan by definition
-pytestmark = pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning"),
+              pytest.mark.usefixtures("device")]  # every test also runs on device="cpu" (see conftest.py)
 AXES = [None, 0, 1, 2, -1, -3, (0, 2), (-1, 0), (0, 1, 2), ()]
 
 

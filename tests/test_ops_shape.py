@@ -11,6 +11,8 @@ import pytest
 import graphc as gc
 from util import assert_same, random_array, run
 
+pytestmark = pytest.mark.usefixtures("device")  # every test also runs on device="cpu" (see conftest.py)
+
 THIS_FILE = os.path.basename(__file__)
 
 

@@ -8,10 +8,28 @@ import numpy as np
 
 import graphc as gc
 
+DEVICE = "reference"
+"""The device ``run``, ``function`` and ``check_grad`` use unless told otherwise; the ``device`` fixture
+(conftest.py) sets it for the op suites, which run on both devices."""
 
-def run(outputs: Any, feeds: dict | None = None, device: str = "reference") -> Any:
-    """Run ``outputs`` once in a fresh Session on ``device``."""
-    return gc.Session(device=device).run(outputs, feeds or {})
+
+def run(outputs: Any, feeds: dict | None = None, device: str | None = None) -> Any:
+    """Run ``outputs`` once in a fresh Session on ``device`` (default: ``DEVICE``)."""
+    return gc.Session(device=device or DEVICE).run(outputs, feeds or {})
+
+
+def function(inputs: Any, outputs: Any = None, **kwargs: Any) -> gc.Function:
+    """``gc.function`` on ``DEVICE`` unless a device is given."""
+    kwargs.setdefault("device", DEVICE)
+    return gc.function(inputs, outputs, **kwargs)
+
+
+def check_grad(fn: Any, inputs: Any, **kwargs: Any) -> None:
+    """``graphc.testing.check_grad`` on ``DEVICE`` unless a device is given."""
+    from graphc.testing import check_grad as check
+
+    kwargs.setdefault("device", DEVICE)
+    check(fn, inputs, **kwargs)
 
 
 def assert_same(result: np.ndarray, expected: Any, rtol: float | None = None, atol: float = 0.0) -> None:

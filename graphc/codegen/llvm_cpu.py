@@ -190,8 +190,9 @@ class _KernelEmitter:
                 slot, dtype = self.accumulators[s.name]
                 current = self.b.load(slot)
                 value = self._expr(s.value)
-                if s.op == "add" and dtype.kind == "f":
-                    combined = self.b.fadd(current, value, flags=["reassoc"])  # lets LLVM vectorise the sum
+                if s.op in ("add", "multiply") and dtype.kind == "f":  # reassoc lets LLVM vectorise the fold
+                    fold = self.b.fadd if s.op == "add" else self.b.fmul
+                    combined = fold(current, value, flags=["reassoc"])
                 else:
                     combined = scalar.emit(self.b, s.op, [current, value], dtype, dtype, {})
                 self.b.store(combined, slot)

@@ -19,7 +19,7 @@ than ``-O3`` and measured equally fast.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import llvmlite.binding as llvm
@@ -131,21 +131,36 @@ def emit_runtime(module: ir.Module, target: Target, parts: Sequence[str] = RUNTI
     return exported
 
 
-def load_runtime(parts: Sequence[str] = RUNTIME_PARTS, target: Target | None = None) -> None:
+Compiler = Callable[[str, Callable[[], ir.Module]], CompiledModule]
+"""``compile(name, build)``: the compiled module ``build()`` makes; may serve it from a cache keyed
+by ``name`` (the part, the target and the optimisation level are in it)."""
+
+
+def load_runtime(parts: Sequence[str] = RUNTIME_PARTS, target: Target | None = None,
+                 compiler: Compiler | None = None) -> None:
     """Compile the runtime library's ``parts`` into this process (each once) and register their
     functions for linking.  Each part is its own module, so a graph without float64 matmuls never
-    waits for the float64 GEMM to compile."""
+    waits for the float64 GEMM to compile.  ``compiler`` lets the caller cache the object code."""
     target = target or Target.host()
     with _lock:
         for part in ("pool", *parts):
             if (target, part) in _loaded:
                 continue
-            module = new_module(f"graphc_runtime_{part}", target)
-            exported = emit_runtime(module, target, [part])
-            compiled = CompiledModule(module, target, opt=RUNTIME_OPT)
-            for name in exported:
-                llvm.add_symbol(name, compiled.address(name))
+
+            def build(part: str = part) -> ir.Module:
+                module = new_module(f"graphc_runtime_{part}", target)
+                emit_runtime(module, target, [part])
+                return module
+
+            name = f"graphc-runtime/{part}/{target.triple}/{target.cpu}/{target.features}/O{RUNTIME_OPT}"
+            compiled = compiler(name, build) if compiler else CompiledModule(build(), target, opt=RUNTIME_OPT)
+            for symbol in _exports(part):
+                llvm.add_symbol(symbol, compiled.address(symbol))
             _loaded[(target, part)] = compiled
+
+
+def _exports(part: str) -> list[str]:
+    return [PARALLEL_FOR] if part == "pool" else [gemm_driver_name(part[5:])]
 
 
 def runtime_parts(module: ir.Module) -> list[str]:
@@ -155,5 +170,5 @@ def runtime_parts(module: ir.Module) -> list[str]:
     return parts + [f"gemm_{d}" for d in GEMM_DTYPES if gemm_driver_name(d) in declared]
 
 
-__all__ = ["GEMM_DTYPES", "RUNTIME_PARTS", "declare_gemm", "declare_parallel_for", "emit_runtime",
-           "gemm_driver_name", "load_runtime", "runtime_parts"]
+__all__ = ["GEMM_DTYPES", "RUNTIME_OPT", "RUNTIME_PARTS", "Compiler", "declare_gemm", "declare_parallel_for",
+           "emit_runtime", "gemm_driver_name", "load_runtime", "runtime_parts"]

@@ -90,9 +90,12 @@ def _softplus(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
 
 
 def _sign_float(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    """1, -1, +0.0 for either zero (NumPy's sign(-0.0) is 0.0), nan for nan."""
     ty = x.type
-    return b.select(b.fcmp_ordered(">", x, _f(ty, 0.0)), _f(ty, 1.0),
-                    b.select(b.fcmp_ordered("<", x, _f(ty, 0.0)), _f(ty, -1.0), x))
+    zero = _f(ty, 0.0)
+    return b.select(b.fcmp_ordered(">", x, zero), _f(ty, 1.0),
+                    b.select(b.fcmp_ordered("<", x, zero), _f(ty, -1.0),
+                             b.select(b.fcmp_ordered("==", x, zero), zero, x)))
 
 
 _FLOAT_UNARY: dict[str, Callable[[ir.IRBuilder, ir.Value], ir.Value]] = {
@@ -160,6 +163,55 @@ def _int_floor_divmod(b: ir.IRBuilder, x: ir.Value, y: ir.Value, signed: bool) -
     return b.select(by_zero, zero, q), b.select(by_zero, zero, r)
 
 
+def _int_power(b: ir.IRBuilder, x: ir.Value, y: ir.Value, signed: bool) -> ir.Value:
+    """``x ** y`` wrapping like NumPy (the product modulo 2**bits does not depend on the order of the
+    multiplications), by square-and-multiply.  A constant exponent is unrolled over its bits (branch-free,
+    so ``x ** 3`` vectorises); otherwise a small loop runs until no bit of ``y`` is left (a loop compiles
+    much faster than 63 unrolled steps).  A negative exponent is a fault the lowering checks for (see
+    lower/extra.py); the value computed for one is unspecified."""
+    ty = x.type
+    one = ir.Constant(ty, 1)
+    if isinstance(y, ir.Constant) and isinstance(y.constant, int):
+        exponent = y.constant % (1 << ty.width)
+        result, base = one, x
+        while exponent:
+            if exponent & 1:
+                result = b.mul(result, base)
+            exponent >>= 1
+            if exponent:
+                base = b.mul(base, base)
+        return result
+    before = b.block
+    loop = b.function.append_basic_block("ipow.loop")
+    done = b.function.append_basic_block("ipow.done")
+    b.branch(loop)
+    b.position_at_end(loop)
+    result, base, rest = b.phi(ty), b.phi(ty), b.phi(ty)
+    new_result = b.select(b.trunc(rest, I1), b.mul(result, base), result)
+    new_base, new_rest = b.mul(base, base), b.lshr(rest, one)
+    for phi, start, step in ((result, one, new_result), (base, x, new_base), (rest, y, new_rest)):
+        phi.add_incoming(start, before)
+        phi.add_incoming(step, loop)
+    b.cbranch(b.icmp_unsigned("!=", new_rest, ir.Constant(ty, 0)), loop, done)
+    b.position_at_end(done)
+    return new_result
+
+
+def _int_reciprocal(b: ir.IRBuilder, x: ir.Value, signed: bool) -> ir.Value:
+    """NumPy's integer reciprocal, ``(T)(1.0 / x)``: 1 for 1, -1 for -1, 0 for any other nonzero ``x``.
+    For 0 it converts inf, which x86-64 does as NumPy's build does: the type's minimum for 32- and
+    64-bit integers, 0 for narrower ones (converted through int32, then truncated)."""
+    ty = x.type
+    zero, one = ir.Constant(ty, 0), ir.Constant(ty, 1)
+    result = b.select(b.icmp_unsigned("==", x, one), one, zero)
+    if signed:
+        minus_one = ir.Constant(ty, -1)
+        result = b.select(b.icmp_signed("==", x, minus_one), minus_one, result)
+        if ty.width >= 32:
+            result = b.select(b.icmp_signed("==", x, zero), ir.Constant(ty, -(1 << (ty.width - 1))), result)
+    return result
+
+
 def _int_ops(signed: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     cmp = "icmp_signed" if signed else "icmp_unsigned"
 
@@ -174,6 +226,7 @@ def _int_ops(signed: bool) -> tuple[dict[str, Any], dict[str, Any]]:
                                       b.select(icmp(b, "<", x, ir.Constant(x.type, 0)), ir.Constant(x.type, -1),
                                                ir.Constant(x.type, 0))),
         "square": lambda b, x: b.mul(x, x),
+        "reciprocal": lambda b, x: _int_reciprocal(b, x, signed),
         "relu": lambda b, x: b.select(icmp(b, "<", x, ir.Constant(x.type, 0)), ir.Constant(x.type, 0), x),
         "floor": lambda b, x: x, "ceil": lambda b, x: x, "round": lambda b, x: x, "stop_gradient": lambda b, x: x,
     }
@@ -181,6 +234,7 @@ def _int_ops(signed: bool) -> tuple[dict[str, Any], dict[str, Any]]:
         "add": lambda b, x, y: b.add(x, y),
         "subtract": lambda b, x, y: b.sub(x, y),
         "multiply": lambda b, x, y: b.mul(x, y),
+        "power": lambda b, x, y: _int_power(b, x, y, signed),
         "floor_divide": lambda b, x, y: _int_floor_divmod(b, x, y, signed)[0],
         "mod": lambda b, x, y: _int_floor_divmod(b, x, y, signed)[1],
         "maximum": lambda b, x, y: b.select(icmp(b, ">=", x, y), x, y),
@@ -212,13 +266,21 @@ def cast(b: ir.IRBuilder, x: ir.Value, source: np.dtype, target: np.dtype) -> ir
     if source.kind == "f" and target.kind == "f":
         return b.fpext(x, to) if target.itemsize > source.itemsize else b.fptrunc(x, to)
     if source.kind == "f":
-        # NumPy converts through int64 and wraps to narrower types (300.0 -> int8 44, -46.0 -> uint8 210);
-        # beyond int64's range and for nan NumPy's result is platform-defined: here it saturates (nan -> 0)
-        wide = ir.IntType(64)
-        name = f"llvm.fptosi.sat.i64.{_type_suffix(x.type)}"
+        # NumPy's C cast converts to int64 (for int64) or int32 (for every narrower type) and keeps the
+        # low bits (300.0 -> int8 44, -46.0 -> uint8 210).  Out of that range, and for nan, the result
+        # is the platform's: x86-64's "integer indefinite" (INT_MIN, so 0 after narrowing) or, on other
+        # CPUs (AArch64), saturation with nan -> 0.  Both are reproduced without undefined behaviour.
+        bits = 64 if to.width == 64 else 32
+        wide = ir.IntType(bits)
+        name = f"llvm.fptosi.sat.i{bits}.{_type_suffix(x.type)}"
         fn = b.module.globals.get(name) or ir.Function(b.module, ir.FunctionType(wide, [x.type]), name)
-        as_int64 = b.call(fn, [x])
-        return as_int64 if to.width == 64 else b.trunc(as_int64, to)
+        converted = b.call(fn, [x])
+        if b.module.triple.startswith(("x86_64", "i386", "i686")):
+            limit = float(2 ** (bits - 1))
+            inside = b.and_(b.fcmp_ordered(">=", x, ir.Constant(x.type, -limit)),
+                            b.fcmp_ordered("<", x, ir.Constant(x.type, limit)))
+            converted = b.select(inside, converted, ir.Constant(wide, -(2 ** (bits - 1))))
+        return converted if to.width == bits else b.trunc(converted, to)
     if target.kind == "f":
         return b.sitofp(x, to) if source.kind == "i" else b.uitofp(x, to)
     if target.itemsize < source.itemsize:

@@ -102,6 +102,7 @@ class _Names:
         self.threads = threads  # the most threads a kernel may use (sizes per-thread scratch)
         self._ids = count()
         self.faults: list[tuple[Tensor, str]] = []  # fault code k + 1 -> (node, message)
+        self._scratch: list[BufferSpec] = []
 
     def fault(self, node: Tensor, message: str) -> int:
         self.faults.append((node, message))
@@ -109,6 +110,16 @@ class _Names:
 
     def var(self) -> IVar:
         return IVar(f"i{next(self._ids)}")
+
+    def scratch(self, dtype: np.dtype, size: int) -> str:
+        """A new scratch buffer for the kernel being lowered (the caller collects ``take_scratch()``)."""
+        spec = BufferSpec(f"scratch{next(self._ids)}", np.dtype(dtype), size)
+        self._scratch.append(spec)
+        return spec.name
+
+    def take_scratch(self) -> list[BufferSpec]:
+        taken, self._scratch = self._scratch, []
+        return taken
 
     def acc(self) -> str:
         return f"acc{next(self._ids)}"
@@ -238,29 +249,126 @@ def _reduction(node: Tensor, out_buffer: str, in_shape: Sequence[int], value: Ca
 
 def _reduce(op: str, axes: Sequence[int], dtype: np.dtype, out_buffer: str, in_shape: Sequence[int],
             value: Callable[[list[IVar]], Expr], names: _Names) -> list[Stmt]:
-    """Loops storing the ``op`` reduction over ``axes`` of ``value`` (kept axes in order, row-major)."""
+    """Loops storing the ``op`` reduction over ``axes`` of ``value`` (kept axes in order, row-major).
+
+    Rows are split across threads by the outer (kept) loop; when there are fewer rows than threads
+    and the work is large, each row is cut into partial reductions instead (see :func:`_split_reduce`)."""
     kept = [d for d in range(len(in_shape)) if d not in axes]
+    rows = math.prod(in_shape[d] for d in kept)
+    if names.threads > 1 and rows < names.threads and rows * math.prod(in_shape[d] for d in axes) >= SPLIT_MIN:
+        return _split_reduce(op, axes, dtype, out_buffer, in_shape, value, names)
+    if axes and kept and kept[-1] == len(in_shape) - 1:
+        return _reduce_in_place(op, axes, dtype, out_buffer, in_shape, value, names)
     out_strides = row_major_strides([in_shape[d] for d in kept])
     combine = REDUCTIONS[op]
-    init = _identity(op, dtype)
 
     def outer(outer_vars: list[IVar]) -> list[Stmt]:
         acc = names.acc()
-
-        def inner(inner_vars: list[IVar]) -> list[Stmt]:
-            x = value(_merge_index(len(in_shape), kept, outer_vars, axes, inner_vars))
-            if x.dtype != dtype:  # type: ignore[union-attr]
-                x = ScalarOp("cast", (x,), x.dtype, dtype, (("dtype", dtype),))  # type: ignore[union-attr]
-            return [AccUpdate(acc, combine, x)]
-
-        result: Expr = AccRef(acc, dtype)
-        if op == "mean":
-            n = math.prod(in_shape[d] for d in axes)
-            result = ScalarOp("divide", (result, Const(float(n), dtype)), dtype, dtype)
-        return [AccInit(acc, Const(init, dtype)), *_loop_nest([in_shape[d] for d in axes], names, inner),
-                Store(out_buffer, _index(outer_vars, out_strides), result)]
+        body = _accumulate(acc, combine, dtype, in_shape, kept, outer_vars, axes, [in_shape[d] for d in axes],
+                           {}, value, names)
+        return [AccInit(acc, Const(_identity(op, dtype), dtype)), *body,
+                Store(out_buffer, _index(outer_vars, out_strides), _finish(op, acc, dtype, in_shape, axes))]
 
     return _loop_nest([in_shape[d] for d in kept], names, outer, parallel=True)
+
+
+SPLIT_MIN = 1 << 18  # elements a reduction needs before its rows are cut into per-thread parts
+
+
+def _reduce_in_place(op: str, axes: Sequence[int], dtype: np.dtype, out_buffer: str, in_shape: Sequence[int],
+                     value: Callable[[list[IVar]], Expr], names: _Names) -> list[Stmt]:
+    """A reduction whose last axis is kept (a column sum, a bias gradient): the output is filled with
+    the identity, then the input is walked in memory order folding each element into its output
+    element, so the innermost loop runs along contiguous rows and vectorises.  Each output element
+    still sees its inputs in the same order as a row-by-row reduction would."""
+    kept = [d for d in range(len(in_shape)) if d not in axes]
+    out_shape = [in_shape[d] for d in kept]
+    out_strides = row_major_strides(out_shape)
+    size = math.prod(out_shape)
+    combine = REDUCTIONS[op]
+
+    def fold(full: list[IVar]) -> list[Stmt]:
+        where = _index([full[d] for d in kept], out_strides)
+        x = value(full)
+        if x.dtype != dtype:  # type: ignore[union-attr]
+            x = ScalarOp("cast", (x,), x.dtype, dtype, (("dtype", dtype),))  # type: ignore[union-attr]
+        return [Store(out_buffer, where, ScalarOp(combine, (Load(out_buffer, where, dtype), x), dtype, dtype))]
+
+    stmts = _loop_nest([size], names, lambda v: [Store(out_buffer, v[0], Const(_identity(op, dtype), dtype))],
+                       parallel=True)
+    stmts += _loop_nest(list(in_shape), names, fold, parallel=0 in kept)
+    if op == "mean":
+        n = Const(float(math.prod(in_shape[d] for d in axes)), dtype)
+        stmts += _loop_nest([size], names, lambda v: [
+            Store(out_buffer, v[0], ScalarOp("divide", (Load(out_buffer, v[0], dtype), n), dtype, dtype))],
+            parallel=True)
+    return stmts
+
+
+def _accumulate(acc: str, combine: str, dtype: np.dtype, in_shape: Sequence[int], kept: Sequence[int],
+                outer_vars: Sequence[IndexExpr], axes: Sequence[int], extents: Sequence[int],
+                offsets: Mapping[int, IndexExpr], value: Callable[[list[IVar]], Expr], names: _Names) -> list[Stmt]:
+    """Loops over ``extents`` of the reduced ``axes`` folding ``value`` into ``acc``; reduced axis ``d``
+    is indexed ``offsets[d] + its loop variable`` (the range of a partial reduction)."""
+    def inner(inner_vars: list[IVar]) -> list[Stmt]:
+        index = [iadd(offsets[d], v) if d in offsets else v for d, v in zip(axes, inner_vars)]
+        x = value(_merge_index(len(in_shape), kept, outer_vars, axes, index))
+        if x.dtype != dtype:  # type: ignore[union-attr]
+            x = ScalarOp("cast", (x,), x.dtype, dtype, (("dtype", dtype),))  # type: ignore[union-attr]
+        return [AccUpdate(acc, combine, x)]
+
+    return _loop_nest(extents, names, inner)
+
+
+def _finish(op: str, acc: str, dtype: np.dtype, in_shape: Sequence[int], axes: Sequence[int]) -> Expr:
+    result: Expr = AccRef(acc, dtype)
+    if op == "mean":
+        n = math.prod(in_shape[d] for d in axes)
+        result = ScalarOp("divide", (result, Const(float(n), dtype)), dtype, dtype)
+    return result
+
+
+def _split_reduce(op: str, axes: Sequence[int], dtype: np.dtype, out_buffer: str, in_shape: Sequence[int],
+                  value: Callable[[list[IVar]], Expr], names: _Names) -> list[Stmt]:
+    """A reduction of few long rows in two stages: the longest reduced axis is cut into ``parts``
+    equal ranges reduced in parallel into a scratch buffer of partial results, then each row combines
+    its parts (and the few elements left over by the equal cut)."""
+    kept = [d for d in range(len(in_shape)) if d not in axes]
+    kept_extents = [in_shape[d] for d in kept]
+    rows = math.prod(kept_extents)
+    cut = max(axes, key=lambda d: in_shape[d])
+    parts = min(4 * names.threads, in_shape[cut])
+    step = in_shape[cut] // parts
+    left = in_shape[cut] - parts * step
+    combine = REDUCTIONS[op]
+    partials = names.scratch(dtype, rows * parts)
+    row_strides = row_major_strides(kept_extents)
+    identity = Const(_identity(op, dtype), dtype)
+
+    def part(pv: list[IVar]) -> list[Stmt]:
+        def row(outer_vars: list[IVar]) -> list[Stmt]:
+            acc = names.acc()
+            extents = [step if d == cut else in_shape[d] for d in axes]
+            body = _accumulate(acc, combine, dtype, in_shape, kept, outer_vars, axes, extents,
+                               {cut: imul(pv[0], step)}, value, names)
+            row_index = _index(outer_vars, row_strides)
+            return [AccInit(acc, identity), *body,
+                    Store(partials, iadd(imul(row_index, parts), pv[0]), AccRef(acc, dtype))]
+
+        return _loop_nest(kept_extents, names, row)
+
+    def total(outer_vars: list[IVar]) -> list[Stmt]:
+        acc = names.acc()
+        row_index = _index(outer_vars, row_strides)
+        gather = _loop_nest([parts], names, lambda p: [
+            AccUpdate(acc, combine, Load(partials, iadd(imul(row_index, parts), p[0]), dtype))])
+        extents = [left if d == cut else in_shape[d] for d in axes]
+        rest = _accumulate(acc, combine, dtype, in_shape, kept, outer_vars, axes, extents,
+                           {cut: IConst(parts * step)}, value, names) if left else []
+        return [AccInit(acc, identity), *gather, *rest,
+                Store(out_buffer, row_index, _finish(op, acc, dtype, in_shape, axes))]
+
+    return [*_loop_nest([parts], names, part, parallel=True), *_loop_nest(kept_extents, names, total)]
 
 
 def _identity(op: str, dtype: np.dtype) -> object:
@@ -287,7 +395,9 @@ def lower_node(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) 
               if avals[i.id].parts is None]
     kernel = LoopKernel(f"k{node.id}_{node.op}", params)
     if node.op == "fused":
-        return _lower_fused(node, avals, names)
+        from graphc.lower.extra import guard_integer_power  # (imports this module)
+
+        return guard_integer_power(_lower_fused(node, avals, names), node, names)
     kernel.params.append(BufferSpec(buffer_name(node), out.dtype, math.prod(out.shape)))
     if node.opdef.family == "elementwise":
         inputs = {i.id: (buffer_name(i), avals[i.id]) for i in node.inputs}
@@ -300,6 +410,8 @@ def lower_node(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) 
                                  lambda full: Load(buffer_name(x), _index(full, strides), avals[x.id].dtype), names)
     elif node.op in INDEX_MAPS:
         kernel.body = _index_map(node, avals, names)
+        if any(isinstance(stmt, Check) for stmt in kernel.body):
+            kernel.params.append(BufferSpec(STATUS, np.dtype(np.int64), 1))
     elif node.op == "fill_like":
         constant_value = Const(node.attrs["value"], out.dtype)
         kernel.body = _store_broadcast([(buffer_name(node), lambda loads: constant_value)], {}, out.shape, names)
@@ -349,9 +461,16 @@ def lower_node(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) 
         else:
             values = lambda loads: ScalarOp("add", (loads[var.id], loads[value.id]), out.dtype, out.dtype)  # noqa: E731
         kernel.body = _store_broadcast([(buffer_name(node), values)], inputs, out.shape, names)
-    else:
-        raise Unsupported(f"op {node.op} is not supported on device 'cpu' yet (use device='reference')")
-    return kernel
+    else:  # pad, concat, slice_grad, conv2d, pools... (lower/extra.py); it refuses what no module lowers
+        from graphc.lower.extra import lower_other
+
+        lower_other(node, avals, names, kernel)
+    pending = names.take_scratch()
+    kernel.scratch += pending
+    kernel.params += pending
+    from graphc.lower.extra import guard_integer_power
+
+    return guard_integer_power(kernel, node, names)
 
 
 def _take(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> list[Stmt]:
@@ -409,31 +528,33 @@ def _arg_extremum(node: Tensor, avals: Mapping[int, AbstractValue], names: _Name
     kept = [d for d in range(len(shape)) if d != axis]
     strides, out_strides = row_major_strides(shape), row_major_strides([shape[d] for d in kept])
     i64, flag = np.dtype(np.int64), np.dtype(bool)
-    better_op = "greater" if node.op == "argmax" else "less"
     src, dst = buffer_name(x), buffer_name(node)
 
+    extremum = "maximum" if node.op == "argmax" else "minimum"
+    n = shape[axis]
+
     def outer(outer_vars: list[IVar]) -> list[Stmt]:
-        best, where_ = names.acc(), names.acc()
+        # two vectorisable passes: the extremum (nan if any), then the first index that holds it
+        best, first = names.acc(), names.acc()
 
         def at(k: IndexExpr) -> Expr:
             index = _merge_index(len(shape), kept, outer_vars, [axis], [k])
             return Load(src, _index(index, strides), dtype)
 
-        def step(kv: list[IVar]) -> list[Stmt]:
-            x_k, current = at(kv[0]), AccRef(best, dtype)
-            better: Expr = ScalarOp(better_op, (x_k, current), dtype, flag)
-            if dtype.kind == "f":  # the first nan wins and then stays
-                new_nan = ScalarOp("isnan", (x_k,), dtype, flag)
-                had_nan = ScalarOp("isnan", (current,), dtype, flag)
-                first_nan = ScalarOp("logical_and", (new_nan, ScalarOp("logical_not", (had_nan,), flag, flag)),
-                                     flag, flag)
-                better = ScalarOp("logical_or", (better, first_nan), flag, flag)
-            return [AccSet(where_, ScalarOp("where", (better, IndexValue(kv[0]), AccRef(where_, i64)), i64, i64)),
-                    AccSet(best, ScalarOp("where", (better, x_k, current), dtype, dtype))]
+        def find(kv: list[IVar]) -> list[Stmt]:
+            x_k, top = at(kv[0]), AccRef(best, dtype)
+            hit: Expr = ScalarOp("equal", (x_k, top), dtype, flag)
+            if dtype.kind == "f":
+                both_nan = ScalarOp("logical_and", (ScalarOp("isnan", (x_k,), dtype, flag),
+                                                    ScalarOp("isnan", (top,), dtype, flag)), flag, flag)
+                hit = ScalarOp("logical_or", (hit, both_nan), flag, flag)
+            candidate = ScalarOp("where", (hit, IndexValue(kv[0]), Const(n, i64)), i64, i64)
+            return [AccUpdate(first, "minimum", candidate)]
 
-        return [AccInit(best, at(IConst(0))), AccInit(where_, Const(0, i64)),
-                *_loop_nest([shape[axis]], names, step),
-                Store(dst, _index(outer_vars, out_strides), AccRef(where_, i64))]
+        return [AccInit(best, at(IConst(0))),
+                *_loop_nest([n], names, lambda kv: [AccUpdate(best, extremum, at(kv[0]))]),
+                AccInit(first, Const(n, i64)), *_loop_nest([n], names, find),
+                Store(dst, _index(outer_vars, out_strides), AccRef(first, i64))]
 
     return _loop_nest([shape[d] for d in kept], names, outer, parallel=True)
 
@@ -599,6 +720,10 @@ def _index_map(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) 
             strides.append(0)
             continue
         if entry[0] == "int":
+            if not -in_shape[axis] <= entry[1] < in_shape[axis]:  # the size was unknown when the graph was built
+                message = f"index {entry[1]} is out of bounds for axis {axis} with size {in_shape[axis]}"
+                code = names.fault(node, message)
+                return [Check(Const(False, _BOOL), code)]
             offset += (entry[1] % in_shape[axis]) * own[axis]
         else:
             start, _, step = slice(entry[1], entry[2], entry[3]).indices(in_shape[axis])
@@ -619,18 +744,32 @@ def _lower_fused(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names
     specs += [BufferSpec(b, inner[o.id].dtype, math.prod(inner[o.id].shape)) for b, o in zip(outs, kernel.outputs)]
     body: list[Stmt] = []
     scratch: list[BufferSpec] = []
-    host = next((n for n in kernel.body if n.op == "matmul"), None) if kernel.kind == "matmul_epilogue" else None
-    if host is not None:  # the matmul fills a temporary that the epilogue then reads like an input
+    host_op = {"matmul_epilogue": "matmul", "conv2d_epilogue": "conv2d"}.get(kernel.kind)
+    host = next((n for n in kernel.body if n.op == host_op), None)
+    if host is not None:  # the matmul / conv2d fills a temporary that the epilogue then reads like an input
         a, b = host.inputs
         temp = f"{buffer_name(node)}_host"
         scratch.append(BufferSpec(temp, inner[host.id].dtype, math.prod(inner[host.id].shape)))
-        stmts, pack = _matmul((params[a.id][0], inner[a.id]), (params[b.id][0], inner[b.id]), temp,
-                              inner[host.id].dtype, names)
+        operands = (params[a.id][0], inner[a.id]), (params[b.id][0], inner[b.id])
+        if host.op == "matmul":
+            stmts, pack = _matmul(*operands, temp, inner[host.id].dtype, names)
+        else:
+            from graphc.lower.lowering_nn import conv2d_statements  # (imports this module)
+
+            stmts, pack = conv2d_statements(*operands, temp, host.attrs, names)
         body += stmts
         scratch += pack
         params = {**params, host.id: (temp, inner[host.id])}
+    elementwise: dict[tuple[int, ...], list[tuple[str, Values]]] = {}  # one loop nest per output shape
     for buffer, out in zip(outs, kernel.outputs):
-        if out.op in REDUCTIONS:
+        if out.op not in REDUCTIONS and out.opdef.family == "elementwise":
+            elementwise.setdefault(tuple(inner[out.id].shape), []).append((buffer, _node_values(out)))
+    for shape, stores in elementwise.items():
+        body += _store_broadcast(stores, params, shape, names)
+    for buffer, out in zip(outs, kernel.outputs):
+        if out.op not in REDUCTIONS and out.opdef.family == "elementwise":
+            continue
+        if out.op in REDUCTIONS or out.op == "logsumexp":  # (fusion.py may root a reduction at logsumexp)
             x = out.inputs[0]
             shape = inner[x.id].shape
 
@@ -639,13 +778,17 @@ def _lower_fused(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names
                          for pid, (b, a) in params.items()}
                 return _elementwise_expr(x, lambda t: loads.get(t.id), {})
 
-            body += _reduction(out, buffer, shape, value, names)
-        elif out.opdef.family == "elementwise":
-            body += _store_broadcast([(buffer, _node_values(out))], params, inner[out.id].shape, names)
+            if out.op == "logsumexp":
+                from graphc.lower.extra import logsumexp_statements  # (imports this module)
+
+                body += logsumexp_statements(out.attrs["axes"], inner[out.id].dtype, buffer, shape, value, names)
+            else:
+                body += _reduction(out, buffer, shape, value, names)
         elif out is host:  # the matmul's own result is needed outside the kernel too
             body += _store_broadcast([(buffer, lambda loads, h=host: loads[h.id])], params, inner[out.id].shape, names)
         else:
             raise Unsupported(f"fused kernels of kind {kernel.kind} ({out.op}) are not supported on device 'cpu' yet")
+    scratch += names.take_scratch()
     return LoopKernel(f"k{node.id}_fused_{kernel.kind}", specs + scratch, body, scratch)
 
 

@@ -75,7 +75,7 @@ class Program:
     """Outputs plus the assignments they trigger, ready to run with fed placeholder values."""
 
     def __init__(self, outputs: Sequence[Tensor], feedable: Sequence[Tensor] | None = None, level: int = 2,
-                 device: str = "reference", threads: int | None = None) -> None:
+                 device: str = "cpu", threads: int | None = None) -> None:
         from graphc.passes.pipeline import optimize
 
         built = Graph(outputs)  # as the user built it: errors below are about that graph

@@ -26,13 +26,13 @@ def _flatten_tensors(structure: Any, what: str) -> tuple[list[Tensor], Any]:
 
 
 class Session:
-    """Runs fetches with fed values: ``Session(device="reference").run(fetches, feed_dict)``.
+    """Runs fetches with fed values: ``Session().run(fetches, feed_dict)`` (``device="cpu"`` by default).
 
     Only the part of the graph the fetches need is run.  Plans are cached per set of fetches and
     per shape signature of the feeds, so repeated ``run`` calls do not re-check the graph.
     """
 
-    def __init__(self, device: str = "reference", level: int = 2, threads: int | None = None) -> None:
+    def __init__(self, device: str = "cpu", level: int = 2, threads: int | None = None) -> None:
         from graphc.passes.pipeline import check_level
 
         self.device = check_device(device)
@@ -79,7 +79,7 @@ class Function:
     """A compiled callable over a graph; see :func:`function`."""
 
     def __init__(self, inputs: Sequence[Tensor], outputs: Any, updates: Any = None,
-                 device: str = "reference", name: str | None = None, level: int = 2,
+                 device: str = "cpu", name: str | None = None, level: int = 2,
                  threads: int | None = None) -> None:
         from graphc.passes.pipeline import check_level
 
@@ -155,7 +155,7 @@ class Function:
         return f"<graphc.Function {self.name}({ins}) -> {len(self.outputs)} outputs, {len(self.updates)} updates>"
 
 
-def function(inputs: Sequence[Tensor], outputs: Any = None, updates: Any = None, device: str = "reference",
+def function(inputs: Sequence[Tensor], outputs: Any = None, updates: Any = None, device: str = "cpu",
              name: str | None = None, level: int = 2, threads: int | None = None) -> Function:
     """Compile a callable: ``f = gc.function([x, y], loss, updates={w: w - lr * gw})``; ``f(xb, yb)``.
 

@@ -1,0 +1,571 @@
+"""Lowering of convolution and pooling (NCHW activations, OIHW weights) and their adjoint ops.
+
+Convolutions are matrix products, one per image, through the generated GEMM (``Gemm``) for float32
+and float64 and through plain accumulator loops for integers:
+
+* ``conv2d``: ``out[n] (O, P) = w (O, C*KH*KW) @ cols (C*KH*KW, P)`` where ``P = OH*OW`` and ``cols`` is
+  the image's im2col matrix; a 1x1, stride-1, unpadded convolution multiplies by the image itself.
+* ``conv2d_grad_input``: ``cols = w^T @ g[n]`` (w read transposed through its strides), then col2im adds
+  each column back to the window it came from.
+* ``conv2d_grad_weight``: ``dw += g[n] (O, P) @ cols^T (P, C*KH*KW)``, the im2col matrix written
+  transposed so the GEMM reads it row by row.
+
+Padding never needs a branch: a padded input is first copied into a zeroed scratch image (whose
+border stays zero), so every window read is in bounds and affine.
+
+Pooling is loops with accumulators.  Along each spatial axis the output positions fall into groups
+whose windows cover the same in-window offsets of real (unpadded) input: the interior, and a few
+positions at each border.  Each group is its own loop with constant bounds, so padding is never
+read and no loop body branches.  The gradients visit windows in the order that makes their
+additions happen in exactly the reference's order (bit-for-bit equal results).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from graphc.ir.registry import AbstractValue
+from graphc.ir.tensor import Tensor
+from graphc.lower.loopir import (
+    AccInit,
+    AccRef,
+    AccSet,
+    AccUpdate,
+    BufferSpec,
+    Const,
+    Expr,
+    Gemm,
+    IConst,
+    IndexExpr,
+    IndexValue,
+    IValue,
+    IVar,
+    Load,
+    Loop,
+    ScalarOp,
+    Stmt,
+    Store,
+    iadd,
+)
+from graphc.lower.lowering import (
+    GEMM_PARALLEL_MIN_MACS,
+    _identity,
+    _index,
+    _loop_nest,
+    _Names,
+    buffer_name,
+    collapse,
+)
+from graphc.ops.conv import Padding, _spatial
+
+_I64, _BOOL = np.dtype(np.int64), np.dtype(bool)
+Operand = tuple[str, AbstractValue]
+
+
+@dataclass(frozen=True)
+class Aff:
+    """An affine index ``offset + sum(coefficient * var)``."""
+
+    offset: int
+    terms: tuple[tuple[IVar, int], ...] = ()
+
+    def plus(self, other: Aff | int) -> Aff:
+        """``self + other``."""
+        if isinstance(other, int):
+            return Aff(self.offset + other, self.terms)
+        return Aff(self.offset + other.offset, self.terms + other.terms)
+
+    def times(self, k: int) -> Aff:
+        """``self * k``."""
+        return Aff(self.offset * k, tuple((v, c * k) for v, c in self.terms))
+
+    def expr(self) -> IndexExpr:
+        """The loop IR index expression."""
+        return _index([v for v, _ in self.terms], [c for _, c in self.terms], self.offset)
+
+
+def _var(v: IVar) -> Aff:
+    return Aff(0, ((v, 1),))
+
+
+# ---- building blocks: copies, fills, matrix products ---------------------------------------------------
+
+def _copy(dst: str, dst_offset: IndexExpr, dst_strides: Sequence[int], src: str, src_offset: IndexExpr,
+          src_strides: Sequence[int], space: Sequence[int], dtype: np.dtype, names: _Names, add: bool = False,
+          parallel: bool = False) -> list[Stmt]:
+    """``dst[dst_offset + i.dst_strides] (+)= src[src_offset + i.src_strides]`` for every ``i`` in ``space``."""
+    if not math.prod(space):
+        return []
+    dims, (write, read) = collapse(space, [dst_strides, src_strides])
+
+    def body(v: list[IVar]) -> list[Stmt]:
+        at = iadd(dst_offset, _index(v, write))
+        value: Expr = Load(src, iadd(src_offset, _index(v, read)), dtype)
+        if add:
+            value = ScalarOp("add", (Load(dst, at, dtype), value), dtype, dtype)
+        return [Store(dst, at, value)]
+
+    return _loop_nest(dims, names, body, parallel=parallel)
+
+
+def _zero(dst: str, offset: IndexExpr, size: int, dtype: np.dtype, names: _Names, parallel: bool = True
+          ) -> list[Stmt]:
+    if not size:
+        return []
+    return _loop_nest([size], names, lambda v: [Store(dst, iadd(offset, v[0]), Const(0, dtype))], parallel=parallel)
+
+
+class _Products:
+    """Matrix products of one kernel: ``Gemm`` for floats (sharing one pack buffer, sized for the
+    largest product), accumulator loops for integers."""
+
+    def __init__(self, prefix: str, dtype: np.dtype, names: _Names) -> None:
+        self.dtype, self.names = dtype, names
+        self.pack = f"{prefix}_pack"
+        self.pack_size = 0
+        self.gemm = dtype.kind == "f"
+
+    def product(self, a: str, a_offset: IndexExpr, a_strides: tuple[int, int], b: str, b_offset: IndexExpr,
+                b_strides: tuple[int, int], c: str, c_offset: IndexExpr, ldc: int, m: int, n: int, k: int
+                ) -> list[Stmt]:
+        """``C[m, n] = A[m, k] @ B[k, n]`` on strided views (C row-major with row stride ``ldc``)."""
+        if not m or not n:
+            return []
+        dtype = self.dtype
+        if not k:
+            return _loop_nest([m, n], self.names, lambda v: [Store(c, iadd(c_offset, _index(v, [ldc, 1])),
+                                                                   Const(0, dtype))])
+        if self.gemm:
+            from graphc.codegen.gemm import pack_buffer_elements
+
+            threads = self.names.threads if m * n * k >= GEMM_PARALLEL_MIN_MACS else 1
+            stride = pack_buffer_elements(m, n, k, dtype)
+            self.pack_size = max(self.pack_size, stride * threads)
+            return [Gemm(a, a_offset, a_strides, b, b_offset, b_strides, c, c_offset, ldc, m, n, k, self.pack, dtype,
+                         stride, threads)]
+
+        def outer(v: list[IVar]) -> list[Stmt]:
+            i, j = v
+            acc = self.names.acc()
+
+            def inner(kv: list[IVar]) -> list[Stmt]:
+                x = Load(a, iadd(a_offset, _index([i, kv[0]], a_strides)), dtype)
+                y = Load(b, iadd(b_offset, _index([kv[0], j], b_strides)), dtype)
+                return [AccUpdate(acc, "add", ScalarOp("multiply", (x, y), dtype, dtype))]
+
+            return [AccInit(acc, Const(0, dtype)), *_loop_nest([k], self.names, inner),
+                    Store(c, iadd(c_offset, _index(v, [ldc, 1])), AccRef(acc, dtype))]
+
+        return _loop_nest([m, n], self.names, outer)
+
+    def scratch(self) -> list[BufferSpec]:
+        """The pack buffer the products need (none for integers)."""
+        return [BufferSpec(self.pack, self.dtype, self.pack_size)] if self.pack_size else []
+
+
+# ---- convolutions -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _ConvShape:
+    n: int
+    c: int
+    h: int
+    w: int
+    o: int
+    kh: int
+    kw: int
+    oh: int
+    ow: int
+    sh: int
+    sw: int
+    pads: Padding
+
+    @property
+    def p(self) -> int:
+        return self.oh * self.ow
+
+    @property
+    def ckk(self) -> int:
+        return self.c * self.kh * self.kw
+
+    @property
+    def padded(self) -> bool:
+        return any(self.pads[0]) or any(self.pads[1])
+
+    @property
+    def hp(self) -> int:
+        return self.h + sum(self.pads[0])
+
+    @property
+    def wp(self) -> int:
+        return self.w + sum(self.pads[1])
+
+    @property
+    def pointwise(self) -> bool:
+        """A 1x1, stride-1, unpadded convolution: a plain matrix product per image."""
+        return self.kh == self.kw == self.sh == self.sw == 1 and not self.padded
+
+
+def _conv_shape(x_shape: Sequence[int], w_shape: Sequence[int], attrs: Mapping[str, Any]) -> _ConvShape:
+    sh, sw = attrs["strides"]
+    (oh, ow), pads = _spatial(x_shape, (w_shape[2], w_shape[3]), (sh, sw), attrs["padding"])
+    n, c, h, w = x_shape
+    return _ConvShape(n, c, h, w, w_shape[0], w_shape[2], w_shape[3], oh, ow, sh, sw, pads)
+
+
+class _Images:
+    """Per-image access to an (N, C, H, W) input, through a zero-bordered scratch copy when padded."""
+
+    def __init__(self, s: _ConvShape, src: str, prefix: str, dtype: np.dtype, names: _Names) -> None:
+        self.s, self.src, self.dtype, self.names = s, src, dtype, names
+        self.buffer = f"{prefix}_xpad" if s.padded else src
+        self.scratch = [BufferSpec(self.buffer, dtype, s.c * s.hp * s.wp)] if s.padded else []
+
+    def prepare(self) -> list[Stmt]:
+        """Once per kernel: zero the scratch image (its border is never written again)."""
+        return _zero(self.buffer, IConst(0), self.s.c * self.s.hp * self.s.wp, self.dtype, self.names) \
+            if self.s.padded else []
+
+    def load(self, image: IndexExpr) -> tuple[list[Stmt], IndexExpr, int, int]:
+        """Statements making image ``image`` readable, its offset in ``self.buffer`` and its (H, W) there."""
+        s = self.s
+        offset = _index([image], [s.c * s.h * s.w])
+        if not s.padded:
+            return [], offset, s.h, s.w
+        interior = IConst(s.pads[0][0] * s.wp + s.pads[1][0])
+        stmts = _copy(self.buffer, interior, [s.hp * s.wp, s.wp, 1], self.src, offset, [s.h * s.w, s.w, 1],
+                      [s.c, s.h, s.w], self.dtype, self.names)
+        return stmts, IConst(0), s.hp, s.wp
+
+
+def _window_space(s: _ConvShape, hs: int, ws: int, transposed: bool) -> tuple[list[int], list[int], list[int]]:
+    """Loop extents, column-matrix strides and image strides of im2col / col2im over (c, i, j, oh, ow):
+    cols[(c, i, j), (oh, ow)] (or its transpose) <-> image[c, oh * sh + i, ow * sw + j]."""
+    space = [s.c, s.kh, s.kw, s.oh, s.ow]
+    image = [hs * ws, ws, 1, s.sh * ws, s.sw]
+    if transposed:  # (P, C*KH*KW), visited (oh, ow, c, i, j) so the writes are contiguous
+        order = [3, 4, 0, 1, 2]
+        cols = [s.kh * s.kw, s.kw, 1, s.ow * s.ckk, s.ckk]
+    else:
+        order = [0, 1, 2, 3, 4]
+        cols = [s.kh * s.kw * s.p, s.kw * s.p, s.p, s.ow, 1]
+    return [space[d] for d in order], [cols[d] for d in order], [image[d] for d in order]
+
+
+def conv2d_statements(x: Operand, w: Operand, dst: str, attrs: Mapping[str, Any], names: _Names
+                      ) -> tuple[list[Stmt], list[BufferSpec]]:
+    """``dst`` (N, O, OH, OW, row-major) = conv2d(x, w); returns the statements and scratch buffers.
+    Also used for a conv2d hosting a fused epilogue."""
+    (xb, xa), (wb, wa) = x, w
+    s, dtype = _conv_shape(xa.shape, wa.shape, attrs), xa.dtype
+    if not (s.n and s.o and s.p):
+        return [], []
+    products = _Products(dst, dtype, names)
+    if s.pointwise:
+        stmts = _loop_nest([s.n], names, lambda v: products.product(
+            wb, IConst(0), (s.c, 1), xb, _index(v, [s.c * s.p]), (s.p, 1), dst, _index(v, [s.o * s.p]), s.p,
+            s.o, s.p, s.c))
+        return stmts, products.scratch()
+    images = _Images(s, xb, dst, dtype, names)
+    cols = BufferSpec(f"{dst}_cols", dtype, s.ckk * s.p)
+
+    def image(v: list[IVar]) -> list[Stmt]:
+        stmts, offset, hs, ws = images.load(v[0])
+        space, col_strides, image_strides = _window_space(s, hs, ws, transposed=False)
+        stmts += _copy(cols.name, IConst(0), col_strides, images.buffer, offset, image_strides, space, dtype, names)
+        return stmts + products.product(wb, IConst(0), (s.ckk, 1), cols.name, IConst(0), (s.p, 1), dst,
+                                        _index(v, [s.o * s.p]), s.p, s.o, s.p, s.ckk)
+
+    body = images.prepare() + _loop_nest([s.n], names, image)
+    return body, [*images.scratch, cols, *products.scratch()]
+
+
+def _conv2d(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> tuple[list[Stmt], list[BufferSpec]]:
+    x, w = node.inputs
+    return conv2d_statements((buffer_name(x), avals[x.id]), (buffer_name(w), avals[w.id]), buffer_name(node),
+                             node.attrs, names)
+
+
+def _conv2d_grad_input(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names
+                       ) -> tuple[list[Stmt], list[BufferSpec]]:
+    """dx[n] = col2im(w^T @ g[n]); the product is written straight into dx for a pointwise conv."""
+    g, w, like = node.inputs
+    s, dtype = _conv_shape(avals[like.id].shape, avals[w.id].shape, node.attrs), avals[node.id].dtype
+    gb, wb, dst = buffer_name(g), buffer_name(w), buffer_name(node)
+    image_size = s.c * s.h * s.w
+    if not (s.n and image_size):
+        return [], []
+    products = _Products(dst, dtype, names)
+    if s.pointwise:
+        stmts = _loop_nest([s.n], names, lambda v: products.product(
+            wb, IConst(0), (1, s.c), gb, _index(v, [s.o * s.p]), (s.p, 1), dst, _index(v, [image_size]), s.p,
+            s.c, s.p, s.o))
+        return stmts, products.scratch()
+    if not (s.o and s.p):  # no window reaches the input: the gradient is zero
+        return _zero(dst, IConst(0), s.n * image_size, dtype, names), []
+    cols = BufferSpec(f"{dst}_cols", dtype, s.ckk * s.p)
+    pad = BufferSpec(f"{dst}_xpad", dtype, s.c * s.hp * s.wp)
+    stmts: list[Stmt] = [] if s.padded else _zero(dst, IConst(0), s.n * image_size, dtype, names)
+
+    def image(v: list[IVar]) -> list[Stmt]:
+        out = _index(v, [image_size])
+        body = products.product(wb, IConst(0), (1, s.ckk), gb, _index(v, [s.o * s.p]), (s.p, 1), cols.name,
+                                IConst(0), s.p, s.ckk, s.p, s.o)
+        target, offset, hs, ws = (pad.name, IConst(0), s.hp, s.wp) if s.padded else (dst, out, s.h, s.w)
+        if s.padded:
+            body += _zero(pad.name, IConst(0), pad.size, dtype, names)
+        space, col_strides, image_strides = _window_space(s, hs, ws, transposed=False)
+        body += _copy(target, offset, image_strides, cols.name, IConst(0), col_strides, space, dtype, names, add=True)
+        if s.padded:
+            interior = IConst(s.pads[0][0] * s.wp + s.pads[1][0])
+            body += _copy(dst, out, [s.h * s.w, s.w, 1], pad.name, interior, [s.hp * s.wp, s.wp, 1],
+                          [s.c, s.h, s.w], dtype, names)
+        return body
+
+    stmts += _loop_nest([s.n], names, image)
+    return stmts, [cols, *([pad] if s.padded else []), *products.scratch()]
+
+
+def _conv2d_grad_weight(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names
+                        ) -> tuple[list[Stmt], list[BufferSpec]]:
+    """dw = sum over images of g[n] (O, P) @ cols[n]^T (P, C*KH*KW): the first image's product is
+    written into dw, each later one into a scratch matrix that is then added."""
+    x, g, like = node.inputs
+    s, dtype = _conv_shape(avals[x.id].shape, avals[like.id].shape, node.attrs), avals[node.id].dtype
+    xb, gb, dst = buffer_name(x), buffer_name(g), buffer_name(node)
+    size = s.o * s.ckk
+    if not size:
+        return [], []
+    if not (s.n and s.p):
+        return _zero(dst, IConst(0), size, dtype, names), []
+    products = _Products(dst, dtype, names)
+    images = _Images(s, xb, dst, dtype, names)
+    cols = BufferSpec(f"{dst}_cols", dtype, s.ckk * s.p)
+    partial = BufferSpec(f"{dst}_partial", dtype, size)
+
+    def image(n: IndexExpr, target: str) -> list[Stmt]:
+        g_at = _index([n], [s.o * s.p])
+        if s.pointwise:  # B = x[n]^T read through its strides
+            return products.product(gb, g_at, (s.p, 1), xb, _index([n], [s.c * s.p]), (1, s.p), target, IConst(0),
+                                    s.ckk, s.o, s.ckk, s.p)
+        stmts, offset, hs, ws = images.load(n)
+        space, col_strides, image_strides = _window_space(s, hs, ws, transposed=True)
+        stmts += _copy(cols.name, IConst(0), col_strides, images.buffer, offset, image_strides, space, dtype, names)
+        return stmts + products.product(gb, g_at, (s.p, 1), cols.name, IConst(0), (s.ckk, 1), target, IConst(0),
+                                        s.ckk, s.o, s.ckk, s.p)
+
+    stmts = ([] if s.pointwise else images.prepare()) + image(IConst(0), dst)
+    if s.n > 1:
+        stmts += _loop_nest([s.n - 1], names, lambda v: image(iadd(v[0], IConst(1)), partial.name) + _copy(
+            dst, IConst(0), [1], partial.name, IConst(0), [1], [size], dtype, names, add=True))
+    scratch = [] if s.pointwise else [*images.scratch, cols]
+    return stmts, [*scratch, *([partial] if s.n > 1 else []), *products.scratch()]
+
+
+# ---- pooling ------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Group:
+    """Output positions ``start .. start + count`` of one spatial axis whose windows all cover the real
+    input at in-window offsets ``first .. first + valid``."""
+
+    start: int
+    count: int
+    first: int
+    valid: int
+
+
+def window_groups(size: int, k: int, stride: int, before: int, out: int) -> list[_Group]:
+    """The output positions of one spatial axis grouped by the in-window offsets that hit real input."""
+    groups: list[_Group] = []
+    for o in range(out):
+        lo = max(0, before - o * stride)
+        hi = max(lo, min(k, size + before - o * stride))
+        last = groups[-1] if groups else None
+        if last is not None and (last.first, last.valid) == (lo, hi - lo):
+            groups[-1] = _Group(last.start, last.count + 1, lo, hi - lo)
+        else:
+            groups.append(_Group(o, 1, lo, hi - lo))
+    return groups
+
+
+@dataclass(frozen=True)
+class _Window:
+    """One window: its (n, c) plane, output row and column, and the row / column groups they are in."""
+
+    plane: Aff
+    row: Aff
+    column: Aff
+    rows: _Group
+    columns: _Group
+
+    @property
+    def empty(self) -> bool:
+        """Whether the window covers padding only."""
+        return not (self.rows.valid and self.columns.valid)
+
+
+class _Pooling:
+    """The geometry of a pooling op over an (N, C, H, W) input with (N, C, OH, OW) windows."""
+
+    def __init__(self, shape: Sequence[int], pooled_shape: Sequence[int], attrs: Mapping[str, Any]) -> None:
+        self.shape, self.oh, self.ow = tuple(shape), pooled_shape[2], pooled_shape[3]
+        (self.kh, self.kw), (self.sh, self.sw) = attrs["ksize"], attrs["strides"]
+        _, ((self.top, _), (self.left, _)) = _spatial(shape, attrs["ksize"], attrs["strides"], attrs["padding"])
+
+    def windows(self, names: _Names, body: Callable[[_Window], list[Stmt]], reverse: bool = False) -> list[Stmt]:
+        """Loops over every (n, c) plane and, group by group, over its windows in row-major order (or
+        the reverse), with ``body(window)`` inside.  Planes are independent: the outer loop may use threads."""
+        n, c, h, w = self.shape
+        rows = window_groups(h, self.kh, self.sh, self.top, self.oh)
+        columns = window_groups(w, self.kw, self.sw, self.left, self.ow)
+        if reverse:
+            rows, columns = rows[::-1], columns[::-1]
+        if not (n * c and self.oh and self.ow):
+            return []
+
+        def positions(group: _Group, inner: Callable[[Aff], list[Stmt]]) -> list[Stmt]:
+            if group.count == 1:
+                return inner(Aff(group.start))
+            var = names.var()
+            at = Aff(group.start + group.count - 1, ((var, -1),)) if reverse else Aff(group.start, ((var, 1),))
+            return [Loop(var, group.count, tuple(inner(at)))]
+
+        def plane(v: list[IVar]) -> list[Stmt]:
+            base = _var(v[0])
+            return [stmt for rg in rows for stmt in positions(rg, lambda r, rg=rg: [
+                s for cg in columns for s in positions(cg, lambda q, cg=cg: body(_Window(base, r, q, rg, cg)))])]
+
+        return _loop_nest([n * c], names, plane, parallel=True)
+
+    def pooled(self, win: _Window) -> IndexExpr:
+        """The window's element of a pooled (N, C, OH, OW) buffer."""
+        return win.plane.times(self.oh * self.ow).plus(win.row.times(self.ow)).plus(win.column).expr()
+
+    def over(self, names: _Names, win: _Window, at: Callable[[IndexExpr], list[Stmt]]) -> list[Stmt]:
+        """Loops over the window's real elements (rows, then columns) with ``at(input index)`` inside."""
+        return _loop_nest([win.rows.valid, win.columns.valid], names, lambda v: at(
+            self.element(win, Aff(win.rows.first).plus(_var(v[0])), Aff(win.columns.first).plus(_var(v[1])))))
+
+    def element(self, win: _Window, i: Aff, j: Aff) -> IndexExpr:
+        """The input index of the window's element at in-window offsets (i, j)."""
+        h, w = self.shape[2], self.shape[3]
+        row = win.row.times(self.sh).plus(i).plus(-self.top)
+        col = win.column.times(self.sw).plus(j).plus(-self.left)
+        return win.plane.times(h * w).plus(row.times(w)).plus(col).expr()
+
+
+def _pool(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> list[Stmt]:
+    """max_pool2d: the maximum of each window's real elements (nan wins, as in max); avg_pool2d: their
+    sum divided by their count."""
+    x = node.inputs[0]
+    dtype, src, dst = avals[node.id].dtype, buffer_name(x), buffer_name(node)
+    geometry = _Pooling(avals[x.id].shape, avals[node.id].shape, node.attrs)
+    is_max = node.op == "max_pool2d"
+
+    def window(win: _Window) -> list[Stmt]:
+        acc = names.acc()
+        stmts: list[Stmt] = [AccInit(acc, Const(_identity("max", dtype) if is_max else 0, dtype))]
+        stmts += geometry.over(names, win, lambda at: [AccUpdate(acc, "maximum" if is_max else "add",
+                                                                 Load(src, at, dtype))])
+        result: Expr = AccRef(acc, dtype)
+        if not is_max:
+            count = Const(float(win.rows.valid * win.columns.valid), dtype)
+            result = ScalarOp("divide", (result, count), dtype, dtype)
+        return [*stmts, Store(dst, geometry.pooled(win), result)]
+
+    return geometry.windows(names, window)
+
+
+def _first_maximum(names: _Names, geometry: _Pooling, win: _Window, x: str, dtype: np.dtype
+                   ) -> tuple[list[Stmt], Expr]:
+    """Statements finding the input index of a window's first maximum (row-major; a nan wins and stays,
+    as in the reference), and the int64 expression holding it.  The window has real elements."""
+    best, where = names.acc(), names.acc()
+
+    def step(at: IndexExpr) -> list[Stmt]:
+        value, current = Load(x, at, dtype), AccRef(best, dtype)
+        better: Expr = ScalarOp("greater", (value, current), dtype, _BOOL)
+        if dtype.kind == "f":
+            first_nan = ScalarOp("logical_and", (ScalarOp("isnan", (value,), dtype, _BOOL), ScalarOp(
+                "logical_not", (ScalarOp("isnan", (current,), dtype, _BOOL),), _BOOL, _BOOL)), _BOOL, _BOOL)
+            better = ScalarOp("logical_or", (better, first_nan), _BOOL, _BOOL)
+        return [AccSet(where, ScalarOp("where", (better, IndexValue(at), AccRef(where, _I64)), _I64, _I64)),
+                AccSet(best, ScalarOp("where", (better, value, current), dtype, dtype))]
+
+    first = geometry.element(win, Aff(win.rows.first), Aff(win.columns.first))
+    stmts: list[Stmt] = [AccInit(best, Const(_identity("max", dtype), dtype)), AccInit(where, IndexValue(first)),
+                         *geometry.over(names, win, step)]
+    return stmts, AccRef(where, _I64)
+
+
+def _max_pool_adjoint(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> list[Stmt]:
+    """max_pool2d_grad (g, x): each window adds g * (position is the window's first maximum) to every
+    real position of the window (so a nan or inf in g spreads as in the reference); windows are
+    visited in reverse row-major order, which adds to each position in the reference's order.
+    max_pool2d_select (dy, x): dy at each window's first maximum (0 for a window of padding only)."""
+    a, x = node.inputs
+    grad = node.op == "max_pool2d_grad"
+    shape, dtype, x_dtype = avals[x.id].shape, avals[node.id].dtype, avals[x.id].dtype
+    geometry = _Pooling(shape, avals[a.id].shape if grad else avals[node.id].shape, node.attrs)
+    src, dst, xb = buffer_name(a), buffer_name(node), buffer_name(x)
+
+    def window(win: _Window) -> list[Stmt]:
+        if win.empty:
+            return [] if grad else [Store(dst, geometry.pooled(win), Const(0, dtype))]
+        stmts, where = _first_maximum(names, geometry, win, xb, x_dtype)
+        if not grad:
+            return [*stmts, Store(dst, geometry.pooled(win), Load(src, IValue(where), dtype))]
+        g = Load(src, geometry.pooled(win), dtype)
+
+        def add(at: IndexExpr) -> list[Stmt]:
+            hit = ScalarOp("cast", (ScalarOp("equal", (IndexValue(at), where), _I64, _BOOL),), _BOOL, dtype,
+                           (("dtype", dtype),))
+            share = ScalarOp("multiply", (hit, g), dtype, dtype)
+            return [Store(dst, at, ScalarOp("add", (Load(dst, at, dtype), share), dtype, dtype))]
+
+        return stmts + geometry.over(names, win, add)
+
+    zero = _zero(dst, IConst(0), math.prod(shape), dtype, names) if grad else []
+    return zero + geometry.windows(names, window, reverse=grad)
+
+
+def _avg_pool_grad(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> list[Stmt]:
+    """Each window adds g / (its count of real elements) to each of its real positions; windows are
+    visited in reverse row-major order, which adds to each position in the reference's order."""
+    g, like = node.inputs
+    shape, dtype = avals[like.id].shape, avals[node.id].dtype
+    geometry = _Pooling(shape, avals[g.id].shape, node.attrs)
+    src, dst = buffer_name(g), buffer_name(node)
+
+    def window(win: _Window) -> list[Stmt]:
+        if win.empty:
+            return []
+        count = Const(float(win.rows.valid * win.columns.valid), dtype)
+        share = ScalarOp("divide", (Load(src, geometry.pooled(win), dtype), count), dtype, dtype)
+        return geometry.over(names, win, lambda at: [
+            Store(dst, at, ScalarOp("add", (Load(dst, at, dtype), share), dtype, dtype))])
+
+    return _zero(dst, IConst(0), math.prod(shape), dtype, names) + geometry.windows(names, window, reverse=True)
+
+
+def _no_scratch(lower: Callable[[Tensor, Mapping[int, AbstractValue], _Names], list[Stmt]]
+                ) -> Callable[[Tensor, Mapping[int, AbstractValue], _Names], tuple[list[Stmt], list[BufferSpec]]]:
+    return lambda node, avals, names: (lower(node, avals, names), [])
+
+
+NN_LOWERINGS: dict[str, Callable[[Tensor, Mapping[int, AbstractValue], _Names], tuple[list[Stmt], list[BufferSpec]]]]
+NN_LOWERINGS = {
+    "conv2d": _conv2d, "conv2d_grad_input": _conv2d_grad_input, "conv2d_grad_weight": _conv2d_grad_weight,
+    "max_pool2d": _no_scratch(_pool), "avg_pool2d": _no_scratch(_pool),
+    "max_pool2d_grad": _no_scratch(_max_pool_adjoint), "max_pool2d_select": _no_scratch(_max_pool_adjoint),
+    "avg_pool2d_grad": _no_scratch(_avg_pool_grad),
+}
+"""op name -> function returning the kernel body of a node of that op and the scratch buffers it needs."""
+
+__all__ = ["NN_LOWERINGS", "conv2d_statements", "window_groups"]
