@@ -86,6 +86,7 @@ class Program:
                 if p.id not in allowed:
                     raise GraphError(f"the outputs depend on placeholder {p.describe()}, which is not among "
                                      "the inputs")
+        self._built_nodes = built.nodes
         self.graph = optimize(list(outputs), level=level)
         self.outputs = self.graph.outputs
         self.updates = [n for n in self.graph.nodes if n.opdef.stateful]
@@ -141,23 +142,25 @@ class Program:
         return plan
 
     def _specialize(self, feeds: Mapping[int, np.ndarray]) -> dict[int, AbstractValue]:
-        avals: dict[int, AbstractValue] = {}
-        for node in self.graph.nodes:
-            if node.id in feeds:
-                avals[node.id] = AbstractValue(node.dtype, feeds[node.id].shape)
-                continue
-            inputs = [avals[i.id] for i in node.inputs]
-            try:
-                avals[node.id] = node.opdef.infer(inputs, **node.attrs)
-            except (ShapeError, DTypeError, ArgumentError) as exc:
-                fed = ", ".join(f"{p.name}: {format_shape(feeds[p.id].shape)}" for p in self.placeholders)
-                if getattr(exc, "location", None) is not None:  # already names an op inside a fused kernel
-                    error = type(exc)(f"{exc}\n  with fed shapes {fed}")
-                    error.__dict__.update(exc.__dict__)
-                    raise error from None
-                raise annotate(type(exc)(f"{exc} (with fed shapes {fed})"), node.op, node.inputs,
-                               node.location) from None
-        return avals
+        """Every node's concrete dtype and shape for these feeds.  Shapes that do not fit are
+        reported on the graph as the user built it (rewriting and fusion may have moved the failing
+        op into a kernel), so the error names the user's tensors and line."""
+        try:
+            return _infer_all(self.graph.nodes, feeds)
+        except (ShapeError, DTypeError, ArgumentError) as exc:
+            failure = exc
+        try:
+            _infer_all(self._built_nodes, feeds)
+        except (ShapeError, DTypeError, ArgumentError) as exc:
+            failure = exc
+        fed = ", ".join(f"{p.name}: {format_shape(feeds[p.id].shape)}" for p in self.placeholders)
+        node = getattr(failure, "node", None)
+        if node is None:
+            error = type(failure)(f"{failure}\n  with fed shapes {fed}")
+            error.__dict__.update(failure.__dict__)
+            raise error from None
+        raise annotate(type(failure)(f"{failure} (with fed shapes {fed})"), node.op, node.inputs,
+                       node.location) from None
 
     def _executable(self, signature: Signature, avals: dict[int, AbstractValue]) -> Any:
         """The compiled code for this shape signature (compiled on first use, then cached)."""
@@ -208,6 +211,23 @@ class Program:
                     var.set_value(values[node.id], owned=owned)  # type: ignore[arg-type]
         return [None if (value := values[o.id]) is None else value if fresh else np.array(value, copy=True)
                 for o, fresh in zip(self.outputs, self._fresh_outputs)]
+
+
+def _infer_all(nodes: Sequence[Tensor], feeds: Mapping[int, np.ndarray]) -> dict[int, AbstractValue]:
+    """Run the shape rules over ``nodes`` with the fed shapes.  A failing rule's error gets a
+    ``node`` attribute (the node it failed on) unless it already names an op inside a fused kernel."""
+    avals: dict[int, AbstractValue] = {}
+    for node in nodes:
+        if node.id in feeds:
+            avals[node.id] = AbstractValue(node.dtype, feeds[node.id].shape)
+            continue
+        try:
+            avals[node.id] = node.opdef.infer([avals[i.id] for i in node.inputs], **node.attrs)
+        except (ShapeError, DTypeError, ArgumentError) as exc:
+            if getattr(exc, "location", None) is None:
+                exc.node = node  # type: ignore[attr-defined]
+            raise
+    return avals
 
 
 def _shape_test(shape: tuple[int | None, ...]) -> Any:
