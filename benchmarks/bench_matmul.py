@@ -98,7 +98,7 @@ def section_d(cfg: Config) -> list[Row]:
             expected = a @ b
             check_close(f"(d) {n}: graphc vs numpy", fn(a, b), expected, rtol, atol)
             timings = measure_many({"graphc": lambda fn=fn, a=a, b=b: fn(a, b), "numpy": lambda a=a, b=b: a @ b},
-                                   cfg.runs, min_time=cfg.min_time)
+                                   cfg.runs, min_time=cfg.min_time, block=1 if cfg.threads == 1 else 8)
         graphc_time, numpy_time = timings["graphc"], timings["numpy"]
         gflops = 2.0 * n**3 / 1e9
         threads = f"{cfg.threads} thread{'s' if cfg.threads > 1 else ''}"

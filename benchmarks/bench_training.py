@@ -310,7 +310,7 @@ def run_training(section: str, label: str, problem: tuple[list[np.ndarray], np.n
         for trainer in trainers.values():
             trainer.reset()
         timings = measure_many({name: t.step for name, t in trainers.items()}, cfg.runs, min_time=cfg.min_time,
-                               max_runs=MAX_TIMED_STEPS)
+                               max_runs=MAX_TIMED_STEPS, block=1 if cfg.threads == 1 else 8)
     graphc_time = timings.pop("graphc")
     targets = None if cfg.quick else {"numpy": above(1), "jax.jit": above(1)}
     rows = compare(section, label, graphc_time, timings, targets)
