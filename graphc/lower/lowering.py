@@ -712,27 +712,38 @@ def _index_map(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) 
         dims, (read, write) = collapse(out_shape, [strides, row_major_strides(out_shape)])
         return _loop_nest(dims, names, lambda v: [Store(dst, _index(v, write), Load(src, _index(v, read), dtype))],
                           parallel=True)
-    # basic slicing: each kept axis is start + step * i
-    own = row_major_strides(in_shape)
+    view = slice_view(node, in_shape, names)
+    if not isinstance(view, tuple):
+        return view
+    offset, strides = view
+    dims, (read, write) = collapse(out_shape, [strides, row_major_strides(out_shape)])
+    return _loop_nest(dims, names, lambda v: [Store(dst, _index(v, write), Load(src, _index(v, read, offset), dtype))],
+                      parallel=True)
+
+
+def slice_view(node: Tensor, shape: Sequence[int], names: _Names) -> tuple[int, list[int]] | list[Stmt]:
+    """Where basic slice ``node`` (``attrs["index"]``) reads in a row-major array of ``shape``: the element
+    offset of its first element and the stride of each result axis (0 for a new axis).  An int index
+    outside its axis (whose size was unknown when the graph was built) instead gives the statements
+    that report the run-time fault, NumPy's IndexError."""
+    own = row_major_strides(shape)
     offset, strides, axis = 0, [], 0
     for entry in node.attrs["index"]:
         if entry[0] == "new":
             strides.append(0)
             continue
         if entry[0] == "int":
-            if not -in_shape[axis] <= entry[1] < in_shape[axis]:  # the size was unknown when the graph was built
-                message = f"index {entry[1]} is out of bounds for axis {axis} with size {in_shape[axis]}"
-                code = names.fault(node, message)
+            if not -shape[axis] <= entry[1] < shape[axis]:
+                code = names.fault(node, f"IndexError: index {entry[1]} is out of bounds for axis {axis} "
+                                         f"with size {shape[axis]}")
                 return [Check(Const(False, _BOOL), code)]
-            offset += (entry[1] % in_shape[axis]) * own[axis]
+            offset += (entry[1] % shape[axis]) * own[axis]
         else:
-            start, _, step = slice(entry[1], entry[2], entry[3]).indices(in_shape[axis])
+            start, _, step = slice(entry[1], entry[2], entry[3]).indices(shape[axis])
             offset += start * own[axis]
             strides.append(step * own[axis])
         axis += 1
-    dims, (read, write) = collapse(out_shape, [strides, row_major_strides(out_shape)])
-    return _loop_nest(dims, names, lambda v: [Store(dst, _index(v, write), Load(src, _index(v, read, offset), dtype))],
-                      parallel=True)
+    return offset, strides
 
 
 def _lower_fused(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> LoopKernel:

@@ -23,9 +23,8 @@ import numpy as np
 
 from graphc.ir.registry import AbstractValue
 from graphc.ir.tensor import Tensor
-from graphc.lower.loopir import Check, Const, Expr, IConst, IndexExpr, IVar, Load, Loop, ScalarOp, Stmt, Store
-from graphc.lower.lowering import _index, _loop_nest, _Names, buffer_name, collapse, row_major_strides
-from graphc.ops.indexing import IndexEntry
+from graphc.lower.loopir import Const, Expr, IConst, IndexExpr, IVar, Load, Loop, ScalarOp, Stmt, Store
+from graphc.lower.lowering import _index, _loop_nest, _Names, buffer_name, collapse, row_major_strides, slice_view
 
 
 @dataclass(frozen=True)
@@ -244,24 +243,10 @@ def _slice_grad(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names)
     g, like = node.inputs
     shape = avals[like.id].shape
     dtype = avals[node.id].dtype
-    own = row_major_strides(shape)
-    offset, strides, axis = 0, [], 0
-    entries: Sequence[IndexEntry] = node.attrs["index"]
-    for entry in entries:
-        if entry[0] == "new":
-            strides.append(0)
-            continue
-        if entry[0] == "int":
-            if not -shape[axis] <= entry[1] < shape[axis]:
-                code = names.fault(node, f"IndexError: index {entry[1]} is out of bounds for axis {axis} "
-                                         f"with size {shape[axis]}")
-                return [Check(Const(False, np.dtype(bool)), code)]
-            offset += (entry[1] % shape[axis]) * own[axis]
-        else:
-            start, _, step = slice(entry[1], entry[2], entry[3]).indices(shape[axis])
-            offset += start * own[axis]
-            strides.append(step * own[axis])
-        axis += 1
+    view = slice_view(node, shape, names)
+    if not isinstance(view, tuple):
+        return view
+    offset, strides = view
     g_shape = avals[g.id].shape
     return _zero(buffer_name(node), math.prod(shape), dtype, names) + _copy_block(
         buffer_name(node), offset, strides, buffer_name(g), 0, row_major_strides(g_shape), g_shape, dtype, names)
