@@ -122,12 +122,11 @@ def emit_runtime(module: ir.Module, target: Target, parts: Sequence[str] = RUNTI
     for part in parts:
         if part == "pool":
             emit_thread_pool(module)
-            exported.append(PARALLEL_FOR)
         elif part.startswith("gemm_") and part[5:] in GEMM_DTYPES:
             _emit_gemm_driver(module, np.dtype(part[5:]), target, declare_parallel_for(module))
-            exported.append(gemm_driver_name(part[5:]))
         else:
             raise ValueError(f"unknown runtime part {part!r}; known: {', '.join(RUNTIME_PARTS)}")
+        exported += _exports(part)
     return exported
 
 
@@ -160,6 +159,7 @@ def load_runtime(parts: Sequence[str] = RUNTIME_PARTS, target: Target | None = N
 
 
 def _exports(part: str) -> list[str]:
+    """The functions runtime ``part`` defines for graph modules to call."""
     return [PARALLEL_FOR] if part == "pool" else [gemm_driver_name(part[5:])]
 
 

@@ -46,6 +46,7 @@ from graphc.lower.lowering import (
     _merge_index,
     _Names,
     _row_log_partition,
+    cast_to,
     row_major_strides,
 )
 from graphc.lower.lowering_nn import NN_LOWERINGS
@@ -78,10 +79,7 @@ def logsumexp_statements(axes: Sequence[int], dtype: np.dtype, out_buffer: str, 
 
     def outer(outer_vars: list[IVar]) -> list[Stmt]:
         def load(inner_vars: list[IVar]) -> Expr:
-            x = value(_merge_index(len(in_shape), kept, outer_vars, axes, inner_vars))
-            if x.dtype != dtype:
-                x = ScalarOp("cast", (x,), x.dtype, dtype, (("dtype", dtype),))
-            return x
+            return cast_to(value(_merge_index(len(in_shape), kept, outer_vars, axes, inner_vars)), dtype)
 
         stmts, m, total = _row_log_partition(names, [in_shape[d] for d in axes], load, dtype)
         result = ScalarOp("add", (m, ScalarOp("log", (total,), dtype, dtype)), dtype, dtype)

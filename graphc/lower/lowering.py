@@ -158,6 +158,13 @@ def _merge_index(ndim: int, kept: Sequence[int], outer: Sequence[IndexExpr], red
 _I64, _BOOL = np.dtype(np.int64), np.dtype(bool)
 
 
+def cast_to(x: Expr, dtype: np.dtype) -> Expr:
+    """``x`` as ``dtype`` (itself when it already is)."""
+    if x.dtype == dtype:  # type: ignore[union-attr]
+        return x
+    return ScalarOp("cast", (x,), x.dtype, dtype, (("dtype", dtype),))  # type: ignore[union-attr]
+
+
 def _finite_or_zero(m: Expr, dtype: np.dtype) -> Expr:
     return ScalarOp("where", (ScalarOp("isfinite", (m,), dtype, _BOOL), m, Const(0, dtype)), dtype, dtype)
 
@@ -289,9 +296,7 @@ def _reduce_in_place(op: str, axes: Sequence[int], dtype: np.dtype, out_buffer: 
 
     def fold(full: list[IVar]) -> list[Stmt]:
         where = _index([full[d] for d in kept], out_strides)
-        x = value(full)
-        if x.dtype != dtype:  # type: ignore[union-attr]
-            x = ScalarOp("cast", (x,), x.dtype, dtype, (("dtype", dtype),))  # type: ignore[union-attr]
+        x = cast_to(value(full), dtype)
         return [Store(out_buffer, where, ScalarOp(combine, (Load(out_buffer, where, dtype), x), dtype, dtype))]
 
     stmts = _loop_nest([size], names, lambda v: [Store(out_buffer, v[0], Const(_identity(op, dtype), dtype))],
@@ -312,9 +317,7 @@ def _accumulate(acc: str, combine: str, dtype: np.dtype, in_shape: Sequence[int]
     is indexed ``offsets[d] + its loop variable`` (the range of a partial reduction)."""
     def inner(inner_vars: list[IVar]) -> list[Stmt]:
         index = [iadd(offsets[d], v) if d in offsets else v for d, v in zip(axes, inner_vars)]
-        x = value(_merge_index(len(in_shape), kept, outer_vars, axes, index))
-        if x.dtype != dtype:  # type: ignore[union-attr]
-            x = ScalarOp("cast", (x,), x.dtype, dtype, (("dtype", dtype),))  # type: ignore[union-attr]
+        x = cast_to(value(_merge_index(len(in_shape), kept, outer_vars, axes, index)), dtype)
         return [AccUpdate(acc, combine, x)]
 
     return _loop_nest(extents, names, inner)
