@@ -4,10 +4,11 @@ Build a graph from placeholders, variables and ops, then run it with ``gc.Sessio
 into a callable with ``gc.function``.  See ``docs/`` and the public contract in API.md.
 """
 
-from graphc import dtypes, errors, optimizers, testing
+from graphc import aot, dtypes, errors, optimizers, testing
 from graphc.autodiff import grad
 from graphc.dtypes import bool_, float32, float64, int8, int16, int32, int64, uint8
 from graphc.errors import (
+    AotError,
     ArgumentError,
     DTypeError,
     ExecutionError,
@@ -29,9 +30,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     *_ops_all,
-    "ArgumentError", "DTypeError", "ExecutionError", "FeedError", "Function", "Graph", "GraphError",
-    "GraphcError", "Session", "ShapeError", "Tensor", "bool_", "dprint", "dtypes", "errors", "float32", "testing",
-    "float64", "function", "grad", "optimize", "int8", "int16", "int32", "int64", "optimizers", "uint8",
+    "AotError", "ArgumentError", "DTypeError", "ExecutionError", "FeedError", "Function", "Graph", "GraphError",
+    "GraphcError", "Session", "ShapeError", "Tensor", "aot", "bool_", "dprint", "dtypes", "errors", "float32",
+    "testing", "float64", "function", "grad", "optimize", "int8", "int16", "int32", "int64", "optimizers", "uint8",
     "report", "to_dot", "to_networkx",
     "GraphFileError", "load_graph", "save_graph",
 ]

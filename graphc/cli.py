@@ -233,8 +233,52 @@ def add_inspect(subparsers: Any) -> None:
     p.set_defaults(run=run_inspect)
 
 
+def run_aot(args: argparse.Namespace) -> int:
+    import graphc as gc
+
+    inputs, outputs = load(args.file)
+    try:
+        artifact = gc.aot.compile(inputs, outputs, args.output, name=args.name, target=args.target, cpu=args.cpu,
+                                  threads=args.threads, object_file=args.object, link=not args.no_link)
+    except gc.GraphcError as exc:
+        raise CommandError(f"{args.file}: {_one_line(str(exc))}", status=1) from None
+    except OSError as exc:
+        raise CommandError(f"cannot write {args.output}: {exc.strerror or exc}", status=1) from None
+    written = [p for p in (artifact.library, artifact.header, artifact.object) if p is not None]
+    dims = "; ".join(" = ".join(places) for places in artifact.signature.dims) or "none"
+    print(f"wrote {', '.join(str(p) for p in written)} (C prefix {artifact.name}_, run-time dims: {dims})")
+    return 0
+
+
+def add_aot(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "aot", help="compile a saved graph ahead of time to a shared object and a C header",
+        description="Compile a graph file saved with gc.save_graph into OUT.so and OUT.h (as gc.aot.compile):\n"
+                    "a self-contained library with the C function\n"
+                    "  int NAME_run(const int64_t *dims, const void *const *inputs, void *const *outputs);\n"
+                    "whose inputs and outputs are the graph file's, in order. Unknown (None) dimensions of\n"
+                    "the inputs are run-time dimensions, passed in dims. Variables are embedded.",
+        epilog="examples:\n"
+               "  graphc aot model.gcg -o build/model\n"
+               "  graphc aot model.gcg -o build/model --name classifier --cpu native\n"
+               "  graphc aot model.gcg -o build/model --target aarch64-unknown-linux-gnu --no-link",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("file", metavar="MODEL.gcg", help="a graph file written by gc.save_graph")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="path of the artifacts without extension: writes OUT.so and OUT.h")
+    p.add_argument("--name", help="prefix of the C functions (default: OUT's file name)")
+    p.add_argument("--target", metavar="TRIPLE", help="LLVM target triple (default: this machine's)")
+    p.add_argument("--cpu", help="LLVM CPU name; 'native' for this machine's CPU (default: the architecture's "
+                                 "baseline, portable across its CPUs)")
+    p.add_argument("--threads", type=int, default=1, metavar="N", help="threads a call may use (default: 1)")
+    p.add_argument("--object", action="store_true", help="also keep the object file OUT.o")
+    p.add_argument("--no-link", action="store_true",
+                   help="write OUT.o and OUT.h only (for a target whose linker this machine lacks)")
+    p.set_defaults(run=run_aot)
+
+
 # name -> function adding the subcommand's parser to the subparsers action
-COMMANDS: dict[str, Callable[[Any], None]] = {"inspect": add_inspect}
+COMMANDS: dict[str, Callable[[Any], None]] = {"inspect": add_inspect, "aot": add_aot}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,3 +40,8 @@ class ExecutionError(GraphcError, RuntimeError):
 
 class GraphFileError(GraphcError, ValueError):
     """A graph file that cannot be read (not a graph file, damaged, truncated, or from a newer graphc)."""
+
+
+class AotError(GraphcError, RuntimeError):
+    """Ahead-of-time compilation could not produce or load an artifact (no C compiler, a link
+    failure, an unexpected library dependency, a shared object that is not graphc's)."""

@@ -61,6 +61,7 @@ import numpy as np
 from llvmlite import ir
 
 from graphc.codegen.jit import Target
+from graphc.ir.symbolic import is_symbolic
 
 Epilogue = Callable[[ir.IRBuilder, ir.Value, ir.Value, ir.Value], ir.Value]
 
@@ -150,6 +151,8 @@ def pack_buffer_elements(M: int, N: int, K: int, dtype: Any, target: Target | No
     serves every ``_rows`` / ``_block`` call on a sub-range of the same problem.
     """
     cfg = gemm_config(dtype, target)
+    # a size known only at run time (a SymInt) is bounded by its block size
+    M, N, K = (cfg.mc if is_symbolic(M) else M), (cfg.nc if is_symbolic(N) else N), (cfg.kc if is_symbolic(K) else K)
     align = ALIGN_BYTES // cfg.itemsize
     mcb = min(cfg.mc, _round_up(max(M, 0), cfg.mr))
     ncb = min(cfg.nc, _round_up(max(N, 0), cfg.nr))

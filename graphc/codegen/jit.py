@@ -57,7 +57,8 @@ class Target:
         _initialize()
         target = llvm.Target.from_triple(self.triple)
         return target.create_target_machine(cpu=self.cpu, features=self.features, opt=opt,
-                                            reloc="pic" if not jit else "default", codemodel="jitdefault")
+                                            reloc="pic" if not jit else "default",
+                                            codemodel="jitdefault" if jit else "default")
 
 
 def new_module(name: str, target: Target | None = None) -> ir.Module:

@@ -8,7 +8,7 @@ loops (they are branch-free and their trip counts are known).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from llvmlite import ir
@@ -17,7 +17,9 @@ from graphc.codegen import scalar
 from graphc.codegen.runtime_lib import declare_gemm
 from graphc.codegen.threadpool import TASK_TYPE, declare_parallel_for
 from graphc.codegen.types import I64, constant, load_value, storage_type, store_value, value_type
+from graphc.ir.symbolic import Size, hint, is_symbolic
 from graphc.lower.loopir import (
+    DIMS,
     STATUS,
     AccInit,
     AccRef,
@@ -50,11 +52,26 @@ def _work(body: Sequence[Any]) -> int:
     total = 0
     for s in body:
         if isinstance(s, Loop):
-            total += s.extent * max(1, _work(s.body))
+            total += hint(s.extent) * max(1, _work(s.body))
         elif isinstance(s, Gemm):
-            total += s.m * s.n * s.k
+            total += hint(s.m * s.n * s.k)
         else:
             total += 1
+    return total
+
+
+def emit_size(b: ir.IRBuilder, value: Size, dim: Callable[[int], ir.Value]) -> ir.Value:
+    """``value`` as an i64: a constant, or a SymInt's polynomial over the run-time sizes
+    ``dim(symbol)``."""
+    if not is_symbolic(value):
+        return ir.Constant(I64, value)
+    total: ir.Value | None = None
+    for monomial, coefficient in value.terms:  # type: ignore[union-attr]
+        term: ir.Value | None = ir.Constant(I64, coefficient) if coefficient != 1 or not monomial else None
+        for symbol in monomial:
+            term = dim(symbol) if term is None else b.mul(term, dim(symbol), flags=["nsw"])
+        total = term if total is None else b.add(total, term, flags=["nsw"])
+    assert total is not None
     return total
 
 
@@ -90,10 +107,22 @@ class _KernelEmitter:
         self.module = module
         self.threads = threads
         self._chunks = 0
+        self._dims: dict[int, ir.Value] = {}
+
+    def _dim(self, symbol: int) -> ir.Value:
+        """Run-time dimension ``symbol``, loaded once at the function's entry."""
+        if symbol not in self._dims:
+            pointer = self.buffers[DIMS][0]
+            self._dims[symbol] = self.allocas.load(self.allocas.gep(pointer, [ir.Constant(I64, symbol)]),
+                                                   name=f"d{symbol}")
+        return self._dims[symbol]
+
+    def _size(self, value: Size) -> ir.Value:
+        return emit_size(self.b, value, self._dim)
 
     def emit(self) -> ir.Function:
         for s in self.kernel.body:
-            if (isinstance(s, Loop) and s.parallel and self.threads > 1 and s.extent > 1
+            if (isinstance(s, Loop) and s.parallel and self.threads > 1 and hint(s.extent) > 1
                     and _work([s]) >= PARALLEL_MIN_WORK and not _has_check(s.body)):
                 self._parallel(s)
             else:
@@ -118,14 +147,21 @@ class _KernelEmitter:
         inner._loop(loop, lo, hi)
         inner._finish()
 
-        tasks = min(loop.extent, TASKS_PER_THREAD * self.threads)
+        tasks = TASKS_PER_THREAD * self.threads
+        if not is_symbolic(loop.extent):
+            tasks = min(loop.extent, tasks)
         task = ir.Function(self.module, TASK_TYPE, f"{kernel.name}.task{self._chunks}")
         task.linkage = "internal"
         tb = ir.IRBuilder(task.append_basic_block("entry"))
         table = tb.bitcast(task.args[0], VOID_PTR.as_pointer())
         args = [tb.bitcast(tb.load(tb.gep(table, [ir.Constant(I64, k)])), t) for k, t in enumerate(types)]
         i = task.args[1]
-        extent, n = ir.Constant(I64, loop.extent), ir.Constant(I64, tasks)
+        by_name = dict(zip((p.name for p in kernel.params), args))
+
+        def dim(symbol: int) -> ir.Value:
+            return tb.load(tb.gep(by_name[DIMS], [ir.Constant(I64, symbol)]))
+
+        extent, n = emit_size(tb, loop.extent, dim), ir.Constant(I64, tasks)
         begin = tb.sdiv(tb.mul(i, extent), n)
         end = tb.sdiv(tb.mul(tb.add(i, ir.Constant(I64, 1)), extent), n)
         tb.call(chunk, [*args, begin, end])
@@ -142,7 +178,7 @@ class _KernelEmitter:
         if isinstance(e, IVar):
             return self.indices[e.name]
         if isinstance(e, IConst):
-            return ir.Constant(I64, e.value)
+            return self._size(e.value)
         if isinstance(e, IValue):
             value = self._expr(e.value)
             return value if value.type == I64 else self.b.sext(value, I64)
@@ -203,7 +239,7 @@ class _KernelEmitter:
         def view(buffer: str, offset: Any) -> ir.Value:
             return self.b.gep(self.buffers[buffer][0], [self._index(offset)], inbounds=True)
 
-        i64 = [ir.Constant(I64, v) for v in (s.m, s.n, s.k, *s.a_strides, *s.b_strides, s.ldc, s.pack_stride,
+        i64 = [self._size(v) for v in (s.m, s.n, s.k, *s.a_strides, *s.b_strides, s.ldc, s.pack_stride,
                                              s.threads)]
         m, n, k, a_row, a_col, b_row, b_col, ldc, pack_stride, threads = i64
         self.b.call(fn, [m, n, k, view(s.a, s.a_offset), a_row, a_col, view(s.b, s.b_offset), b_row, b_col,
@@ -211,10 +247,10 @@ class _KernelEmitter:
 
     def _loop(self, loop: Loop, start: ir.Value | None = None, stop: ir.Value | None = None) -> None:
         """``for var in range(start, stop)`` (default ``0 .. loop.extent``), as a bottom-tested loop."""
-        if start is None and loop.extent <= 0:
+        if start is None and not is_symbolic(loop.extent) and loop.extent <= 0:
             return
         start = ir.Constant(I64, 0) if start is None else start
-        stop = ir.Constant(I64, loop.extent) if stop is None else stop
+        stop = self._size(loop.extent) if stop is None else stop
         body = self.fn.append_basic_block(f"{loop.var.name}.body")
         done = self.fn.append_basic_block(f"{loop.var.name}.done")
         before = self.b.block

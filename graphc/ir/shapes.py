@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from graphc.errors import ArgumentError, ShapeError
+from graphc.ir.symbolic import SymInt, require_equal
 
-Dim = int | None
+Dim = int | SymInt | None  # SymInt: a run-time size in ahead-of-time compiled code (ir/symbolic.py)
 Shape = tuple[Dim, ...]
 
 
@@ -55,6 +56,7 @@ def broadcast_shapes(*shapes: Shape) -> Shape:
         dims = [s[axis] for s in padded]
         known = {d for d in dims if d is not None and d != 1}
         if len(known) > 1:
+            require_equal(known)
             raise ShapeError(
                 "cannot broadcast shapes " + " and ".join(format_shape(s) for s in shapes)
                 + f" (axis {axis - ndim}: sizes {sorted(known)})"
@@ -91,7 +93,10 @@ def normalize_axes(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ..
 
 def dims_equal(a: Dim, b: Dim) -> bool:
     """Whether two dims may be equal: unknown matches anything."""
-    return a is None or b is None or a == b
+    if a is None or b is None or a == b:
+        return True
+    require_equal((a, b))
+    return False
 
 
 def merge_dim(a: Dim, b: Dim) -> Dim:

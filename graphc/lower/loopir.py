@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from graphc.ir.symbolic import Size
+
 # ---- index expressions (int64) ------------------------------------------------------------------
 
 
@@ -25,7 +27,7 @@ class IVar:
 
 @dataclass(frozen=True)
 class IConst:
-    value: int
+    value: Size  # a SymInt in ahead-of-time code with run-time dimensions
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ def iadd(a: IndexExpr, b: IndexExpr) -> IndexExpr:
     return IBin("+", a, b)
 
 
-def imul(a: IndexExpr, b: int) -> IndexExpr:
+def imul(a: IndexExpr, b: Size) -> IndexExpr:
     if b == 0:
         return IConst(0)
     if b == 1:
@@ -131,7 +133,7 @@ class Loop:
     a kernel's top-level loops when the work is large enough)."""
 
     var: IVar
-    extent: int
+    extent: Size
     body: tuple[Stmt, ...]
     parallel: bool = False
 
@@ -178,23 +180,24 @@ class Gemm:
 
     a: str
     a_offset: IndexExpr
-    a_strides: tuple[int, int]
+    a_strides: tuple[Size, Size]
     b: str
     b_offset: IndexExpr
-    b_strides: tuple[int, int]
+    b_strides: tuple[Size, Size]
     c: str
     c_offset: IndexExpr
-    ldc: int
-    m: int
-    n: int
-    k: int
+    ldc: Size
+    m: Size
+    n: Size
+    k: Size
     pack: str
     dtype: np.dtype
-    pack_stride: int = 0
+    pack_stride: Size = 0
     threads: int = 1
 
 
 STATUS = "status"  # the int64[1] buffer every kernel with a Check writes faults to
+DIMS = "dims"  # the int64 buffer of run-time dimension sizes (ahead-of-time code with SymInt sizes)
 
 Stmt = Store | Loop | AccInit | AccUpdate | AccSet | Check | Gemm
 
@@ -203,7 +206,7 @@ Stmt = Store | Loop | AccInit | AccUpdate | AccSet | Check | Gemm
 class BufferSpec:
     name: str
     dtype: np.dtype
-    size: int  # elements
+    size: Size  # elements
 
 
 @dataclass

@@ -13,11 +13,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from itertools import count
+from typing import Any
 
 import numpy as np
 
 from graphc.errors import ArgumentError
 from graphc.ir.registry import AbstractValue
+from graphc.ir.shapes import broadcast_shapes
+from graphc.ir.symbolic import Size, hint, is_symbolic
 from graphc.ir.tensor import Tensor
 from graphc.lower.loopir import (
     STATUS,
@@ -98,8 +101,9 @@ def collapse(space: Sequence[int], strides: Sequence[Sequence[int]]) -> tuple[li
 class _Names:
     """Fresh loop-variable and accumulator names, and the faults kernels may report."""
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, target: Any = None) -> None:
         self.threads = threads  # the most threads a kernel may use (sizes per-thread scratch)
+        self.target = target  # the codegen Target (GEMM blocking sizes its scratch); None: the host
         self._ids = count()
         self.faults: list[tuple[Tensor, str]] = []  # fault code k + 1 -> (node, message)
         self._scratch: list[BufferSpec] = []
@@ -163,6 +167,13 @@ def cast_to(x: Expr, dtype: np.dtype) -> Expr:
     if x.dtype == dtype:  # type: ignore[union-attr]
         return x
     return ScalarOp("cast", (x,), x.dtype, dtype, (("dtype", dtype),))  # type: ignore[union-attr]
+
+
+def size_value(n: Size, dtype: np.dtype) -> Expr:
+    """The element count ``n`` as a float value of ``dtype`` (computed at run time when symbolic)."""
+    if is_symbolic(n):
+        return cast_to(IndexValue(IConst(n)), dtype)
+    return Const(float(n), dtype)
 
 
 def _finite_or_zero(m: Expr, dtype: np.dtype) -> Expr:
@@ -262,7 +273,8 @@ def _reduce(op: str, axes: Sequence[int], dtype: np.dtype, out_buffer: str, in_s
     and the work is large, each row is cut into partial reductions instead (see :func:`_split_reduce`)."""
     kept = [d for d in range(len(in_shape)) if d not in axes]
     rows = math.prod(in_shape[d] for d in kept)
-    if names.threads > 1 and rows < names.threads and rows * math.prod(in_shape[d] for d in axes) >= SPLIT_MIN:
+    if (names.threads > 1 and not any(is_symbolic(d) for d in in_shape) and rows < names.threads
+            and rows * math.prod(in_shape[d] for d in axes) >= SPLIT_MIN):
         return _split_reduce(op, axes, dtype, out_buffer, in_shape, value, names)
     if axes and kept and kept[-1] == len(in_shape) - 1:
         return _reduce_in_place(op, axes, dtype, out_buffer, in_shape, value, names)
@@ -303,7 +315,7 @@ def _reduce_in_place(op: str, axes: Sequence[int], dtype: np.dtype, out_buffer: 
                        parallel=True)
     stmts += _loop_nest(list(in_shape), names, fold, parallel=0 in kept)
     if op == "mean":
-        n = Const(float(math.prod(in_shape[d] for d in axes)), dtype)
+        n = size_value(math.prod(in_shape[d] for d in axes), dtype)
         stmts += _loop_nest([size], names, lambda v: [
             Store(out_buffer, v[0], ScalarOp("divide", (Load(out_buffer, v[0], dtype), n), dtype, dtype))],
             parallel=True)
@@ -327,7 +339,7 @@ def _finish(op: str, acc: str, dtype: np.dtype, in_shape: Sequence[int], axes: S
     result: Expr = AccRef(acc, dtype)
     if op == "mean":
         n = math.prod(in_shape[d] for d in axes)
-        result = ScalarOp("divide", (result, Const(float(n), dtype)), dtype, dtype)
+        result = ScalarOp("divide", (result, size_value(n, dtype)), dtype, dtype)
     return result
 
 
@@ -660,7 +672,7 @@ def _matmul(a: tuple[str, AbstractValue], b: tuple[str, AbstractValue], dst: str
     if len(b_shape) == 1:
         b_shape = [*b_shape, 1]
     m, k, n = a_shape[-2], a_shape[-1], b_shape[-1]
-    batch = list(np.broadcast_shapes(tuple(a_shape[:-2]), tuple(b_shape[:-2])))
+    batch = list(broadcast_shapes(tuple(a_shape[:-2]), tuple(b_shape[:-2])))
     a_batch = [s * m * k for s in broadcast_strides(a_shape[:-2], batch)]
     b_batch = [s * k * n for s in broadcast_strides(b_shape[:-2], batch)]
     out_strides = row_major_strides([*batch, m, n])
@@ -668,8 +680,8 @@ def _matmul(a: tuple[str, AbstractValue], b: tuple[str, AbstractValue], dst: str
     if dtype.kind == "f" and m and n:
         from graphc.codegen.gemm import pack_buffer_elements
 
-        threads = names.threads if m * n * k >= GEMM_PARALLEL_MIN_MACS else 1
-        stride = pack_buffer_elements(m, n, k, dtype)
+        threads = names.threads if hint(m * n * k) >= GEMM_PARALLEL_MIN_MACS else 1
+        stride = pack_buffer_elements(m, n, k, dtype, names.target)
         pack = BufferSpec(f"{dst}_pack", dtype, stride * threads)
 
         def call(bv: list[IVar]) -> list[Stmt]:

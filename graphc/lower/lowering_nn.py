@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from graphc.ir.registry import AbstractValue
+from graphc.ir.symbolic import hint
 from graphc.ir.tensor import Tensor
 from graphc.lower.loopir import (
     AccInit,
@@ -143,8 +144,8 @@ class _Products:
         if self.gemm:
             from graphc.codegen.gemm import pack_buffer_elements
 
-            threads = self.names.threads if m * n * k >= GEMM_PARALLEL_MIN_MACS else 1
-            stride = pack_buffer_elements(m, n, k, dtype)
+            threads = self.names.threads if hint(m * n * k) >= GEMM_PARALLEL_MIN_MACS else 1
+            stride = pack_buffer_elements(m, n, k, dtype, self.names.target)
             self.pack_size = max(self.pack_size, stride * threads)
             return [Gemm(a, a_offset, a_strides, b, b_offset, b_strides, c, c_offset, ldc, m, n, k, self.pack, dtype,
                          stride, threads)]

@@ -22,7 +22,6 @@ import ctypes
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,9 +34,8 @@ from graphc.codegen.scalar import UnsupportedScalar
 from graphc.errors import ArgumentError
 from graphc.ir.registry import AbstractValue
 from graphc.ir.tensor import Tensor
-from graphc.lower.loopir import STATUS, LoopKernel
-from graphc.lower.lowering import Unsupported, _Names, buffer_name, kernel_output_buffers, lower_node
-from graphc.ops.kernel import inner_avals
+from graphc.lower.loopir import STATUS
+from graphc.lower.program import Buffer, LoweredProgram
 from graphc.runtime import compile_cache
 from graphc.runtime.reference import execution_fault
 
@@ -100,17 +98,6 @@ def _likely_runtime_parts(nodes: Sequence[Tensor], avals: Mapping[int, AbstractV
     return sorted(parts)
 
 
-@dataclass(frozen=True)
-class _Buffer:
-    slot: int
-    shape: tuple[int, ...]
-    dtype: np.dtype
-
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
-
-
 def plan_arena(sizes: Mapping[int, int], lifetimes: Mapping[int, tuple[int, int]]) -> tuple[dict[int, int], int]:
     """Byte offsets for buffers (``slot -> nbytes``) live over kernel ranges ``slot -> (first, last)``:
     two buffers share bytes only if their ranges are disjoint.  Greedy, largest first, each at the
@@ -156,24 +143,17 @@ class CpuExecutable:
                  threads: int = 1) -> None:
         self.nodes = tuple(nodes)
         self.threads = threads
-        self.slots: dict[str, int] = {}
         # the runtime library compiles (LLVM releases the GIL) while this graph is lowered and emitted
         loader = threading.Thread(target=load_runtime, args=(_likely_runtime_parts(self.nodes, avals),),
                                   kwargs={"compiler": _cached_runtime}, daemon=True)
         loader.start()
-        names = _Names(threads)
-        kernels: list[LoopKernel] = []
-        for node in self.nodes:
-            try:
-                kernel = lower_node(node, avals, names)
-            except (Unsupported, UnsupportedScalar) as exc:
-                where = f" (created at {node.location})" if node.location else ""
-                raise ArgumentError(f"{exc}: {node.describe()}{where}") from None
-            if kernel is not None:
-                kernels.append(kernel)
-        self.faults = names.faults
-        buffers = self._buffers(avals, kernels)
-        self._plan_memory(kernels, buffers, wanted)
+        lowered = LoweredProgram(self.nodes, avals, wanted, threads)
+        kernels = lowered.kernels
+        self.slots, self.faults = lowered.slots, lowered.faults
+        self.sources, self.wanted = lowered.sources, lowered.wanted
+        self.constant_arrays = [(slot, np.asarray(node.attrs["value"], order="C")) for slot, node in lowered.constants]
+        self.fresh = [lowered.buffers[slot] for slot in sorted(lowered.handed_back)]
+        self.arena_offsets, self.arena_bytes = plan_arena(lowered.arena_sizes(), lowered.lifetimes)
         per_call = sorted({slot for _, slot in self.sources} | {b.slot for b in self.fresh})
 
         def build() -> tuple[ir.Module, dict[str, Any]]:
@@ -200,65 +180,6 @@ class CpuExecutable:
         self._entry = _ENTRY_TYPE(self.module.address(OBJECT_ENTRY if self._by_object else ENTRY))
         self._free: list[_Arena] = []
         self._returned: dict[int, list[np.ndarray]] = {b.slot: [] for b in self.fresh}
-
-    def _slot(self, name: str) -> int:
-        if name not in self.slots:
-            self.slots[name] = len(self.slots)
-        return self.slots[name]
-
-    def _buffers(self, avals: Mapping[int, AbstractValue], kernels: Sequence[LoopKernel]) -> dict[int, _Buffer]:
-        """Give every buffer a slot; return the computed ones (slot -> shape and dtype).  Sources
-        (placeholders, Variables, constants) are recorded in ``self.sources`` / ``constant_arrays``."""
-        computed: dict[int, _Buffer] = {}
-        self.sources: list[tuple[int, int]] = []  # (node id, slot) of values passed in per call
-        self.constant_arrays: list[tuple[int, np.ndarray]] = []
-        for kernel in kernels:
-            for spec in kernel.scratch:
-                slot = self._slot(spec.name)
-                computed[slot] = _Buffer(slot, (spec.size,), spec.dtype)
-        if self.faults:
-            slot = self._slot(STATUS)
-            computed[slot] = _Buffer(slot, (1,), np.dtype(np.int64))
-        for node in self.nodes:
-            if node.op == "group":
-                continue
-            if node.op == "kernel_output":
-                fused = node.inputs[0]
-                self.slots[buffer_name(node)] = self.slots[kernel_output_buffers(fused)[node.attrs["index"]]]
-            elif node.op == "constant":
-                self.constant_arrays.append((self._slot(buffer_name(node)),
-                                             np.asarray(node.attrs["value"], order="C")))
-            elif node.op in ("placeholder", "variable"):
-                self.sources.append((node.id, self._slot(buffer_name(node))))
-            elif node.op == "fused" and len(node.attrs["kernel"].outputs) > 1:
-                inner = inner_avals(node.attrs["kernel"], [avals[i.id] for i in node.inputs])
-                for name, out in zip(kernel_output_buffers(node), node.attrs["kernel"].outputs):
-                    slot = self._slot(name)
-                    computed[slot] = _Buffer(slot, inner[out.id].shape, inner[out.id].dtype)
-            else:
-                slot = self._slot(buffer_name(node))
-                computed[slot] = _Buffer(slot, avals[node.id].shape, avals[node.id].dtype)
-        return computed
-
-    def _plan_memory(self, kernels: Sequence[LoopKernel], buffers: Mapping[int, _Buffer],
-                     wanted: Sequence[Tensor]) -> None:
-        """Split computed buffers into those handed back (fresh per call) and arena ones, and lay the
-        arena out by lifetime."""
-        self.wanted = [(t.id, None if t.op == "group" else self.slots[buffer_name(t)]) for t in wanted]
-        handed_back = {slot for _, slot in self.wanted if slot is not None and slot in buffers}
-        self.fresh = [buffers[slot] for slot in sorted(handed_back)]
-        lifetimes: dict[int, tuple[int, int]] = {}
-        for k, kernel in enumerate(kernels):
-            for param in kernel.params:
-                slot = self.slots[param.name]
-                first, _ = lifetimes.get(slot, (k, k))
-                lifetimes[slot] = (first, k)
-        arena = {slot: b.nbytes for slot, b in buffers.items() if slot not in handed_back}
-        for slot in arena:
-            lifetimes.setdefault(slot, (0, 0))  # a buffer no kernel touches (a size-0 value)
-        if STATUS in self.slots:  # read after the call: it must outlive every kernel
-            lifetimes[self.slots[STATUS]] = (0, len(kernels))
-        self.arena_offsets, self.arena_bytes = plan_arena(arena, lifetimes)
 
     def run(self, sources: Mapping[int, np.ndarray]) -> dict[int, np.ndarray | None]:
         """Run once; ``sources`` holds placeholder and Variable values (contiguous); returns the
@@ -289,7 +210,7 @@ class CpuExecutable:
             values[node_id] = None if slot is None else fresh[slot] if slot in fresh else self._source(slot, sources)
         return values
 
-    def _output_array(self, b: _Buffer) -> np.ndarray:
+    def _output_array(self, b: Buffer) -> np.ndarray:
         """An array for a value handed back: one this executable returned earlier if nothing but this
         executable refers to it any more (the caller dropped it, and no view, Variable or buffer
         export keeps it), else a new one.  Large outputs thus skip the page faults of fresh memory

@@ -1,0 +1,185 @@
+"""``gc.aot.compile``: a graph to ``path.so`` + ``path.h`` (and ``path.o`` on request).
+
+The graph goes through the same optimisation passes, lowering and kernel codegen as the JIT
+(runtime/cpu.py); what differs is around the kernels: sizes may be symbolic (run-time dimensions),
+constants and Variable values become read-only globals, the runtime library (GEMM, thread pool) is
+linked into the module and made internal, and the C ABI wrapper (aot/abi.py) replaces ctypes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import llvmlite.binding as llvm
+import numpy as np
+
+from graphc.aot.abi import Layout, emit_abi
+from graphc.aot.header import render_header, render_metadata
+from graphc.aot.link import aot_target, check_dependencies, emit_object, link_shared
+from graphc.aot.signature import Signature, infer_signature
+from graphc.codegen.jit import Target, new_module
+from graphc.codegen.llvm_cpu import emit_program
+from graphc.codegen.runtime_lib import emit_runtime, runtime_parts
+from graphc.errors import ArgumentError, GraphError
+from graphc.ir.tensor import Tensor
+from graphc.lower.loopir import DIMS, BufferSpec
+from graphc.lower.lowering import buffer_name
+from graphc.lower.program import LoweredProgram
+from graphc.ops.state import Variable
+from graphc.runtime.cpu import GRAPH_OPT
+from graphc.runtime.program import Program, check_threads
+
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """What :func:`compile` wrote: the shared object, the header, the object file (if asked for),
+    the C name prefix and the signature (run-time dims, inputs and outputs)."""
+
+    library: Path | None
+    header: Path
+    object: Path | None
+    name: str
+    signature: Signature
+    target: Target
+
+    def __repr__(self) -> str:
+        dims = "; ".join(" = ".join(p) for p in self.signature.dims) or "none"
+        return (f"<graphc AOT artifact {self.name!r}: {self.library or self.object}, {self.header}; "
+                f"run-time dims: {dims}>")
+
+
+def _placeholders(inputs: object) -> list[Tensor]:
+    values = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    for v in values:
+        if not isinstance(v, Tensor) or v.op != "placeholder":
+            raise ArgumentError(f"aot.compile inputs must be placeholders, got {v!r}")
+    if len({v.id for v in values}) != len(values):
+        raise ArgumentError("aot.compile inputs list a placeholder twice")
+    return values
+
+
+def _outputs(outputs: object) -> tuple[list[Tensor], bool]:
+    single = isinstance(outputs, Tensor)
+    values = [outputs] if single else list(outputs)  # type: ignore[call-overload]
+    if not values:
+        raise ArgumentError("aot.compile needs at least one output")
+    for v in values:
+        if not isinstance(v, Tensor):
+            raise ArgumentError(f"aot.compile outputs must be tensors, got {v!r}")
+        if v.op == "group" or v.opdef.stateful:
+            raise GraphError(f"an ahead-of-time compiled graph cannot update Variables: output {v.describe()} "
+                             "is an update (compile the values you need; deploy a trained model's weights)")
+    return values, single
+
+
+def compile(inputs: Tensor | Sequence[Tensor], outputs: Tensor | Sequence[Tensor], path: str | os.PathLike[str],
+            name: str | None = None, *, target: str | None = None, cpu: str | None = None, level: int = 2,
+            threads: int = 1, object_file: bool = False, link: bool = True) -> Artifact:
+    """Compile the graph from placeholders ``inputs`` to ``outputs`` into ``path.so`` and ``path.h``
+    (and ``path.o`` with ``object_file=True``; ``link=False`` writes the object and header only).
+
+    ``name`` prefixes the C functions (default: the file name of ``path``).  ``target`` is an LLVM
+    triple (default: this machine's); ``cpu`` an LLVM CPU name (default: the architecture's baseline,
+    so the library runs on every CPU of that architecture; ``"native"``: this machine's CPU with all
+    its features).  Kernels may use up to ``threads`` threads per call (default 1: calls are cheap to
+    run side by side from the application's own threads).  Variables are embedded with the values
+    they hold now; ``None`` dimensions of the inputs become run-time dimensions."""
+    placeholders = _placeholders(inputs)
+    outs, single = _outputs(outputs)
+    base = Path(path)
+    name = name if name is not None else base.name
+    if not NAME.match(name):
+        raise ArgumentError(f"the AOT name must be a C identifier (letters, digits, _), got {name!r}")
+    threads = check_threads(threads)
+    tgt = aot_target(target, cpu)
+
+    program = Program(outs, feedable=placeholders, level=level, device="cpu", threads=threads)
+    output_names = [o.name for o in outs]
+    signature = infer_signature(placeholders, program.outputs, program._built_nodes, program.graph.nodes,
+                                output_names)
+    lowered = _lower(program, signature, threads, tgt)
+    layout = _layout(name, program, placeholders, signature, lowered, single)
+
+    module = new_module(name, tgt)
+    entry = emit_program(module, lowered.kernels, lowered.slots, threads)
+    entry.linkage = "internal"
+    exports = emit_abi(module, layout, entry)
+    parts = runtime_parts(module)
+    ref = llvm.parse_assembly(str(module))
+    if parts:
+        runtime = new_module(f"{name}_runtime", tgt)
+        emit_runtime(runtime, tgt, parts)
+        ref.link_in(llvm.parse_assembly(str(runtime)))
+    for value in [*ref.functions, *ref.global_variables]:
+        if not value.is_declaration and value.name not in exports:
+            value.linkage = "internal"  # only the three entry points are visible; each library its own pool
+    obj = emit_object(str(ref), tgt, GRAPH_OPT)
+
+    base.parent.mkdir(parents=True, exist_ok=True)
+    header = base.with_name(base.name + ".h")
+    header.write_text(render_header(name, signature, layout.faults))
+    object_path = base.with_name(base.name + ".o") if object_file or not link else None
+    library = base.with_name(base.name + ".so") if link else None
+    with tempfile.TemporaryDirectory() as scratch:
+        temporary = Path(scratch) / f"{name}.o"
+        (object_path or temporary).write_bytes(obj)
+        if library is not None:
+            partial = library.with_name(f".{library.name}.{os.getpid()}.tmp")
+            try:
+                link_shared(object_path or temporary, partial, tgt)
+                check_dependencies(partial)
+                os.replace(partial, library)  # a process that has the old library loaded keeps it intact
+            finally:
+                partial.unlink(missing_ok=True)
+    return Artifact(library, header, object_path, name, signature, tgt)
+
+
+def _lower(program: Program, signature: Signature, threads: int, target: Target) -> LoweredProgram:
+    lowered = LoweredProgram(program.graph.nodes, signature.avals, program.outputs, threads, target)
+    if signature.dims:
+        lowered.slot(DIMS)
+        spec = BufferSpec(DIMS, np.dtype(np.int64), len(signature.dims))
+        for kernel in lowered.kernels:
+            kernel.params.append(spec)
+    return lowered
+
+
+def _layout(name: str, program: Program, placeholders: Sequence[Tensor], signature: Signature,
+            lowered: LoweredProgram, single: bool) -> Layout:
+    from graphc.runtime.reference import execution_fault
+
+    slots = lowered.slots
+    inputs = [(slots.get(buffer_name(p)), math.prod(spec.shape) * spec.dtype.itemsize)
+              for p, spec in zip(placeholders, signature.inputs)]
+    outputs = []
+    placed: set[int] = set()
+    for (_, slot), spec in zip(lowered.wanted, signature.outputs):
+        assert slot is not None
+        in_place = slot in lowered.handed_back and slot not in placed
+        placed.add(slot)
+        outputs.append((slot, math.prod(spec.shape) * spec.dtype.itemsize, in_place))
+    constants = [(slot, np.asarray(node.attrs["value"], order="C")) for slot, node in lowered.constants]
+    fed = {p.id for p in placeholders}
+    for node_id, slot in lowered.sources:
+        if node_id not in fed:  # a Variable: its current value is embedded
+            var = next(n for n in program.graph.nodes if n.id == node_id)
+            assert isinstance(var, Variable)
+            constants.append((slot, np.ascontiguousarray(var.read())))
+    faults = [str(execution_fault(node, message)) for node, message in lowered.faults]
+    return Layout(
+        name=name, ndims=len(signature.dims), num_slots=len(slots),
+        inputs=inputs,
+        outputs=outputs, constants=constants, arena=lowered.arena_sizes(), lifetimes=lowered.lifetimes,
+        dims_slot=slots.get(DIMS), status_slot=slots.get("status"), faults=faults,
+        metadata=render_metadata(name, signature, single, faults))
+
+
+__all__ = ["Artifact", "compile"]

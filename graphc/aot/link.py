@@ -1,0 +1,108 @@
+"""Turning an LLVM module into an object file and a shared object, and checking what it needs.
+
+The object is emitted by LLVM for the chosen target; the shared object is linked by the system's C
+compiler driver (``$CC``, else ``cc``, ``gcc`` or ``clang``) against nothing but the C library,
+libm and libpthread.  :func:`needed_libraries` reads a shared object's ``DT_NEEDED`` entries from
+its ELF dynamic section, so compilation can check (and tests can assert) that nothing else slipped in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import llvmlite.binding as llvm
+
+from graphc.codegen.jit import Target, _initialize
+from graphc.errors import AotError
+
+ALLOWED_LIBRARIES = re.compile(r"^(libc|libm|libpthread|libdl|ld-linux[-\w.]*|ld64)\.so(\.\d+)*$")
+DT_NEEDED = 1
+
+
+def aot_target(triple: str | None = None, cpu: str | None = None) -> Target:
+    """The target to emit for: ``triple`` (default the host's) and ``cpu``.  The default CPU is the
+    architecture's baseline, so the artifact runs on any CPU of that architecture; ``"native"`` (host
+    triple only) uses this machine's CPU and all its features; any other name is an LLVM CPU name."""
+    _initialize()
+    host = llvm.get_process_triple()
+    triple = triple or host
+    if triple != host:
+        llvm.initialize_all_targets()
+        llvm.initialize_all_asmprinters()
+    try:
+        llvm.Target.from_triple(triple)
+    except RuntimeError as exc:
+        raise AotError(f"unknown target triple {triple!r}: {str(exc).strip()}") from None
+    if cpu == "native":
+        if triple != host:
+            raise AotError(f"cpu='native' means this machine's CPU, which cannot run {triple!r} code")
+        return Target(triple, llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten())
+    if cpu is None:
+        cpu = "x86-64" if triple.startswith("x86_64") else "generic"
+    return Target(triple, cpu, "")
+
+
+def emit_object(module_ir: str, target: Target, opt: int) -> bytes:
+    """Optimise ``module_ir`` for ``target`` and return the relocatable (position-independent) object."""
+    from graphc.codegen.jit import optimize
+
+    ref = optimize(module_ir, target, opt)
+    return target.machine(opt, jit=False).emit_object(ref)
+
+
+def compiler_driver() -> str:
+    """The C compiler driver used to link (``$CC`` first)."""
+    for candidate in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if candidate and shutil.which(candidate.split()[0]):
+            return candidate
+    raise AotError("no C compiler found to link the shared object (set $CC, or install cc, gcc or clang); "
+                   "the object file can still be written with object_file=True and linked elsewhere")
+
+
+def link_shared(obj: Path, library: Path, target: Target) -> None:
+    """Link ``obj`` into the shared object ``library`` with the system's C compiler driver."""
+    driver = compiler_driver().split()
+    command = [*driver, "-shared", "-o", str(library), str(obj), "-Wl,--as-needed", "-lm", "-lpthread",
+               "-Wl,-z,noexecstack"]
+    if target.triple != llvm.get_process_triple():
+        command.insert(len(driver), f"--target={target.triple}")
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode:
+        raise AotError(f"linking {library} failed ({' '.join(command)}):\n{result.stderr.strip()}\n"
+                       f"the object file {obj} and the header are usable with the target's own linker")
+
+
+def needed_libraries(path: str | os.PathLike[str]) -> list[str]:
+    """The ``DT_NEEDED`` entries (shared libraries a loader must find) of an ELF shared object."""
+    data = Path(path).read_bytes()
+    if data[:4] != b"\x7fELF" or data[4:6] != b"\x02\x01":
+        raise AotError(f"{path} is not a 64-bit little-endian ELF file")
+    sections = {s.name(): s.data() for s in llvm.ObjectFileRef.from_data(data).sections()}
+    dynamic, strings = sections.get(b".dynamic", b""), sections.get(b".dynstr", b"")
+    needed = []
+    for offset in range(0, len(dynamic) - 15, 16):
+        tag, value = struct.unpack_from("<qQ", dynamic, offset)
+        if tag == 0:
+            break
+        if tag == DT_NEEDED:
+            needed.append(strings[value:strings.index(b"\0", value)].decode())
+    return needed
+
+
+def check_dependencies(library: Path) -> None:
+    """Refuse a shared object that needs more than the C library, libm and libpthread."""
+    if library.read_bytes()[:4] != b"\x7fELF":
+        return  # other formats are not inspected
+    extra = [name for name in needed_libraries(library) if not ALLOWED_LIBRARIES.match(name)]
+    if extra:
+        raise AotError(f"{library} needs {', '.join(extra)}, beyond the C library; graphc artifacts must be "
+                       "self-contained (check $CC and its flags)")
+
+
+__all__ = ["ALLOWED_LIBRARIES", "aot_target", "check_dependencies", "compiler_driver", "emit_object", "link_shared",
+           "needed_libraries"]

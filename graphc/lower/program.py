@@ -1,0 +1,132 @@
+"""A whole graph lowered to loop kernels, with every buffer given a slot of one pointer table.
+
+Both the JIT (runtime/cpu.py) and ahead-of-time compilation (aot/) start here; they differ only in
+where the buffers' memory comes from.  Slots hold:
+
+* sources: placeholders and Variables (``sources``) and constants (``constants``);
+* computed values and the kernels' scratch (``buffers``), of which the values handed back
+  (``handed_back``) get memory from the caller and the rest share an arena by lifetime
+  (``lifetimes``: the first and last kernel that touches each);
+* the fault status word (``STATUS``) and, for run-time dimensions, their sizes (``DIMS``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from graphc.codegen.scalar import UnsupportedScalar
+from graphc.errors import ArgumentError
+from graphc.ir.registry import AbstractValue
+from graphc.ir.symbolic import DynamicDimError, Size
+from graphc.ir.tensor import Tensor
+from graphc.lower.loopir import STATUS, LoopKernel
+from graphc.lower.lowering import Unsupported, _Names, buffer_name, kernel_output_buffers, lower_node
+from graphc.ops.kernel import inner_avals
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """A computed value or scratch buffer: its slot, shape and dtype."""
+
+    slot: int
+    shape: tuple[Size, ...]
+    dtype: np.dtype
+
+    @property
+    def nbytes(self) -> Size:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+class LoweredProgram:
+    """``nodes`` (in order) lowered for the dtypes and shapes in ``avals``; ``wanted`` are the nodes
+    whose values a run hands back; kernels may use up to ``threads`` threads; ``target`` is the
+    codegen Target (None: the host)."""
+
+    def __init__(self, nodes: Sequence[Tensor], avals: Mapping[int, AbstractValue], wanted: Sequence[Tensor],
+                 threads: int = 1, target: Any = None) -> None:
+        self.nodes = tuple(nodes)
+        self.slots: dict[str, int] = {}
+        names = _Names(threads, target)
+        self.kernels: list[LoopKernel] = []
+        for node in self.nodes:
+            try:
+                kernel = lower_node(node, avals, names)
+            except (Unsupported, UnsupportedScalar) as exc:
+                where = f" (created at {node.location})" if node.location else ""
+                raise ArgumentError(f"{exc}: {node.describe()}{where}") from None
+            except DynamicDimError as exc:  # only ahead-of-time code has run-time sizes
+                where = f" (created at {node.location})" if node.location else ""
+                raise DynamicDimError(f"{node.op} cannot be compiled with this run-time dimension yet ({exc}): "
+                                      f"{node.describe()}{where}; give the input a static size") from exc
+            if kernel is not None:
+                self.kernels.append(kernel)
+        self.faults = names.faults  # fault code k + 1 -> (node, message)
+        self.buffers = self._buffers(avals)
+        self.wanted = [(t.id, None if t.op == "group" else self.slots[buffer_name(t)]) for t in wanted]
+        self.handed_back = {slot for _, slot in self.wanted if slot is not None and slot in self.buffers}
+        self.lifetimes = self._lifetimes()
+
+    def slot(self, name: str) -> int:
+        """The slot of buffer ``name`` (a new one the first time)."""
+        if name not in self.slots:
+            self.slots[name] = len(self.slots)
+        return self.slots[name]
+
+    def _buffers(self, avals: Mapping[int, AbstractValue]) -> dict[int, Buffer]:
+        """Give every buffer a slot; return the computed ones.  Sources (placeholders, Variables,
+        constants) are recorded in ``self.sources`` / ``self.constants``."""
+        computed: dict[int, Buffer] = {}
+        self.sources: list[tuple[int, int]] = []  # (node id, slot) of values passed in per call
+        self.constants: list[tuple[int, Tensor]] = []  # (slot, constant node)
+        for kernel in self.kernels:
+            for spec in kernel.scratch:
+                slot = self.slot(spec.name)
+                computed[slot] = Buffer(slot, (spec.size,), spec.dtype)
+        if self.faults:
+            slot = self.slot(STATUS)
+            computed[slot] = Buffer(slot, (1,), np.dtype(np.int64))
+        for node in self.nodes:
+            if node.op == "group":
+                continue
+            if node.op == "kernel_output":
+                fused = node.inputs[0]
+                self.slots[buffer_name(node)] = self.slots[kernel_output_buffers(fused)[node.attrs["index"]]]
+            elif node.op == "constant":
+                self.constants.append((self.slot(buffer_name(node)), node))
+            elif node.op in ("placeholder", "variable"):
+                self.sources.append((node.id, self.slot(buffer_name(node))))
+            elif node.op == "fused" and len(node.attrs["kernel"].outputs) > 1:
+                inner = inner_avals(node.attrs["kernel"], [avals[i.id] for i in node.inputs])
+                for name, out in zip(kernel_output_buffers(node), node.attrs["kernel"].outputs):
+                    slot = self.slot(name)
+                    computed[slot] = Buffer(slot, inner[out.id].shape, inner[out.id].dtype)
+            else:
+                slot = self.slot(buffer_name(node))
+                computed[slot] = Buffer(slot, avals[node.id].shape, avals[node.id].dtype)
+        return computed
+
+    def _lifetimes(self) -> dict[int, tuple[int, int]]:
+        """``slot -> (first, last)`` kernel index for every arena buffer (computed, not handed back)."""
+        lifetimes: dict[int, tuple[int, int]] = {}
+        for k, kernel in enumerate(self.kernels):
+            for param in kernel.params:
+                slot = self.slots.get(param.name)
+                if slot is not None:
+                    first, _ = lifetimes.get(slot, (k, k))
+                    lifetimes[slot] = (first, k)
+        arena = {slot: lifetimes.get(slot, (0, 0)) for slot in self.buffers if slot not in self.handed_back}
+        if STATUS in self.slots:  # read after the call: it must outlive every kernel
+            arena[self.slots[STATUS]] = (0, len(self.kernels))
+        return arena
+
+    def arena_sizes(self) -> dict[int, Size]:
+        """Bytes of each arena buffer, by slot."""
+        return {slot: self.buffers[slot].nbytes for slot in self.lifetimes}
+
+
+__all__ = ["Buffer", "LoweredProgram"]
