@@ -21,7 +21,7 @@ import numpy as np
 
 from graphc.aot.abi import Layout, emit_abi
 from graphc.aot.header import render_header, render_metadata
-from graphc.aot.link import aot_target, check_dependencies, emit_object, link_shared
+from graphc.aot.link import aot_target, emit_object, link_shared
 from graphc.aot.signature import Signature, infer_signature
 from graphc.codegen.jit import Target, new_module
 from graphc.codegen.llvm_cpu import emit_program
@@ -132,13 +132,7 @@ def compile(inputs: Tensor | Sequence[Tensor], outputs: Tensor | Sequence[Tensor
         temporary = Path(scratch) / f"{name}.o"
         (object_path or temporary).write_bytes(obj)
         if library is not None:
-            partial = library.with_name(f".{library.name}.{os.getpid()}.tmp")
-            try:
-                link_shared(object_path or temporary, partial, tgt)
-                check_dependencies(partial)
-                os.replace(partial, library)  # a process that has the old library loaded keeps it intact
-            finally:
-                partial.unlink(missing_ok=True)
+            link_shared(object_path or temporary, library, tgt)
     return Artifact(library, header, object_path, name, signature, tgt)
 
 

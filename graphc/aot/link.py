@@ -61,20 +61,31 @@ def compiler_driver() -> str:
         if candidate and shutil.which(candidate.split()[0]):
             return candidate
     raise AotError("no C compiler found to link the shared object (set $CC, or install cc, gcc or clang); "
-                   "the object file can still be written with object_file=True and linked elsewhere")
+                   "compile with link=False (graphc aot --no-link) to write the object file and the header only")
 
 
 def link_shared(obj: Path, library: Path, target: Target) -> None:
-    """Link ``obj`` into the shared object ``library`` with the system's C compiler driver."""
+    """Link ``obj`` into the shared object ``library`` with the system's C compiler driver, and check
+    its dependencies.  The library is linked beside its final name and renamed into place, so a
+    process that has an older version loaded keeps it intact and a failure leaves nothing behind."""
     driver = compiler_driver().split()
-    command = [*driver, "-shared", "-o", str(library), str(obj), "-Wl,--as-needed", "-lm", "-lpthread",
+    partial = library.with_name(f".{library.name}.{os.getpid()}.tmp")
+    command = [*driver, "-shared", "-o", str(partial), str(obj), "-Wl,--as-needed", "-lm", "-lpthread",
                "-Wl,-z,noexecstack"]
     if target.triple != llvm.get_process_triple():
         command.insert(len(driver), f"--target={target.triple}")
-    result = subprocess.run(command, capture_output=True, text=True)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True)
+        if not result.returncode:
+            check_dependencies(partial, library.name)
+            os.replace(partial, library)
+            return
+    finally:
+        partial.unlink(missing_ok=True)
     if result.returncode:
-        raise AotError(f"linking {library} failed ({' '.join(command)}):\n{result.stderr.strip()}\n"
-                       f"the object file {obj} and the header are usable with the target's own linker")
+        raise AotError(f"linking {library.name} failed ({' '.join(command)}):\n{result.stderr.strip()}\n"
+                       "compile with link=False (graphc aot --no-link) to write the object file and the header, "
+                       "and link them with the target's own toolchain")
 
 
 def needed_libraries(path: str | os.PathLike[str]) -> list[str]:
@@ -94,13 +105,13 @@ def needed_libraries(path: str | os.PathLike[str]) -> list[str]:
     return needed
 
 
-def check_dependencies(library: Path) -> None:
+def check_dependencies(library: Path, shown: str) -> None:
     """Refuse a shared object that needs more than the C library, libm and libpthread."""
     if library.read_bytes()[:4] != b"\x7fELF":
         return  # other formats are not inspected
     extra = [name for name in needed_libraries(library) if not ALLOWED_LIBRARIES.match(name)]
     if extra:
-        raise AotError(f"{library} needs {', '.join(extra)}, beyond the C library; graphc artifacts must be "
+        raise AotError(f"{shown} needs {', '.join(extra)}, beyond the C library; graphc artifacts must be "
                        "self-contained (check $CC and its flags)")
 
 

@@ -77,14 +77,15 @@ def infer_signature(inputs: Sequence[Tensor], outputs: Sequence[Tensor], built_n
                 renumber.setdefault(symbol, SymInt.symbol(len(renumber)))
     final = {s: substitute(substitute(SymInt.symbol(s), unifier.mapping), renumber) for s in range(len(symbols))}
     avals = _infer(nodes, inputs, declared, final)
+    shapes = {p.id: tuple(substitute(size, final) for size in declared[p.id]) for p in inputs}  # used or not
     places: list[list[str]] = [[] for _ in renumber]
     for p in inputs:
-        for axis, size in enumerate(avals[p.id].shape):
-            if isinstance(size, SymInt) and p.shape[axis] is None:
+        for axis, size in enumerate(shapes[p.id]):
+            if isinstance(size, SymInt):
                 places[size.as_symbol()].append(f"{p.name}.shape[{axis}]")  # type: ignore[index]
     return Signature(
         dims=tuple(tuple(p) for p in places),
-        inputs=tuple(TensorSpec(p.name, p.dtype, avals[p.id].shape) for p in inputs),
+        inputs=tuple(TensorSpec(p.name, p.dtype, shapes[p.id]) for p in inputs),
         outputs=tuple(TensorSpec(name, avals[o.id].dtype, avals[o.id].shape) for name, o in zip(output_names, outputs)),
         avals=avals,
     )

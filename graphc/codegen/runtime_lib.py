@@ -164,10 +164,11 @@ def _exports(part: str) -> list[str]:
 
 
 def runtime_parts(module: ir.Module) -> list[str]:
-    """The runtime parts that ``module`` calls (from the functions it declares)."""
+    """The runtime parts that ``module`` calls (from the functions it declares), with the pool
+    whenever a GEMM is among them (its driver runs bands on the pool)."""
     declared = {f.name for f in module.functions if f.is_declaration}
-    parts = ["pool"] if PARALLEL_FOR in declared else []
-    return parts + [f"gemm_{d}" for d in GEMM_DTYPES if gemm_driver_name(d) in declared]
+    gemms = [f"gemm_{d}" for d in GEMM_DTYPES if gemm_driver_name(d) in declared]
+    return (["pool"] if PARALLEL_FOR in declared or gemms else []) + gemms
 
 
 __all__ = ["GEMM_DTYPES", "RUNTIME_OPT", "RUNTIME_PARTS", "Compiler", "declare_gemm", "declare_parallel_for",
