@@ -83,15 +83,7 @@ def _outputs(outputs: object) -> tuple[list[Tensor], bool]:
 def compile(inputs: Tensor | Sequence[Tensor], outputs: Tensor | Sequence[Tensor], path: str | os.PathLike[str],
             name: str | None = None, *, target: str | None = None, cpu: str | None = None, level: int = 2,
             threads: int = 1, object_file: bool = False, link: bool = True) -> Artifact:
-    """Compile the graph from placeholders ``inputs`` to ``outputs`` into ``path.so`` and ``path.h``
-    (and ``path.o`` with ``object_file=True``; ``link=False`` writes the object and header only).
-
-    ``name`` prefixes the C functions (default: the file name of ``path``).  ``target`` is an LLVM
-    triple (default: this machine's); ``cpu`` an LLVM CPU name (default: the architecture's baseline,
-    so the library runs on every CPU of that architecture; ``"native"``: this machine's CPU with all
-    its features).  Kernels may use up to ``threads`` threads per call (default 1: calls are cheap to
-    run side by side from the application's own threads).  Variables are embedded with the values
-    they hold now; ``None`` dimensions of the inputs become run-time dimensions."""
+    """See :func:`graphc.aot.compile` (the public entry point, which imports this module on first use)."""
     placeholders = _placeholders(inputs)
     outs, single = _outputs(outputs)
     base = Path(path)
@@ -103,7 +95,7 @@ def compile(inputs: Tensor | Sequence[Tensor], outputs: Tensor | Sequence[Tensor
 
     program = Program(outs, feedable=placeholders, level=level, device="cpu", threads=threads)
     output_names = [o.name for o in outs]
-    signature = infer_signature(placeholders, program.outputs, program._built_nodes, program.graph.nodes,
+    signature = infer_signature(placeholders, program.outputs, program.built_nodes, program.graph.nodes,
                                 output_names)
     lowered = _lower(program, signature, threads, tgt)
     layout = _layout(name, program, placeholders, signature, lowered, single)

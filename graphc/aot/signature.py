@@ -20,7 +20,7 @@ from graphc.ir.build import annotate
 from graphc.ir.registry import AbstractValue
 from graphc.ir.symbolic import DynamicDimError, Restart, Size, SymInt, Unifier, substitute, unifying
 from graphc.ir.tensor import Tensor
-from graphc.runtime.program import _infer_all
+from graphc.runtime.program import infer_all
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def _infer(nodes: Sequence[Tensor], inputs: Sequence[Tensor], declared: dict[int
            mapping: dict[int, Size]) -> dict[int, AbstractValue]:
     feeds = {p.id: AbstractValue(p.dtype, tuple(substitute(s, mapping) for s in declared[p.id])) for p in inputs}
     try:
-        return _infer_all(nodes, feeds)  # type: ignore[arg-type]  # AbstractValues stand in for arrays
+        return infer_all(nodes, feeds)
     except (DynamicDimError, ShapeError, DTypeError, ArgumentError) as exc:
         node = getattr(exc, "node", None)
         if node is None:

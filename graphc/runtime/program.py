@@ -86,7 +86,7 @@ class Program:
                 if p.id not in allowed:
                     raise GraphError(f"the outputs depend on placeholder {p.describe()}, which is not among "
                                      "the inputs")
-        self._built_nodes = built.nodes
+        self.built_nodes = built.nodes
         self.graph = optimize(list(outputs), level=level)
         self.outputs = self.graph.outputs
         self.updates = [n for n in self.graph.nodes if n.opdef.stateful]
@@ -146,11 +146,11 @@ class Program:
         reported on the graph as the user built it (rewriting and fusion may have moved the failing
         op into a kernel), so the error names the user's tensors and line."""
         try:
-            return _infer_all(self.graph.nodes, feeds)
+            return infer_all(self.graph.nodes, feeds)
         except (ShapeError, DTypeError, ArgumentError) as exc:
             failure = exc
         try:
-            _infer_all(self._built_nodes, feeds)
+            infer_all(self.built_nodes, feeds)
         except (ShapeError, DTypeError, ArgumentError) as exc:
             failure = exc
         fed = ", ".join(f"{p.name}: {format_shape(feeds[p.id].shape)}" for p in self.placeholders)
@@ -213,7 +213,7 @@ class Program:
                 for o, fresh in zip(self.outputs, self._fresh_outputs)]
 
 
-def _infer_all(nodes: Sequence[Tensor], feeds: Mapping[int, np.ndarray]) -> dict[int, AbstractValue]:
+def infer_all(nodes: Sequence[Tensor], feeds: Mapping[int, Any]) -> dict[int, AbstractValue]:
     """Run the shape rules over ``nodes`` with the fed shapes.  A failing rule's error gets a
     ``node`` attribute (the node it failed on) unless it already names an op inside a fused kernel."""
     avals: dict[int, AbstractValue] = {}
