@@ -20,7 +20,7 @@ import llvmlite.binding as llvm
 import numpy as np
 
 from graphc.aot.abi import Layout, emit_abi
-from graphc.aot.header import render_header, render_metadata
+from graphc.aot.header import default_name, render_header, render_metadata
 from graphc.aot.link import aot_target, emit_object, link_shared
 from graphc.aot.signature import Signature, infer_signature
 from graphc.codegen.jit import Target, new_module
@@ -87,7 +87,7 @@ def compile(inputs: Tensor | Sequence[Tensor], outputs: Tensor | Sequence[Tensor
     placeholders = _placeholders(inputs)
     outs, single = _outputs(outputs)
     base = Path(path)
-    name = name if name is not None else base.name
+    name = name if name is not None else default_name(base)
     if not NAME.match(name):
         raise ArgumentError(f"the AOT name must be a C identifier (letters, digits, _), got {name!r}")
     threads = check_threads(threads)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from graphc.aot.abi import ERRORS, FIRST_FAULT
 from graphc.aot.signature import Signature, TensorSpec
@@ -18,6 +19,11 @@ from graphc.ir.symbolic import Size, SymInt
 C_TYPES = {"bool": "uint8_t", "int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t",
            "uint8": "uint8_t", "float32": "float", "float64": "double"}
 ABI_VERSION = 1
+
+
+def default_name(path: Path) -> str:
+    """The C prefix for artifacts at ``path`` (without ``.so``): its file name as a C identifier."""
+    return re.sub(r"\W|^(?=\d)", "_", path.name, flags=re.ASCII)
 
 
 def c_size(size: Size) -> str:

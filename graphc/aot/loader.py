@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from graphc.aot.header import ABI_VERSION, shape_from_json
+from graphc.aot.header import ABI_VERSION, default_name, shape_from_json
 from graphc.errors import AotError, ExecutionError, FeedError
 from graphc.ir.symbolic import Size, SymInt, evaluate
 from graphc.ops.state import convert_value
@@ -38,7 +38,7 @@ class CompiledLibrary:
         if not library.exists():
             raise AotError(f"no compiled library at {library}")
         self.path = library
-        self.name = name or library.name.split(".")[0]
+        self.name = name or default_name(library.with_suffix(""))
         try:
             self._lib = ctypes.CDLL(str(library.resolve()))
         except OSError as exc:
@@ -108,7 +108,7 @@ class CompiledLibrary:
 
 def load(path: str | os.PathLike[str], name: str | None = None) -> CompiledLibrary:
     """Load a library made by ``gc.aot.compile``.  ``path`` may omit ``.so``; ``name`` is the C name
-    prefix given to compile (default: the file name up to its first dot)."""
+    prefix given to compile (default: the one compile derives from the file name)."""
     return CompiledLibrary(path, name)
 
 
