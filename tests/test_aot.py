@@ -342,3 +342,31 @@ def test_graphc_aot_command(tmp_path: pathlib.Path, rng: np.random.Generator) ->
     missing = subprocess.run([sys.executable, "-m", "graphc", "aot", str(tmp_path / "nope.gcg"), "-o", "x"],
                              capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
     assert missing.returncode != 0 and "no such file" in missing.stderr
+
+
+def test_every_cpu_level_version_gives_the_same_results(tmp_path: pathlib.Path, rng: np.random.Generator,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An x86-64 library holds baseline, v3 and v4 versions; GRAPHC_CPU_LEVEL caps the one chosen."""
+    x, y, logits, loss, pred = classifier(rng, n_in=40, hidden=70)
+    art = gc.aot.compile([x, y], [logits, loss, pred], tmp_path / "lv", object_file=True)
+    if not art.target.triple.startswith("x86_64"):
+        pytest.skip("multi-versioning is for x86-64")
+    xv, yv = rng.normal(size=(33, 40)).astype(np.float32), rng.integers(0, 5, 33)
+    want = gc.function([x, y], [logits, loss, pred])(xv, yv)
+    # the combined object links into a working library by hand, too
+    by_hand = tmp_path / "by_hand.so"
+    subprocess.run(["cc", "-shared", "-o", str(by_hand), str(art.object), "-lm", "-lpthread"], check=True)
+    copies = [(level, tmp_path / f"lv_{level}.so") for level in (1, 2, 3, 4)] + [(4, by_hand)]
+    logits_by_level = {}
+    for level, copy in copies:
+        if copy != by_hand:
+            shutil.copyfile(art.library, copy)  # type: ignore[arg-type]
+        monkeypatch.setenv("GRAPHC_CPU_LEVEL", str(level))  # read on a library's first call
+        got = gc.aot.load(copy, name="lv")(xv, yv)
+        close(got[0], want[0])
+        close(got[1], want[1])
+        np.testing.assert_array_equal(got[2], want[2])
+        logits_by_level[level] = got[0]
+    if "fma" in open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else False:
+        # the cap really picks another version: baseline code rounds a*b+c twice, the v3 code's FMA once
+        assert not np.array_equal(logits_by_level[1], logits_by_level[3])

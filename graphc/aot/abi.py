@@ -46,7 +46,7 @@ class Layout:
     num_slots: int
     inputs: list[tuple[int | None, Size]]  # (slot, bytes) per input; no slot: the graph does not read it
     outputs: list[tuple[int, Size, bool]]  # (slot, bytes, computed in place) per output
-    constants: list[tuple[int, np.ndarray]]
+    constants: list[tuple[int, str, np.ndarray]]  # (slot, global's name, value)
     arena: dict[int, Size]  # slot -> bytes
     lifetimes: Mapping[int, tuple[int, int]]
     dims_slot: int | None
@@ -75,10 +75,11 @@ def plan_groups(sizes: Mapping[int, Size], lifetimes: Mapping[int, tuple[int, in
 class _Run:
     """Emits ``NAME_run``."""
 
-    def __init__(self, module: ir.Module, layout: Layout, entry: ir.Function) -> None:
+    def __init__(self, module: ir.Module, layout: Layout, entry: ir.Function, name: str,
+                 define_constants: bool) -> None:
         self.layout = layout
-        fn = ir.Function(module, ir.FunctionType(I32, [I64.as_pointer(), I8P.as_pointer(), I8P.as_pointer()]),
-                         f"{layout.name}_run")
+        self.define_constants = define_constants
+        fn = ir.Function(module, ir.FunctionType(I32, [I64.as_pointer(), I8P.as_pointer(), I8P.as_pointer()]), name)
         self.fn = fn
         self.dims_arg, self.inputs_arg, self.outputs_arg = fn.args
         for arg, name in zip(fn.args, ("dims", "inputs", "outputs")):
@@ -171,8 +172,8 @@ class _Run:
         for (slot, _, in_place), pointer in zip(layout.outputs, outputs):
             if in_place:
                 put(slot, pointer)
-        for slot, array in layout.constants:
-            put(slot, _constant_global(self.module, f"{layout.name}.constant{slot}", array))
+        for slot, symbol, array in layout.constants:
+            put(slot, constant_global(self.module, symbol, array, self.define_constants))
         if layout.dims_slot is not None:
             put(layout.dims_slot, self.dims_arg if layout.ndims else ir.Constant(I8P, None))
 
@@ -217,14 +218,16 @@ def _libc(module: ir.Module, name: str, ret: ir.Type, args: list[ir.Type]) -> ir
     return existing if existing is not None else ir.Function(module, ir.FunctionType(ret, args), name)
 
 
-def _constant_global(module: ir.Module, name: str, array: np.ndarray) -> ir.Value:
+def constant_global(module: ir.Module, name: str, array: np.ndarray, define: bool = True) -> ir.Value:
+    """A read-only global holding ``array``'s bytes (declared only, when ``define`` is False: another
+    object of the same library defines it)."""
     existing = module.globals.get(name)
     if existing is None:
         data = bytearray(np.ascontiguousarray(array).tobytes()) or bytearray(1)
         existing = ir.GlobalVariable(module, ir.ArrayType(ir.IntType(8), len(data)), name)
-        existing.initializer = ir.Constant(existing.value_type, data)
+        if define:
+            existing.initializer = ir.Constant(existing.value_type, data)
         existing.global_constant = True
-        existing.linkage = "internal"
         existing.align = ALIGN
     return existing.bitcast(I8P)
 
@@ -269,12 +272,17 @@ def _emit_metadata(module: ir.Module, layout: Layout) -> None:
     ir.IRBuilder(fn.append_basic_block("entry")).ret(_string(module, f"{layout.name}.metadata", layout.metadata))
 
 
-def emit_abi(module: ir.Module, layout: Layout, entry: ir.Function) -> list[str]:
-    """Emit the three exported functions; returns their names."""
-    _Run(module, layout, entry).emit()
+def emit_run(module: ir.Module, layout: Layout, entry: ir.Function, name: str, define_constants: bool = True) -> None:
+    """Emit the run function (``NAME_run``, or one version of it) calling ``entry``."""
+    _Run(module, layout, entry, name, define_constants).emit()
+
+
+def emit_info(module: ir.Module, layout: Layout) -> list[str]:
+    """Emit ``NAME_error_string`` and ``NAME_metadata``; returns their names."""
     _emit_error_string(module, layout)
     _emit_metadata(module, layout)
-    return [f"{layout.name}_{suffix}" for suffix in ("run", "error_string", "metadata")]
+    return [f"{layout.name}_error_string", f"{layout.name}_metadata"]
 
 
-__all__ = ["ERRORS", "FIRST_FAULT", "Layout", "emit_abi", "error_messages", "plan_groups"]
+__all__ = ["ERRORS", "FIRST_FAULT", "Layout", "constant_global", "emit_info", "emit_run", "error_messages",
+           "plan_groups"]

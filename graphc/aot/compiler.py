@@ -18,10 +18,12 @@ from pathlib import Path
 
 import llvmlite.binding as llvm
 import numpy as np
+from llvmlite import ir
 
-from graphc.aot.abi import Layout, emit_abi
+from graphc.aot.abi import Layout, emit_info, emit_run
+from graphc.aot.dispatch import emit_dispatcher
 from graphc.aot.header import default_name, render_header, render_metadata
-from graphc.aot.link import aot_target, emit_object, link_shared
+from graphc.aot.link import aot_target, combine_objects, emit_object, link_shared
 from graphc.aot.signature import Signature, infer_signature
 from graphc.codegen.jit import Target, new_module
 from graphc.codegen.llvm_cpu import emit_program
@@ -92,28 +94,33 @@ def compile(inputs: Tensor | Sequence[Tensor], outputs: Tensor | Sequence[Tensor
         raise ArgumentError(f"the AOT name must be a C identifier (letters, digits, _), got {name!r}")
     threads = check_threads(threads)
     tgt = aot_target(target, cpu)
+    versions = [(level, aot_target(tgt.triple, f"x86-64-v{level}")) for level in (4, 3)] \
+        if cpu is None and tgt.triple.startswith("x86_64") else []  # baseline default: multi-version
 
     program = Program(outs, feedable=placeholders, level=level, device="cpu", threads=threads)
     output_names = [o.name for o in outs]
     signature = infer_signature(placeholders, program.outputs, program.built_nodes, program.graph.nodes,
                                 output_names)
-    lowered = _lower(program, signature, threads, tgt)
-    layout = _layout(name, program, placeholders, signature, lowered, single)
-
-    module = new_module(name, tgt)
-    entry = emit_program(module, lowered.kernels, lowered.slots, threads)
-    entry.linkage = "internal"
-    exports = emit_abi(module, layout, entry)
-    parts = runtime_parts(module)
-    ref = llvm.parse_assembly(str(module))
-    if parts:
-        runtime = new_module(f"{name}_runtime", tgt)
-        emit_runtime(runtime, tgt, parts)
-        ref.link_in(llvm.parse_assembly(str(runtime)))
-    for value in [*ref.functions, *ref.global_variables]:
-        if not value.is_declaration and value.name not in exports:
-            value.linkage = "internal"  # only the three entry points are visible; each library its own pool
-    obj = emit_object(str(ref), tgt, GRAPH_OPT)
+    objects: list[bytes] = []
+    layout = None
+    for version_level, version_target in [*versions, (1, tgt)]:
+        lowered = _lower(program, signature, threads, version_target)
+        layout = _layout(name, program, placeholders, signature, lowered, single)
+        primary = version_level == 1  # defines the constants and the exported functions
+        run_name = f"{name}_run" if not versions else f"{name}_run.x86_64_v{version_level}"
+        module = new_module(name, version_target)
+        entry = emit_program(module, lowered.kernels, lowered.slots, threads)
+        entry.linkage = "internal"
+        emit_run(module, layout, entry, run_name, define_constants=primary)
+        exports = [f"{name}_run", *emit_info(module, layout)] if primary else []
+        if primary and versions:
+            emit_dispatcher(module, f"{name}_run", [(v, f"{name}_run.x86_64_v{v}") for v, _ in versions]
+                            + [(1, run_name)])
+        shared = set()  # what the versions' objects use of each other: hidden, not exported
+        if versions:
+            shared = {run_name} | ({symbol for _, symbol, _ in layout.constants} if primary else set())
+        objects.append(_object(module, version_target, threads, exports, shared))
+    assert layout is not None
 
     base.parent.mkdir(parents=True, exist_ok=True)
     header = base.with_name(base.name + ".h")
@@ -121,11 +128,35 @@ def compile(inputs: Tensor | Sequence[Tensor], outputs: Tensor | Sequence[Tensor
     object_path = base.with_name(base.name + ".o") if object_file or not link else None
     library = base.with_name(base.name + ".so") if link else None
     with tempfile.TemporaryDirectory() as scratch:
-        temporary = Path(scratch) / f"{name}.o"
-        (object_path or temporary).write_bytes(obj)
+        parts = [Path(scratch) / f"{name}.{k}.o" for k in range(len(objects))]
+        for part, obj in zip(parts, objects):
+            part.write_bytes(obj)
+        if object_path is not None:
+            combine_objects(parts, object_path, tgt)
         if library is not None:
-            link_shared(object_path or temporary, library, tgt)
+            link_shared(parts, library, tgt)
     return Artifact(library, header, object_path, name, signature, tgt)
+
+
+def _object(module: ir.Module, target: Target, threads: int, exports: Sequence[str], shared: set[str]) -> bytes:
+    """The object code of ``module`` with the runtime library it calls linked in: ``exports`` stay
+    visible, ``shared`` (symbols other objects of the library use) become hidden, the rest internal
+    (so each library has its own thread pool and two libraries never clash)."""
+    parts = runtime_parts(module)
+    ref = llvm.parse_assembly(str(module))
+    if parts:
+        runtime = new_module(f"{module.name}_runtime", target)
+        emit_runtime(runtime, target, parts)
+        ref.link_in(llvm.parse_assembly(str(runtime)))
+    for value in [*ref.functions, *ref.global_variables]:
+        if value.is_declaration:
+            if value.name in shared:
+                value.visibility = "hidden"
+        elif value.name in shared:
+            value.visibility = "hidden"
+        elif value.name not in exports:
+            value.linkage = "internal"
+    return emit_object(str(ref), target, GRAPH_OPT)
 
 
 def _lower(program: Program, signature: Signature, threads: int, target: Target) -> LoweredProgram:
@@ -152,13 +183,14 @@ def _layout(name: str, program: Program, placeholders: Sequence[Tensor], signatu
         in_place = slot in lowered.handed_back and slot not in placed
         placed.add(slot)
         outputs.append((slot, math.prod(spec.shape) * spec.dtype.itemsize, in_place))
-    constants = [(slot, np.asarray(node.attrs["value"], order="C")) for slot, node in lowered.constants]
+    constants = [(slot, f"{name}.constant{node.id}", np.asarray(node.attrs["value"], order="C"))
+                 for slot, node in lowered.constants]
     fed = {p.id for p in placeholders}
     for node_id, slot in lowered.sources:
         if node_id not in fed:  # a Variable: its current value is embedded
             var = next(n for n in program.graph.nodes if n.id == node_id)
             assert isinstance(var, Variable)
-            constants.append((slot, np.ascontiguousarray(var.read())))
+            constants.append((slot, f"{name}.variable{node_id}", np.ascontiguousarray(var.read())))
     faults = [str(execution_fault(node, message)) for node, message in lowered.faults]
     return Layout(
         name=name, ndims=len(signature.dims), num_slots=len(slots),

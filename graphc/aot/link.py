@@ -13,6 +13,7 @@ import re
 import shutil
 import struct
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import llvmlite.binding as llvm
@@ -36,6 +37,7 @@ def aot_target(triple: str | None = None, cpu: str | None = None) -> Target:
     triple only) uses this machine's CPU and all its features; any other name is an LLVM CPU name
     (on x86-64 the psABI levels ``x86-64-v2``/``-v3``/``-v4`` also size the GEMM's vectors)."""
     _initialize()
+    llvm.initialize_native_asmparser()  # the CPU-level check is inline assembly
     host = llvm.get_process_triple()
     triple = triple or host
     if triple != host:
@@ -71,28 +73,38 @@ def compiler_driver() -> str:
                    "compile with link=False (graphc aot --no-link) to write the object file and the header only")
 
 
-def link_shared(obj: Path, library: Path, target: Target) -> None:
-    """Link ``obj`` into the shared object ``library`` with the system's C compiler driver, and check
-    its dependencies.  The library is linked beside its final name and renamed into place, so a
-    process that has an older version loaded keeps it intact and a failure leaves nothing behind."""
+def combine_objects(objects: Sequence[Path], output: Path, target: Target) -> None:
+    """One relocatable object from ``objects`` (``cc -r``), or a copy when there is only one."""
+    if len(objects) == 1:
+        shutil.copyfile(objects[0], output)
+        return
+    _run_driver(["-r", "-nostdlib", "-o", str(output), *map(str, objects)], output, target)
+
+
+def _run_driver(arguments: list[str], output: Path, target: Target) -> None:
     driver = compiler_driver().split()
-    partial = library.with_name(f".{library.name}.{os.getpid()}.tmp")
-    command = [*driver, "-shared", "-o", str(partial), str(obj), "-Wl,--as-needed", "-lm", "-lpthread",
-               "-Wl,-z,noexecstack"]
+    command = [*driver, *arguments]
     if target.triple != llvm.get_process_triple():
         command.insert(len(driver), f"--target={target.triple}")
-    try:
-        result = subprocess.run(command, capture_output=True, text=True)
-        if not result.returncode:
-            check_dependencies(partial, library.name)
-            os.replace(partial, library)
-            return
-    finally:
-        partial.unlink(missing_ok=True)
+    result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode:
-        raise AotError(f"linking {library.name} failed ({' '.join(command)}):\n{result.stderr.strip()}\n"
+        raise AotError(f"linking {output.name} failed ({' '.join(command)}):\n{result.stderr.strip()}\n"
                        "compile with link=False (graphc aot --no-link) to write the object file and the header, "
                        "and link them with the target's own toolchain")
+
+
+def link_shared(objects: Sequence[Path], library: Path, target: Target) -> None:
+    """Link ``objects`` into the shared object ``library`` with the system's C compiler driver, and check
+    its dependencies.  The library is linked beside its final name and renamed into place, so a
+    process that has an older version loaded keeps it intact and a failure leaves nothing behind."""
+    partial = library.with_name(f".{library.name}.{os.getpid()}.tmp")
+    try:
+        _run_driver(["-shared", "-o", str(partial), *map(str, objects), "-Wl,--as-needed", "-lm", "-lpthread",
+                     "-Wl,-z,noexecstack"], library, target)
+        check_dependencies(partial, library.name)
+        os.replace(partial, library)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def needed_libraries(path: str | os.PathLike[str]) -> list[str]:
