@@ -239,7 +239,8 @@ def run_aot(args: argparse.Namespace) -> int:
     inputs, outputs = load(args.file)
     try:
         artifact = gc.aot.compile(inputs, outputs, args.output, name=args.name, target=args.target, cpu=args.cpu,
-                                  threads=args.threads, object_file=args.object, link=not args.no_link)
+                                  level=args.level, threads=args.threads, object_file=args.object,
+                                  link=not args.no_link)
     except gc.GraphcError as exc:
         raise CommandError(f"{args.file}: {_one_line(str(exc))}", status=1) from None
     except OSError as exc:
@@ -271,6 +272,8 @@ def add_aot(subparsers: Any) -> None:
     p.add_argument("--cpu", help="LLVM CPU name; 'native' for this machine's CPU (default: the architecture's "
                                  "baseline, portable across its CPUs)")
     p.add_argument("--threads", type=int, default=1, metavar="N", help="threads a call may use (default: 1)")
+    p.add_argument("--level", type=int, choices=(0, 1, 2), default=2, metavar="N",
+                   help="optimisation level: 0 none, 1 canonicalize + stabilize, 2 all phases (default: 2)")
     p.add_argument("--object", action="store_true", help="also keep the object file OUT.o")
     p.add_argument("--no-link", action="store_true",
                    help="write OUT.o and OUT.h only (for a target whose linker this machine lacks)")

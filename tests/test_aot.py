@@ -371,3 +371,27 @@ def test_every_cpu_level_version_gives_the_same_results(tmp_path: pathlib.Path, 
     if cpuinfo.exists() and " fma " in cpuinfo.read_text():
         # the cap really picks another version: baseline code rounds a*b+c twice, the v3 code's FMA once
         assert not np.array_equal(logits_by_level[1], logits_by_level[3])
+
+
+def test_reloading_a_recompiled_library_gets_the_new_code(tmp_path: pathlib.Path) -> None:
+    x = gc.placeholder(gc.float32, (None, 3), name="x")
+    gc.aot.compile([x], x * 2.0, tmp_path / "same")
+    first = gc.aot.load(tmp_path / "same.so")
+    gc.aot.compile([x], gc.sum(x * 3.0, axis=1), tmp_path / "same")
+    second = gc.aot.load(tmp_path / "same.so")
+    xv = np.ones((2, 3), np.float32)
+    np.testing.assert_array_equal(first(xv), 2 * xv)  # the first library keeps working
+    np.testing.assert_array_equal(second(xv), [9.0, 9.0])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # private copies are gone
+
+
+def test_slices_that_keep_a_run_time_dimension_whole(tmp_path: pathlib.Path, rng: np.random.Generator) -> None:
+    x = gc.placeholder(gc.float32, (None, 5), name="x")
+    outputs = [x[:, 0], x[:, :2], x[..., 1:4:2], x[:], gc.split(x, [1], axis=1)[1], x[:, ::-1]]
+    model = gc.aot.load(gc.aot.compile([x], outputs, tmp_path / "slices").library)  # type: ignore[arg-type]
+    xv = rng.random((4, 5)).astype(np.float32)
+    for got, want in zip(model(xv), gc.function([x], outputs)(xv)):
+        np.testing.assert_array_equal(got, want)
+    for bad in (x[-1], x[1:], gc.pad(x, [(1, 1), (0, 0)])):
+        with pytest.raises(gc.ShapeError, match="run-time|static size"):
+            gc.aot.compile([x], bad, tmp_path / "bad")

@@ -135,7 +135,8 @@ def check(classes: np.ndarray, probabilities: np.ndarray, error_line: str, expec
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build-dir", type=Path, default=HERE / "build",
-                        help="where the graph file, the library, the header and the C program go (default: %(default)s)")
+                        help="where the graph file, the library, the header and the C program go "
+                             "(default: %(default)s)")
     build_dir = parser.parse_args(argv).build_dir.resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
 

@@ -23,12 +23,12 @@ from llvmlite import ir
 from graphc.aot.abi import Layout, emit_info, emit_run
 from graphc.aot.dispatch import emit_dispatcher
 from graphc.aot.header import default_name, render_header, render_metadata
-from graphc.aot.link import aot_target, combine_objects, emit_object, link_shared
+from graphc.aot.link import aot_target, combine_objects, compiler_driver, emit_object, link_shared
 from graphc.aot.signature import Signature, infer_signature
 from graphc.codegen.jit import Target, new_module
 from graphc.codegen.llvm_cpu import emit_program
 from graphc.codegen.runtime_lib import emit_runtime, runtime_parts
-from graphc.errors import ArgumentError, GraphError
+from graphc.errors import AotError, ArgumentError, GraphError
 from graphc.ir.tensor import Tensor
 from graphc.lower.loopir import DIMS, BufferSpec
 from graphc.lower.lowering import buffer_name
@@ -95,7 +95,7 @@ def compile(inputs: Tensor | Sequence[Tensor], outputs: Tensor | Sequence[Tensor
     threads = check_threads(threads)
     tgt = aot_target(target, cpu)
     versions = [(level, aot_target(tgt.triple, f"x86-64-v{level}")) for level in (4, 3)] \
-        if cpu is None and tgt.triple.startswith("x86_64") else []  # baseline default: multi-version
+        if cpu is None and tgt.triple.startswith("x86_64") and (link or _have_compiler()) else []
 
     program = Program(outs, feedable=placeholders, level=level, device="cpu", threads=threads)
     output_names = [o.name for o in outs]
@@ -124,7 +124,6 @@ def compile(inputs: Tensor | Sequence[Tensor], outputs: Tensor | Sequence[Tensor
 
     base.parent.mkdir(parents=True, exist_ok=True)
     header = base.with_name(base.name + ".h")
-    header.write_text(render_header(name, signature, layout.faults))
     object_path = base.with_name(base.name + ".o") if object_file or not link else None
     library = base.with_name(base.name + ".so") if link else None
     with tempfile.TemporaryDirectory() as scratch:
@@ -135,7 +134,17 @@ def compile(inputs: Tensor | Sequence[Tensor], outputs: Tensor | Sequence[Tensor
             combine_objects(parts, object_path, tgt)
         if library is not None:
             link_shared(parts, library, tgt)
+    header.write_text(render_header(name, signature, layout.faults))
     return Artifact(library, header, object_path, name, signature, tgt)
+
+
+def _have_compiler() -> bool:
+    """Whether a C compiler can combine the versions' objects (``link=False`` works without one)."""
+    try:
+        compiler_driver()
+        return True
+    except AotError:
+        return False
 
 
 def _object(module: ir.Module, target: Target, threads: int, exports: Sequence[str], shared: set[str]) -> bytes:

@@ -55,7 +55,7 @@ def emit_level(module: ir.Module) -> ir.Function:
     fn = ir.Function(module, ir.FunctionType(I32, []), LEVEL_FN)
     fn.linkage = "internal"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    known = b.load(cache)
+    known = b.load_atomic(cache, "monotonic", 4)  # atomic: threads may race to fill the cache
     compute = fn.append_basic_block("compute")
     done = fn.append_basic_block("done")
     b.cbranch(b.icmp_signed(">", known, ir.Constant(I32, 0)), done, compute)
@@ -113,7 +113,7 @@ def emit_level(module: ir.Module) -> ir.Function:
     final = b.phi(I32)
     final.add_incoming(level, after_env)
     final.add_incoming(lowered, capped)
-    b.store(final, cache)
+    b.store_atomic(final, cache, "monotonic", 4)
     b.branch(done)
 
     b.position_at_end(done)

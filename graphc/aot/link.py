@@ -99,8 +99,9 @@ def link_shared(objects: Sequence[Path], library: Path, target: Target) -> None:
     process that has an older version loaded keeps it intact and a failure leaves nothing behind."""
     partial = library.with_name(f".{library.name}.{os.getpid()}.tmp")
     try:
+        # nodelete: dlclose never unmaps the code while thread-pool workers may still be in it
         _run_driver(["-shared", "-o", str(partial), *map(str, objects), "-Wl,--as-needed", "-lm", "-lpthread",
-                     "-Wl,-z,noexecstack"], library, target)
+                     "-Wl,-z,noexecstack", "-Wl,-z,nodelete", f"-Wl,-soname,{library.name}"], library, target)
         check_dependencies(partial, library.name)
         os.replace(partial, library)
     finally:

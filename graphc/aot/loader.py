@@ -8,8 +8,10 @@ out ``dims``, allocates the outputs and calls ``NAME_run`` through ctypes.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,27 @@ from graphc.aot.header import ABI_VERSION, default_name, shape_from_json
 from graphc.errors import AotError, ExecutionError, FeedError
 from graphc.ir.symbolic import Size, SymInt, evaluate
 from graphc.ops.state import convert_value
+
+_copies = itertools.count()
+
+
+def _load_fresh(library: Path) -> ctypes.CDLL:
+    """``library`` loaded as it is on disk now.  The system loader hands back an already loaded
+    library of the same path even when the file was replaced since (a recompiled model), so a
+    private copy is loaded (and its file removed at once: the mapping stays)."""
+    library = library.resolve()
+    copy = library.with_name(f".{library.name}.{os.getpid()}.{next(_copies)}.so")
+    try:
+        shutil.copyfile(library, copy)
+    except OSError:
+        copy = library  # a read-only directory: load the file itself
+    try:
+        return ctypes.CDLL(str(copy))
+    except OSError as exc:
+        raise AotError(f"cannot load {library}: {exc}") from None
+    finally:
+        if copy != library:
+            copy.unlink(missing_ok=True)
 
 
 def _format(shape: Sequence[Size], dims: Sequence[str]) -> str:
@@ -39,10 +62,7 @@ class CompiledLibrary:
             raise AotError(f"no compiled library at {library}")
         self.path = library
         self.name = name or default_name(library.with_suffix(""))
-        try:
-            self._lib = ctypes.CDLL(str(library.resolve()))
-        except OSError as exc:
-            raise AotError(f"cannot load {library}: {exc}") from None
+        self._lib = _load_fresh(library)
         try:
             metadata = getattr(self._lib, f"{self.name}_metadata")
             run = getattr(self._lib, f"{self.name}_run")

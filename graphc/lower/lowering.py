@@ -20,7 +20,7 @@ import numpy as np
 from graphc.errors import ArgumentError
 from graphc.ir.registry import AbstractValue
 from graphc.ir.shapes import broadcast_shapes
-from graphc.ir.symbolic import Size, hint, is_symbolic
+from graphc.ir.symbolic import DynamicDimError, Size, hint, is_symbolic
 from graphc.ir.tensor import Tensor
 from graphc.lower.loopir import (
     STATUS,
@@ -747,18 +747,29 @@ def slice_view(node: Tensor, shape: Sequence[int], names: _Names) -> tuple[int, 
         if entry[0] == "new":
             strides.append(0)
             continue
+        if is_symbolic(shape[axis]) and not (entry[0] == "slice" and entry[1] is None and entry[2] is None
+                                             and entry[3] in (None, 1)):
+            raise DynamicDimError(f"only ':' can index the run-time dimension {axis}, not {_show_entry(entry)}")
         if entry[0] == "int":
             if not -shape[axis] <= entry[1] < shape[axis]:
                 code = names.fault(node, f"IndexError: index {entry[1]} is out of bounds for axis {axis} "
                                          f"with size {shape[axis]}")
                 return [Check(Const(False, _BOOL), code)]
             offset += (entry[1] % shape[axis]) * own[axis]
+        elif is_symbolic(shape[axis]):
+            strides.append(own[axis])
         else:
             start, _, step = slice(entry[1], entry[2], entry[3]).indices(shape[axis])
             offset += start * own[axis]
             strides.append(step * own[axis])
         axis += 1
     return offset, strides
+
+
+def _show_entry(entry: tuple) -> str:
+    if entry[0] == "int":
+        return str(entry[1])
+    return ":".join("" if v is None else str(v) for v in entry[1:])
 
 
 def _lower_fused(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> LoopKernel:

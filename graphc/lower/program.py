@@ -59,7 +59,7 @@ class LoweredProgram:
             except (Unsupported, UnsupportedScalar) as exc:
                 where = f" (created at {node.location})" if node.location else ""
                 raise ArgumentError(f"{exc}: {node.describe()}{where}") from None
-            except DynamicDimError as exc:  # only ahead-of-time code has run-time sizes
+            except (DynamicDimError, TypeError) as exc:  # only ahead-of-time code has run-time sizes
                 where = f" (created at {node.location})" if node.location else ""
                 raise DynamicDimError(f"{node.op} cannot be compiled with this run-time dimension yet ({exc}): "
                                       f"{node.describe()}{where}; give the input a static size") from exc

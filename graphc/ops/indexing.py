@@ -82,7 +82,8 @@ def _infer_slice(inputs: Sequence[AbstractValue], *, index: tuple[IndexEntry, ..
             continue
         dim = x.shape[axis]
         if e[0] == "slice":  # an int removes the axis; its bounds are checked by getitem or at run time
-            out.append(None if dim is None else len(range(*slice(e[1], e[2], e[3]).indices(dim))))
+            whole = e[1] is None and e[2] is None and e[3] in (None, 1)  # ':' keeps a run-time size as it is
+            out.append(dim if dim is None or whole else len(range(*slice(e[1], e[2], e[3]).indices(dim))))
         axis += 1
     shape: Shape = tuple(out)
     return AbstractValue(x.dtype, shape)
