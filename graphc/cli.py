@@ -199,6 +199,11 @@ def run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_level_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--level", type=int, choices=(0, 1, 2), default=2, metavar="N",
+                        help="optimisation level: 0 none, 1 canonicalize + stabilize, 2 all phases (default: 2)")
+
+
 def add_inspect(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "inspect", help="show a saved graph after optimisation (text, DOT, an HTML report, LLVM IR or assembly)",
@@ -218,8 +223,7 @@ def add_inspect(subparsers: Any) -> None:
                "  graphc inspect model.gcg --format asm --dim 64 -o model.s",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", metavar="FILE.gcg", help="a graph file written by gc.save_graph")
-    p.add_argument("--level", type=int, choices=(0, 1, 2), default=2, metavar="N",
-                   help="optimisation level: 0 none, 1 canonicalize + stabilize, 2 all phases (default: 2)")
+    add_level_option(p)
     p.add_argument("--format", choices=tuple(INSPECT_FORMATS), default="text",
                    help="what to show (default: text)")
     p.add_argument("-o", "--output", metavar="OUT",
@@ -272,8 +276,7 @@ def add_aot(subparsers: Any) -> None:
     p.add_argument("--cpu", help="LLVM CPU name; 'native' for this machine's CPU (default: the architecture's "
                                  "baseline, portable across its CPUs)")
     p.add_argument("--threads", type=int, default=1, metavar="N", help="threads a call may use (default: 1)")
-    p.add_argument("--level", type=int, choices=(0, 1, 2), default=2, metavar="N",
-                   help="optimisation level: 0 none, 1 canonicalize + stabilize, 2 all phases (default: 2)")
+    add_level_option(p)
     p.add_argument("--object", action="store_true", help="also keep the object file OUT.o")
     p.add_argument("--no-link", action="store_true",
                    help="write OUT.o and OUT.h only (for a target whose linker this machine lacks)")
