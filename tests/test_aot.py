@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.aot.abi import FIRST_FAULT, plan_groups
+from graphc.aot.abi import FIRST_FAULT
 from graphc.ir.symbolic import DynamicDimError, SymInt, Unifier, evaluate, hint
+from graphc.lower.program import plan_groups
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
                                 reason="no C compiler to link shared objects")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.runtime.cpu import plan_arena
+from graphc.lower.program import plan_arena
 
 BIG = 1 << 18  # above the work threshold for splitting a loop
 

@@ -18,8 +18,8 @@ import numpy as np
 from llvmlite import ir
 
 from graphc.codegen.types import I64
-from graphc.ir.symbolic import Size, hint, is_symbolic
-from graphc.runtime.cpu import ALIGN, plan_arena
+from graphc.ir.symbolic import Size, is_symbolic
+from graphc.lower.program import ALIGN, plan_arena, plan_groups
 
 I8P = ir.IntType(8).as_pointer()
 I32 = ir.IntType(32)
@@ -54,22 +54,6 @@ class Layout:
     faults: list[str]
     metadata: str
     exports: list[str] = field(default_factory=list)
-
-
-def plan_groups(sizes: Mapping[int, Size], lifetimes: Mapping[int, tuple[int, int]]) -> list[list[int]]:
-    """Arena groups for buffers whose sizes are known only at run time: buffers in one group have
-    disjoint lifetimes, so they share the group's bytes (the largest member's size).  First fit,
-    largest (at the size hint) first."""
-    groups: list[list[int]] = []
-    for slot in sorted(sizes, key=lambda s: (-hint(sizes[s]), s)):
-        first, last = lifetimes[slot]
-        for group in groups:
-            if all(lifetimes[o][1] < first or last < lifetimes[o][0] for o in group):
-                group.append(slot)
-                break
-        else:
-            groups.append([slot])
-    return groups
 
 
 class _Run:

@@ -22,11 +22,13 @@ import numpy as np
 from graphc.codegen.scalar import UnsupportedScalar
 from graphc.errors import ArgumentError
 from graphc.ir.registry import AbstractValue
-from graphc.ir.symbolic import DynamicDimError, Size
+from graphc.ir.symbolic import DynamicDimError, Size, hint
 from graphc.ir.tensor import Tensor
 from graphc.lower.loopir import STATUS, LoopKernel
 from graphc.lower.lowering import Unsupported, _Names, buffer_name, kernel_output_buffers, lower_node
 from graphc.ops.kernel import inner_avals
+
+ALIGN = 64  # bytes: every arena buffer starts on a cache line (and a full AVX-512 vector)
 
 
 @dataclass(frozen=True)
@@ -129,4 +131,41 @@ class LoweredProgram:
         return {slot: self.buffers[slot].nbytes for slot in self.lifetimes}
 
 
-__all__ = ["Buffer", "LoweredProgram"]
+def plan_arena(sizes: Mapping[int, int], lifetimes: Mapping[int, tuple[int, int]]) -> tuple[dict[int, int], int]:
+    """Byte offsets for buffers (``slot -> nbytes``) live over kernel ranges ``slot -> (first, last)``:
+    two buffers share bytes only if their ranges are disjoint.  Greedy, largest first, each at the
+    lowest aligned offset that fits beside the already placed buffers it overlaps in time.
+    Returns the offsets and the arena size."""
+    offsets: dict[int, int] = {}
+    placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
+    for slot in sorted(sizes, key=lambda s: (-sizes[s], s)):
+        size = -(-sizes[slot] // ALIGN) * ALIGN
+        first, last = lifetimes[slot]
+        busy = sorted((o, e) for o, e, f, la in placed if f <= last and first <= la)
+        offset = 0
+        for o, e in busy:
+            if offset + size <= o:
+                break
+            offset = max(offset, e)
+        offsets[slot] = offset
+        placed.append((offset, offset + size, first, last))
+    return offsets, max((e for _, e, _, _ in placed), default=0)
+
+
+def plan_groups(sizes: Mapping[int, Size], lifetimes: Mapping[int, tuple[int, int]]) -> list[list[int]]:
+    """Arena groups for buffers whose sizes are known only at run time: buffers in one group have
+    disjoint lifetimes, so they share the group's bytes (the largest member's size).  First fit,
+    largest (at the size hint) first."""
+    groups: list[list[int]] = []
+    for slot in sorted(sizes, key=lambda s: (-hint(sizes[s]), s)):
+        first, last = lifetimes[slot]
+        for group in groups:
+            if all(lifetimes[o][1] < first or last < lifetimes[o][0] for o in group):
+                group.append(slot)
+                break
+        else:
+            groups.append([slot])
+    return groups
+
+
+__all__ = ["ALIGN", "Buffer", "LoweredProgram", "plan_arena", "plan_groups"]

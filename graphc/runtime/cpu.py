@@ -7,7 +7,7 @@ Buffers are slots of a pointer table handed to ``graphc_entry``:
 * constants: arrays owned by the executable;
 * values handed back (outputs and the new values of updated Variables): fresh arrays per call;
 * every other value, the kernels' scratch and the fault status word: an **arena**, one block of
-  memory laid out once by a memory plan (:func:`plan_arena`) so that buffers whose lifetimes do not
+  memory laid out once by a memory plan (:func:`graphc.lower.program.plan_arena`) so that buffers whose lifetimes do not
   overlap share bytes.  An arena and its pointer table are made once and reused; concurrent calls
   from several Python threads each take their own arena from a free list.
 
@@ -35,7 +35,7 @@ from graphc.errors import ArgumentError
 from graphc.ir.registry import AbstractValue
 from graphc.ir.tensor import Tensor
 from graphc.lower.loopir import STATUS
-from graphc.lower.program import Buffer, LoweredProgram
+from graphc.lower.program import ALIGN, Buffer, LoweredProgram, plan_arena
 from graphc.runtime import compile_cache
 from graphc.runtime.reference import execution_fault
 
@@ -62,7 +62,6 @@ def _array_data_offset() -> int | None:
 
 
 ARRAY_DATA_OFFSET = _array_data_offset()
-ALIGN = 64  # bytes: every arena buffer starts on a cache line (and a full AVX-512 vector)
 GRAPH_OPT = 2  # LLVM's -O2 vectorises as well as -O3 here (measured) and compiles ~20% faster
 
 
@@ -96,27 +95,6 @@ def _likely_runtime_parts(nodes: Sequence[Tensor], avals: Mapping[int, AbstractV
         elif node.op in ("matmul", "conv2d", "conv2d_grad_input", "conv2d_grad_weight") and node.dtype.kind == "f":
             parts.add(f"gemm_{node.dtype.name}")
     return sorted(parts)
-
-
-def plan_arena(sizes: Mapping[int, int], lifetimes: Mapping[int, tuple[int, int]]) -> tuple[dict[int, int], int]:
-    """Byte offsets for buffers (``slot -> nbytes``) live over kernel ranges ``slot -> (first, last)``:
-    two buffers share bytes only if their ranges are disjoint.  Greedy, largest first, each at the
-    lowest aligned offset that fits beside the already placed buffers it overlaps in time.
-    Returns the offsets and the arena size."""
-    offsets: dict[int, int] = {}
-    placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
-    for slot in sorted(sizes, key=lambda s: (-sizes[s], s)):
-        size = -(-sizes[slot] // ALIGN) * ALIGN
-        first, last = lifetimes[slot]
-        busy = sorted((o, e) for o, e, f, la in placed if f <= last and first <= la)
-        offset = 0
-        for o, e in busy:
-            if offset + size <= o:
-                break
-            offset = max(offset, e)
-        offsets[slot] = offset
-        placed.append((offset, offset + size, first, last))
-    return offsets, max((e for _, e, _, _ in placed), default=0)
 
 
 class _Arena:
@@ -242,4 +220,4 @@ class CpuExecutable:
         raise ArgumentError(f"source kind must be 'llvm' or 'asm', got {kind!r}")
 
 
-__all__ = ["CpuExecutable", "plan_arena"]
+__all__ = ["CpuExecutable"]
