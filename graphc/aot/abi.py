@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from llvmlite import ir
 
+from graphc.codegen.llvm_cpu import emit_size
 from graphc.codegen.types import I64
 from graphc.ir.symbolic import Size, is_symbolic
 from graphc.lower.program import ALIGN, plan_arena, plan_groups
@@ -88,15 +89,7 @@ class _Run:
 
     def nbytes(self, value: Size) -> ir.Value:
         """``value`` evaluated with overflow checks (recorded in ``self.overflow``)."""
-        if not is_symbolic(value):
-            return ir.Constant(I64, value)
-        total: ir.Value = ir.Constant(I64, 0)
-        for monomial, coefficient in value.terms:  # type: ignore[union-attr]
-            term: ir.Value = ir.Constant(I64, coefficient)
-            for symbol in monomial:
-                term = self._checked("smul", term, self._dims[symbol])
-            total = self._checked("sadd", total, term)
-        return total
+        return emit_size(self.b, value, self._dims.__getitem__, lambda op, a, c: self._checked(f"s{op}", a, c))
 
     def _aligned(self, value: ir.Value) -> ir.Value:
         return self.b.and_(self._checked("sadd", value, ir.Constant(I64, ALIGN - 1)), ir.Constant(I64, -ALIGN))

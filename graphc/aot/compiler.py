@@ -33,7 +33,6 @@ from graphc.ir.tensor import Tensor
 from graphc.lower.loopir import DIMS, BufferSpec
 from graphc.lower.lowering import buffer_name
 from graphc.lower.program import LoweredProgram
-from graphc.ops.state import Variable
 from graphc.runtime.cpu import GRAPH_OPT
 from graphc.runtime.program import Program, check_threads
 
@@ -158,12 +157,9 @@ def _object(module: ir.Module, target: Target, threads: int, exports: Sequence[s
         emit_runtime(runtime, target, parts)
         ref.link_in(llvm.parse_assembly(str(runtime)))
     for value in [*ref.functions, *ref.global_variables]:
-        if value.is_declaration:
-            if value.name in shared:
-                value.visibility = "hidden"
-        elif value.name in shared:
+        if value.name in shared:  # defined here or in another version's object
             value.visibility = "hidden"
-        elif value.name not in exports:
+        elif not value.is_declaration and value.name not in exports:
             value.linkage = "internal"
     return emit_object(str(ref), target, GRAPH_OPT)
 
@@ -194,11 +190,10 @@ def _layout(name: str, program: Program, placeholders: Sequence[Tensor], signatu
         outputs.append((slot, math.prod(spec.shape) * spec.dtype.itemsize, in_place))
     constants = [(slot, f"{name}.constant{node.id}", np.asarray(node.attrs["value"], order="C"))
                  for slot, node in lowered.constants]
-    fed = {p.id for p in placeholders}
+    variables = {v.id: v for v in program.variables}
     for node_id, slot in lowered.sources:
-        if node_id not in fed:  # a Variable: its current value is embedded
-            var = next(n for n in program.graph.nodes if n.id == node_id)
-            assert isinstance(var, Variable)
+        if node_id in variables:  # its current value is embedded
+            var = variables[node_id]
             constants.append((slot, f"{name}.variable{node_id}", np.ascontiguousarray(var.read())))
     faults = [str(execution_fault(node, message)) for node, message in lowered.faults]
     return Layout(

@@ -46,8 +46,7 @@ def _load_fresh(library: Path) -> ctypes.CDLL:
 
 
 def _format(shape: Sequence[Size], dims: Sequence[str]) -> str:
-    names = list(dims)
-    return "[" + ", ".join(s.format(lambda k: names[k]) if isinstance(s, SymInt) else str(s) for s in shape) + "]"
+    return "[" + ", ".join(s.format(lambda k: dims[k]) if isinstance(s, SymInt) else str(s) for s in shape) + "]"
 
 
 class CompiledLibrary:
