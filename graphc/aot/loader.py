@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from graphc.aot.header import ABI_VERSION, default_name, shape_from_json
-from graphc.errors import AotError, ExecutionError, FeedError
+from graphc.errors import AotError, ExecutionError, FeedError, GraphcError
 from graphc.ir.symbolic import Size, SymInt, evaluate
 from graphc.ops.state import convert_value
+from graphc.runtime.program import with_call_site
 
 _copies = itertools.count()
 
@@ -93,6 +94,12 @@ class CompiledLibrary:
         return self._error_string(code).decode()
 
     def __call__(self, *arrays: Any) -> Any:
+        try:
+            return self._call(arrays)
+        except GraphcError as exc:  # names the user's line that made the call, as gc.function does
+            raise with_call_site(exc) from None
+
+    def _call(self, arrays: Sequence[Any]) -> Any:
         if len(arrays) != len(self.inputs):
             raise FeedError(f"{self.name} takes {len(self.inputs)} inputs "
                             f"({', '.join(n for n, _, _ in self.inputs)}), got {len(arrays)}")
