@@ -50,7 +50,8 @@ def empty_native_call() -> Callable[[], None]:
     """A ctypes call of an empty JIT-compiled ``void f(void **)``: the floor for one native call."""
     from llvmlite import ir
 
-    from graphc.codegen.jit import CompiledModule, new_module
+    from graphc.backends.cpu.library import CompiledModule
+    from graphc.codegen.target import new_module
 
     module = new_module("probe_noop")
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer().as_pointer()]), "noop")

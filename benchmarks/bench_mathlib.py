@@ -20,8 +20,9 @@ from collections.abc import Callable
 import numpy as np
 from _timing import fmt_time, measure_many
 
-from graphc.codegen.jit import CompiledModule, new_module
+from graphc.backends.cpu.library import CompiledModule
 from graphc.codegen.mathlib import FLOAT32_FUNCTIONS, define_elementwise_kernel
+from graphc.codegen.target import new_module
 
 try:
     from scipy.special import erf as _np_erf

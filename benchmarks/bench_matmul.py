@@ -8,7 +8,7 @@ Two comparisons per size:
   the same N threads (both return a fresh array).  This is the one with the target: at least 0.8x NumPy.
 * the GEMM kernel alone, called through ctypes on preallocated buffers (pack buffer allocated once), against
   ``np.matmul(a, b, out=c)`` with BLAS on one thread: the kernel's single-core efficiency, whatever the
-  runtime around it does.  This line reaches into ``graphc.codegen.gemm``; if its interface changes the
+  runtime around it does.  This line reaches into ``graphc.backends.cpu.gemm``; if its interface changes the
   line is skipped with a note.
 
 NumPy's BLAS threads: the BLAS thread variables are set from ``--threads`` before NumPy is imported, and
@@ -50,8 +50,9 @@ def gemm_entry() -> tuple[Any, str]:
     """graphc's float32 GEMM kernel, compiled once per process (it takes the sizes as arguments): the ctypes
     function and a description of its blocking."""
     if not _compiled_gemm:
-        from graphc.codegen import gemm
-        from graphc.codegen.jit import CompiledModule, Target, new_module
+        from graphc.backends.cpu import gemm
+        from graphc.backends.cpu.library import CompiledModule
+        from graphc.codegen.target import Target, new_module
 
         target = Target.host()
         cfg = gemm.gemm_config(np.float32, target)
@@ -114,7 +115,7 @@ def section_d(cfg: Config) -> list[Row]:
             kernel()
             check_close(f"(d) {n}: graphc GEMM kernel vs numpy", c, expected, rtol, atol)
         except (AttributeError, TypeError, ValueError, ImportError) as exc:
-            print(f"(d) {n}  kernel-only line unavailable (graphc.codegen.gemm changed: {exc!r})")
+            print(f"(d) {n}  kernel-only line unavailable (graphc.backends.cpu.gemm changed: {exc!r})")
             continue
         c_np = np.empty((n, n), np.float32)
         with limit_blas(1):

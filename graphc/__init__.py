@@ -25,8 +25,7 @@ from graphc.ops import *  # noqa: F403
 from graphc.ops import __all__ as _ops_all
 from graphc.passes import optimize
 from graphc.runtime import Function, Session, function
-
-__version__ = "0.1.0"
+from graphc.version import __version__ as __version__
 
 __all__ = [
     *_ops_all,

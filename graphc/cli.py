@@ -288,7 +288,7 @@ COMMANDS: dict[str, Callable[[Any], None]] = {"inspect": add_inspect, "aot": add
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from graphc import __version__
+    from graphc.version import __version__
 
     parser = _Parser(prog=PROG, description="graphc: a define-then-run graph compiler. Commands work on graph "
                                             "files written by gc.save_graph.")

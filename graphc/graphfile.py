@@ -87,7 +87,7 @@ def save_graph(path: str | os.PathLike[str], outputs: Tensor | Sequence[Tensor],
             if t.id in seen:
                 raise ArgumentError(f"save_graph: input {i} {t.describe()} is given twice")
             seen.add(t.id)
-    from graphc import __version__
+    from graphc.version import __version__
 
     writer = _Writer()
     nodes = topological_order([*outs, *ins])

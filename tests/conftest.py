@@ -14,6 +14,27 @@ settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--cpu", default=None, metavar="LEVEL",
+                     help="compile JIT code for this CPU level instead of the host's (x86-64, x86-64-v2, x86-64-v3, "
+                          "x86-64-v4, native): runs the suite as a machine of that level would")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    level = config.getoption("--cpu")
+    if level is not None:
+        from graphc.backends.cpu.target import set_default_cpu
+
+        set_default_cpu(level)  # an ArgumentError here: this machine cannot run that level's code
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    from graphc.backends.cpu.target import default_target
+
+    target = default_target()
+    return f"graphc JIT target: {target.cpu} ({config.getoption('--cpu') or 'the host CPU'})"
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""The on-disk compile cache (graphc/runtime/compile_cache.py) and object-code loading (codegen/jit.py)."""
+"""The on-disk compile cache (graphc/runtime/compile_cache.py) and object-code loading (backends/cpu/library.py)."""
 
 from __future__ import annotations
 
@@ -20,13 +20,17 @@ import pytest
 from llvmlite import ir
 
 import graphc as gc
-from graphc.codegen import jit
+from graphc.backends.base import CachedCode
+from graphc.backends.cpu import library
+from graphc.backends.cpu.target import host_target
+from graphc.codegen import target as llvm_target
 from graphc.ir.registry import REGISTRY, AbstractValue
 from graphc.ir.tensor import Tensor
 from graphc.runtime import compile_cache as cc
 from graphc.runtime.program import Program
 
 ROOT = pathlib.Path(__file__).parent.parent
+HOST = (host_target().triple, host_target().cpu, host_target().features)  # a target as cache keys name it
 DBL, I64, I8 = ir.DoubleType(), ir.IntType(64), ir.IntType(8)
 I8P = I8.as_pointer()
 UNARY = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_double)
@@ -43,7 +47,7 @@ def _register_externals() -> None:
     fn = ir.Function(other, ir.FunctionType(DBL, [DBL]), OTHER)
     b = ir.IRBuilder(fn.append_basic_block())
     b.ret(b.fmul(fn.args[0], fn.args[0]))
-    compiled = jit.CompiledModule(other)
+    compiled = library.CompiledModule(other)
     _keep.extend([callback, compiled])
     llvm.add_symbol(CALLBACK, ctypes.cast(callback, ctypes.c_void_p).value)
     llvm.add_symbol(OTHER, compiled.address(OTHER))
@@ -53,7 +57,7 @@ def library_module(missing: str | None = None) -> ir.Module:
     """A module using what real graph modules use: a constant table and vector constants (constant
     pools), a mutable global, an internal call, libm through an intrinsic, memset/memcpy, a switch,
     and functions registered with llvm.add_symbol (plus ``missing``, a symbol nobody defines)."""
-    m = jit.new_module("cache_test")
+    m = llvm_target.new_module("cache_test")
     table_ty = ir.ArrayType(DBL, 8)
     table = ir.GlobalVariable(m, table_ty, "table")
     table.global_constant, table.linkage = True, "internal"
@@ -115,7 +119,7 @@ def library_module(missing: str | None = None) -> ir.Module:
     return m
 
 
-def exercise(module: jit.CompiledModule) -> dict[str, object]:
+def exercise(module: library.CompiledModule) -> dict[str, object]:
     """Call every function of a library module; the results."""
     elem_fn = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_double, ctypes.c_int64)(module.address("elem"))
     fill = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)(module.address("fill"))
@@ -139,12 +143,12 @@ EXPECTED = {
 
 def test_object_code_loads_and_runs_like_the_compiled_module() -> None:
     _register_externals()
-    compiled = jit.CompiledModule(library_module())
+    compiled = library.CompiledModule(library_module())
     assert exercise(compiled) == EXPECTED
     obj = compiled.object_code()
     assert obj[:4] == b"\x7fELF" or sys.platform != "linux"
-    assert {"memset", "memcpy", "exp", CALLBACK, OTHER} <= set(jit.undefined_symbols(obj) or ())
-    loaded = jit.CompiledModule.from_object(obj, llvm_ir=compiled.llvm_ir())
+    assert {"memset", "memcpy", "exp", CALLBACK, OTHER} <= set(library.undefined_symbols(obj) or ())
+    loaded = library.CompiledModule.from_object(obj, llvm_ir=compiled.llvm_ir())
     assert loaded.object_code() == obj
     assert exercise(loaded) == EXPECTED  # its own copy of the globals: the counter starts at 0 again
     assert loaded.llvm_ir() == compiled.llvm_ir()
@@ -156,13 +160,13 @@ def test_object_code_loads_and_runs_like_the_compiled_module() -> None:
 def test_unresolved_symbols_are_refused_not_fatal() -> None:
     _register_externals()
     # object code emitted without loading it: compiling would make LLVM abort on the missing symbol
-    obj = jit.Target.host().machine().emit_object(jit.optimize(library_module(missing="graphc_test_nowhere")))
-    with pytest.raises(jit.UnresolvedSymbolError, match="graphc_test_nowhere") as info:
-        jit.CompiledModule.from_object(obj)
+    obj = host_target().machine().emit_object(llvm_target.optimize(library_module(missing="graphc_test_nowhere")))
+    with pytest.raises(library.UnresolvedSymbolError, match="graphc_test_nowhere") as info:
+        library.CompiledModule.from_object(obj)
     assert info.value.symbols == ("graphc_test_nowhere",)
     with pytest.raises(ValueError, match="not an object file"):
-        jit.CompiledModule.from_object(b"certainly not an object file")
-    loaded = jit.CompiledModule.from_object(jit.CompiledModule(library_module()).object_code())  # no IR kept
+        library.CompiledModule.from_object(b"certainly not an object file")
+    loaded = library.CompiledModule.from_object(library.CompiledModule(library_module()).object_code())  # no IR kept
     with pytest.raises(RuntimeError, match="without its LLVM IR"):
         loaded.llvm_ir()
     with pytest.raises(RuntimeError, match="without its LLVM IR"):
@@ -205,7 +209,7 @@ def cache(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> pathlib.Pa
     return tmp_path / "cache"
 
 
-ENTRY = cc.Entry(b"\x7fELF pretend object code \x00\xff" * 10, "define void @f() {\n  ret void\n}\n",
+ENTRY = CachedCode(b"\x7fELF pretend object code \x00\xff" * 10, "define void @f() {\n  ret void\n}\n",
                  {"slots": {"x": 0, "y": 1}, "allocations": [[2, [3, 4], "float32"]], "faults": ["a ✓ message"]})
 
 
@@ -226,16 +230,16 @@ def test_store_and_load(cache: pathlib.Path) -> None:
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind
     data = path.read_bytes()
     assert data.startswith(cc.MAGIC) and key.encode() in data[:100]
-    newer = cc.Entry(b"other object", "other IR", {})
+    newer = CachedCode(b"other object", "other IR", {})
     assert cc.store(key, newer) and cc.load(key) == newer  # stored again: replaced
     with pytest.raises(ValueError, match="64 lowercase hex"):
         cc.load("../../etc/passwd")
     with pytest.raises(TypeError, match="JSON"):
-        cc.store(key, cc.Entry(b"", "", {"shape": (2, 3)}))  # would come back as a list
+        cc.store(key, CachedCode(b"", "", {"shape": (2, 3)}))  # would come back as a list
     with pytest.raises(TypeError, match="JSON"):
-        cc.store(key, cc.Entry(b"", "", {"value": float("nan")}))
+        cc.store(key, CachedCode(b"", "", {"value": float("nan")}))
     with pytest.raises(TypeError, match="JSON"):
-        cc.store(key, cc.Entry(b"", "", {"f": print}))
+        cc.store(key, CachedCode(b"", "", {"f": print}))
 
 
 def test_cache_off(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
@@ -327,10 +331,10 @@ def test_unusable_cache_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: pat
 
 def test_concurrent_stores(cache: pathlib.Path) -> None:
     key = cc.key("concurrent")
-    entries = [cc.Entry(bytes([i]) * 5000, f"ir {i}" * 100, {"i": i}) for i in range(8)]
-    seen: list[cc.Entry | None] = []
+    entries = [CachedCode(bytes([i]) * 5000, f"ir {i}" * 100, {"i": i}) for i in range(8)]
+    seen: list[CachedCode | None] = []
 
-    def work(entry: cc.Entry) -> None:
+    def work(entry: CachedCode) -> None:
         for _ in range(10):
             assert cc.store(key, entry)
             seen.append(cc.load(key))
@@ -385,11 +389,11 @@ def _model(scale: float = 2.0, axis: int = 1, hidden: int = 3):
     return [x, labels], outputs
 
 
-def _graph_key(built, batch: int = 5, target: jit.Target | None = None, extra: tuple = ()) -> str:
+def _graph_key(built, batch: int = 5, target: tuple[str, ...] | None = None, extra: tuple = ()) -> str:
     inputs, outputs = built
     program = Program(outputs, feedable=inputs)
     feeds = {inputs[0].id: np.zeros((batch, 4), np.float32), inputs[1].id: np.zeros(batch, np.int64)}
-    return cc.graph_key(program.graph.nodes, program.plan(feeds), target or jit.Target.host(), extra)
+    return cc.graph_key(program.graph.nodes, program.plan(feeds), target or HOST, extra)
 
 
 def _model_elsewhere():  # the same model built from other lines: other node names and locations
@@ -403,7 +407,7 @@ def test_graph_key_ignores_names_and_lines_but_not_the_graph() -> None:
     different = {
         "constant": _graph_key(_model(scale=3.0)), "attribute": _graph_key(_model(axis=0)),
         "variable shape": _graph_key(_model(hidden=5)), "fed shape": _graph_key(_model(), batch=6),
-        "target": _graph_key(_model(), target=jit.Target("x86_64-unknown-linux-gnu", "generic", "")),
+        "target": _graph_key(_model(), target=("x86_64-unknown-linux-gnu", "generic", "")),
         "extra": _graph_key(_model(), extra=(2,)),
     }
     assert first not in different.values() and len(set(different.values())) == len(different)
@@ -428,16 +432,16 @@ def test_graph_key_refuses_what_it_cannot_describe() -> None:
     odd = Tensor(REGISTRY["placeholder"], (), {"dtype": np.dtype("float32"), "shape": (2,), "odd": object()}, aval,
                  "odd", None)
     with pytest.raises(cc.UncacheableError, match="object"):
-        cc.graph_key([odd], {odd.id: aval}, jit.Target.host())
+        cc.graph_key([odd], {odd.id: aval}, HOST)
     x = gc.placeholder("float32", (2,))
     y = gc.exp(x)
     with pytest.raises(cc.UncacheableError, match="not among the nodes"):
-        cc.graph_key([y], {y.id: aval}, jit.Target.host())  # its input is missing from the list
+        cc.graph_key([y], {y.id: aval}, HOST)  # its input is missing from the list
 
 
-# ---- compile_module: the whole cycle -----------------------------------------------------------------
+# ---- cached_compile: the whole cycle -----------------------------------------------------------------
 
-def test_compile_module_compiles_once(cache: pathlib.Path) -> None:
+def test_cached_compile_compiles_once(cache: pathlib.Path) -> None:
     _register_externals()
     built: list[int] = []
     prepared: list[dict] = []
@@ -446,20 +450,20 @@ def test_compile_module_compiles_once(cache: pathlib.Path) -> None:
         built.append(1)
         return library_module(), {"functions": ["elem", "fill", "scale", "pick"]}
 
-    key = cc.key("compile_module", jit.Target.host())
-    module, meta = cc.compile_module(key, build)
+    key = cc.key("compile_module", HOST)
+    module, meta = library.cached_compile(cc.DiskCache(), key, build, host_target())
     assert exercise(module) == EXPECTED and len(built) == 1
-    again, meta_again = cc.compile_module(key, build, prepare=prepared.append)
+    again, meta_again = library.cached_compile(cc.DiskCache(), key, build, host_target(), prepare=prepared.append)
     assert exercise(again) == EXPECTED and meta_again == meta and len(built) == 1
     assert prepared == [meta] and again.llvm_ir() == module.llvm_ir()
-    cc.compile_module(None, build)  # no key: no cache
+    library.cached_compile(cc.DiskCache(), None, build, host_target())  # no key: no cache
     assert len(built) == 2
     # an entry whose code needs a symbol this process lacks is a miss: compiled and replaced
-    obj = jit.Target.host().machine().emit_object(jit.optimize(library_module(missing="graphc_test_nowhere")))
-    assert cc.store(key, cc.Entry(obj, "", {}))
-    third, _ = cc.compile_module(key, build)
+    obj = host_target().machine().emit_object(llvm_target.optimize(library_module(missing="graphc_test_nowhere")))
+    assert cc.store(key, CachedCode(obj, "", {}))
+    third, _ = library.cached_compile(cc.DiskCache(), key, build, host_target())
     assert exercise(third) == EXPECTED and len(built) == 3
-    assert cc.load(key).object_code == third.object_code()
+    assert cc.load(key).code == third.object_code()
 
 
 def test_a_second_process_compiles_nothing(cache: pathlib.Path) -> None:
@@ -469,13 +473,15 @@ def test_a_second_process_compiles_nothing(cache: pathlib.Path) -> None:
         import json, sys
         sys.path.insert(0, {str(ROOT / "tests")!r})
         import test_compile_cache as t
-        from graphc.codegen import jit
+        from graphc.backends.cpu import library
+        from graphc.backends.cpu.target import host_target
         from graphc.runtime import compile_cache as cc
         t._register_externals()
         built = []
-        compiled = jit.CompiledModule.__init__
-        jit.CompiledModule.__init__ = lambda *a, **k: (built.append(1), compiled(*a, **k))[1]
-        module, meta = cc.compile_module(cc.key("second process"), lambda: (t.library_module(), {{"n": 1}}))
+        compiled = library.CompiledModule.__init__
+        library.CompiledModule.__init__ = lambda *a, **k: (built.append(1), compiled(*a, **k))[1]
+        module, meta = library.cached_compile(cc.DiskCache(), cc.key("second process"),
+                                              lambda: (t.library_module(), {{"n": 1}}), host_target())
         print(json.dumps([len(built), meta, t.exercise(module) == t.EXPECTED]))
     """)
     runs = []

@@ -17,7 +17,7 @@ import pytest
 
 import graphc as gc
 from graphc.ir.build import constant, make_node
-from graphc.lower.lowering_nn import window_groups
+from graphc.lower.conv import window_groups
 from util import random_array
 
 STRIDES = [1, 2, (2, 1), 3]

@@ -11,7 +11,7 @@ import pytest
 
 import graphc as gc
 from graphc.ir.build import constant, make_node
-from graphc.lower.lowering_shape import Run, axis_runs
+from graphc.lower.shape import Run, axis_runs
 from util import random_array
 
 MODES = ["constant", "edge", "reflect", "symmetric"]

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 import graphc as gc
 from graphc.ops.kernel import KERNEL_KINDS, Kernel
-from graphc.passes.fusion import EPILOGUE_HOSTS, REDUCTIONS
 
 
 def _line() -> int:
@@ -67,8 +66,8 @@ def check_kernels(opt: Any) -> None:
         for p in kernel.params:  # a parameter stands for the outer tensor of its dtype and shape
             outer = node.inputs[p.attrs["index"]]
             assert (outer.dtype, outer.shape) == (p.dtype, p.shape)
-        reductions = [n for n in body if n.op in REDUCTIONS]
-        hosts = [n for n in body if n.op in EPILOGUE_HOSTS]
+        reductions = [n for n in body if n.opdef.reduction is not None]
+        hosts = [n for n in body if n.opdef.epilogue_kind is not None]
         if kernel.kind == "reduction":
             assert len(reductions) == 1 and not hosts
             (root,) = reductions
@@ -83,8 +82,8 @@ def check_kernels(opt: Any) -> None:
         else:
             assert not hosts
         for n in body:
-            if n.op not in REDUCTIONS:
-                assert n.opdef.family == "elementwise" or n.op in EPILOGUE_HOSTS, n.op
+            if n.opdef.reduction is None:
+                assert n.opdef.family == "elementwise" or n.opdef.epilogue_kind is not None, n.op
                 assert n.shape == space, "a broadcast (smaller) producer is never fused"
 
 

@@ -1,4 +1,4 @@
-"""The generated GEMM (graphc.codegen.gemm) against NumPy: shapes, strides, edges, row/column ranges, the
+"""The generated GEMM (graphc.backends.cpu.gemm) against NumPy: shapes, strides, edges, row/column ranges, the
 epilogue hook, the blocking chosen per target and the vector FMA in the machine code."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from llvmlite import ir
 
-from graphc.codegen import gemm
-from graphc.codegen.jit import CompiledModule, Target, new_module
+from graphc.backends.cpu import gemm
+from graphc.backends.cpu.library import CompiledModule
+from graphc.codegen.target import Target, new_module
 
 I64 = ir.IntType(64)
 L = ctypes.c_int64

@@ -23,8 +23,9 @@ import numpy as np
 import pytest
 from llvmlite import ir
 
-from graphc.codegen.jit import CompiledModule, Target, new_module
+from graphc.backends.cpu.library import CompiledModule
 from graphc.codegen.mathlib import FLOAT32_FUNCTIONS, MAX_ULP, define_elementwise_kernel
+from graphc.codegen.target import Target, new_module
 
 try:
     from scipy.special import erf as _erf64

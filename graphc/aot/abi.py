@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from llvmlite import ir
 
-from graphc.codegen.llvm_cpu import emit_size
+from graphc.backends.cpu.backend import ALIGNMENT as ALIGN
+from graphc.codegen.sizes import emit_size
 from graphc.codegen.types import I64
 from graphc.ir.symbolic import Size, is_symbolic
-from graphc.lower.program import ALIGN, plan_arena, plan_groups
+from graphc.lower.program import plan_arena, plan_groups
 
 I8P = ir.IntType(8).as_pointer()
 I32 = ir.IntType(32)
@@ -176,7 +177,7 @@ class _Run:
         is static, else by lifetime groups whose sizes are computed now."""
         layout = self.layout
         if not any(is_symbolic(size) for size in layout.arena.values()):
-            static, total = plan_arena(layout.arena, layout.lifetimes)  # type: ignore[arg-type]
+            static, total = plan_arena(layout.arena, layout.lifetimes, ALIGN)  # type: ignore[arg-type]
             return {s: ir.Constant(I64, o) for s, o in static.items()}, ir.Constant(I64, total)
         offsets: dict[int, ir.Value] = {}
         end: ir.Value = ir.Constant(I64, 0)

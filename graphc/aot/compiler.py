@@ -25,15 +25,17 @@ from graphc.aot.dispatch import emit_dispatcher
 from graphc.aot.header import default_name, render_header, render_metadata
 from graphc.aot.link import aot_target, combine_objects, compiler_driver, emit_object, link_shared
 from graphc.aot.signature import Signature, infer_signature
-from graphc.codegen.jit import Target, new_module
-from graphc.codegen.llvm_cpu import emit_program
-from graphc.codegen.runtime_lib import emit_runtime, runtime_parts
+from graphc.backends.cpu.backend import cpu_policy
+from graphc.backends.cpu.emitter import emit_program
+from graphc.backends.cpu.executable import GRAPH_OPT
+from graphc.backends.cpu.runtime_lib import emit_runtime, runtime_parts
+from graphc.codegen.target import Target, new_module
 from graphc.errors import AotError, ArgumentError, GraphError
+from graphc.ir.interpret import execution_fault
 from graphc.ir.tensor import Tensor
-from graphc.lower.loopir import DIMS, BufferSpec
-from graphc.lower.lowering import buffer_name
+from graphc.lower.builder import buffer_name
+from graphc.lower.loopir import DIMS
 from graphc.lower.program import LoweredProgram
-from graphc.runtime.cpu import GRAPH_OPT
 from graphc.runtime.program import Program, check_threads
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -108,7 +110,7 @@ def compile(inputs: Tensor | Sequence[Tensor], outputs: Tensor | Sequence[Tensor
         primary = version_level == 1  # defines the constants and the exported functions
         run_name = f"{name}_run" if not versions else f"{name}_run.x86_64_v{version_level}"
         module = new_module(name, version_target)
-        entry = emit_program(module, lowered.kernels, lowered.slots, threads)
+        entry = emit_program(module, lowered.kernels, lowered.slots, version_target, threads)
         entry.linkage = "internal"
         emit_run(module, layout, entry, run_name, define_constants=primary)
         exports = [f"{name}_run", *emit_info(module, layout)] if primary else []
@@ -150,7 +152,7 @@ def _object(module: ir.Module, target: Target, threads: int, exports: Sequence[s
     """The object code of ``module`` with the runtime library it calls linked in: ``exports`` stay
     visible, ``shared`` (symbols other objects of the library use) become hidden, the rest internal
     (so each library has its own thread pool and two libraries never clash)."""
-    parts = runtime_parts(module)
+    parts = runtime_parts(module, target)
     ref = llvm.parse_assembly(str(module))
     if parts:
         runtime = new_module(f"{module.name}_runtime", target)
@@ -165,19 +167,13 @@ def _object(module: ir.Module, target: Target, threads: int, exports: Sequence[s
 
 
 def _lower(program: Program, signature: Signature, threads: int, target: Target) -> LoweredProgram:
-    lowered = LoweredProgram(program.graph.nodes, signature.avals, program.outputs, threads, target)
-    if signature.dims:
-        lowered.slot(DIMS)
-        spec = BufferSpec(DIMS, np.dtype(np.int64), len(signature.dims))
-        for kernel in lowered.kernels:
-            kernel.params.append(spec)
-    return lowered
+    """The graph lowered as the CPU backend lowers it for ``target``, with the signature's run-time dims."""
+    return LoweredProgram(program.graph.nodes, signature.avals, program.outputs, cpu_policy(target, threads),
+                          len(signature.dims))
 
 
 def _layout(name: str, program: Program, placeholders: Sequence[Tensor], signature: Signature,
             lowered: LoweredProgram, single: bool) -> Layout:
-    from graphc.runtime.reference import execution_fault
-
     slots = lowered.slots
     inputs = [(slots.get(buffer_name(p)), math.prod(spec.shape) * spec.dtype.itemsize)
               for p, spec in zip(placeholders, signature.inputs)]

@@ -18,15 +18,10 @@ from pathlib import Path
 
 import llvmlite.binding as llvm
 
-from graphc.codegen.jit import Target, _initialize
+from graphc.backends.cpu.target import host_target, named_target
+from graphc.codegen.target import Target, initialize, optimize
 from graphc.errors import AotError
 
-# the x86-64 psABI levels: LLVM knows these CPU names; their features are spelled out so that the
-# generated GEMM (which reads the feature string) picks the matching vector width
-_X86_V2 = "+cx16,+popcnt,+sse3,+sse4.1,+sse4.2,+ssse3"
-_X86_V3 = _X86_V2 + ",+avx,+avx2,+bmi,+bmi2,+f16c,+fma,+lzcnt,+movbe,+xsave"
-X86_LEVELS = {"x86-64": "", "x86-64-v2": _X86_V2, "x86-64-v3": _X86_V3,
-              "x86-64-v4": _X86_V3 + ",+avx512f,+avx512bw,+avx512cd,+avx512dq,+avx512vl"}
 ALLOWED_LIBRARIES = re.compile(r"^(libc|libm|libpthread|libdl|ld-linux[-\w.]*|ld64)\.so(\.\d+)*$")
 DT_NEEDED = 1
 
@@ -36,7 +31,7 @@ def aot_target(triple: str | None = None, cpu: str | None = None) -> Target:
     architecture's baseline, so the artifact runs on any CPU of that architecture; ``"native"`` (host
     triple only) uses this machine's CPU and all its features; any other name is an LLVM CPU name
     (on x86-64 the psABI levels ``x86-64-v2``/``-v3``/``-v4`` also size the GEMM's vectors)."""
-    _initialize()
+    initialize()
     llvm.initialize_native_asmparser()  # the CPU-level check is inline assembly
     host = llvm.get_process_triple()
     triple = triple or host
@@ -50,16 +45,14 @@ def aot_target(triple: str | None = None, cpu: str | None = None) -> Target:
     if cpu == "native":
         if triple != host:
             raise AotError(f"cpu='native' means this machine's CPU, which cannot run {triple!r} code")
-        return Target(triple, llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten())
+        return host_target()
     if cpu is None:
         cpu = "x86-64" if triple.startswith("x86_64") else "generic"
-    return Target(triple, cpu, X86_LEVELS.get(cpu, "") if triple.startswith("x86_64") else "")
+    return named_target(triple, cpu)
 
 
 def emit_object(module_ir: str, target: Target, opt: int) -> bytes:
     """Optimise ``module_ir`` for ``target`` and return the relocatable (position-independent) object."""
-    from graphc.codegen.jit import optimize
-
     ref = optimize(module_ir, target, opt)
     return target.machine(opt, jit=False).emit_object(ref)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,12 +44,40 @@ def _intrinsic(builder: ir.IRBuilder, name: str, args: Sequence[ir.Value]) -> ir
     return builder.call(fn, list(args))
 
 
-def _libm(builder: ir.IRBuilder, base: str, args: Sequence[ir.Value]) -> ir.Value:
+@dataclass(frozen=True)
+class MathLibrary:
+    """Where a target's transcendental functions come from when codegen has no inline code for them
+    (float64 everywhere, and float32 ops mathlib.py does not cover): ``symbol(name, type)`` is the
+    external function computing C function ``name`` (``"exp"``, ``"log1p"``...) on values of ``type``,
+    or ``None`` to use LLVM's intrinsic ``llvm.<name>`` (which the target lowers itself).  A backend's
+    lowering policy picks one: the C library for CPUs; a GPU backend names its device library."""
+
+    name: str
+    symbol: Callable[[str, ir.Type], str | None]
+
+
+_INTRINSIC_ON_CPU = frozenset({"exp", "log", "sin", "cos", "pow"})
+
+
+def _c_symbol(name: str, ty: ir.Type) -> str | None:
+    if name in _INTRINSIC_ON_CPU:
+        return None  # LLVM lowers llvm.exp & co. to libm calls (or folds them)
+    return name + ("f" if isinstance(ty, ir.FloatType) else "")
+
+
+C_MATH = MathLibrary("libm", _c_symbol)
+"""The C library's math functions (``expm1``, ``log1p``, ``tanh``, ``erf``; ``expm1f``... for float32)."""
+
+
+def _math(b: ir.IRBuilder, m: MathLibrary, name: str, args: Sequence[ir.Value]) -> ir.Value:
+    """C math function ``name`` of ``args`` (all of one type), as library ``m`` provides it."""
     ty = args[0].type
-    name = base + ("f" if isinstance(ty, ir.FloatType) else "")
-    module = builder.module
-    fn = module.globals.get(name) or ir.Function(module, ir.FunctionType(ty, [ty] * len(args)), name)
-    return builder.call(fn, list(args))
+    symbol = m.symbol(name, ty)
+    if symbol is None:
+        return _intrinsic(b, f"llvm.{name}", args)
+    module = b.module
+    fn = module.globals.get(symbol) or ir.Function(module, ir.FunctionType(ty, [ty] * len(args)), symbol)
+    return b.call(fn, list(args))
 
 
 def _f(ty: ir.Type, v: float) -> ir.Constant:
@@ -75,21 +104,21 @@ def _float_floor_divmod(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> tuple[ir.V
     return b.select(by_zero, b.fdiv(x, y), floored), mod
 
 
-def _sigmoid(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+def _sigmoid(b: ir.IRBuilder, m: MathLibrary, x: ir.Value) -> ir.Value:
     ty = x.type
-    e = _intrinsic(b, "llvm.exp", [b.fneg(_intrinsic(b, "llvm.fabs", [x]))])
+    e = _math(b, m, "exp", [b.fneg(_intrinsic(b, "llvm.fabs", [x]))])
     one = _f(ty, 1.0)
     return b.select(b.fcmp_ordered(">=", x, _f(ty, 0.0)), b.fdiv(one, b.fadd(one, e)), b.fdiv(e, b.fadd(one, e)))
 
 
-def _softplus(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+def _softplus(b: ir.IRBuilder, m: MathLibrary, x: ir.Value) -> ir.Value:
     ty = x.type
-    tail = _libm(b, "log1p", [_intrinsic(b, "llvm.exp", [b.fneg(_intrinsic(b, "llvm.fabs", [x]))])])
+    tail = _math(b, m, "log1p", [_math(b, m, "exp", [b.fneg(_intrinsic(b, "llvm.fabs", [x]))])])
     positive = b.select(b.fcmp_ordered(">", x, _f(ty, 0.0)), x, _f(ty, 0.0))
     return b.select(b.fcmp_unordered("uno", x, x), x, b.fadd(positive, tail))
 
 
-def _sign_float(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+def _sign_float(b: ir.IRBuilder, m: MathLibrary, x: ir.Value) -> ir.Value:
     """1, -1, +0.0 for either zero (NumPy's sign(-0.0) is 0.0), nan for nan."""
     ty = x.type
     zero = _f(ty, 0.0)
@@ -98,44 +127,44 @@ def _sign_float(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
                              b.select(b.fcmp_ordered("==", x, zero), zero, x)))
 
 
-_FLOAT_UNARY: dict[str, Callable[[ir.IRBuilder, ir.Value], ir.Value]] = {
-    "neg": lambda b, x: b.fneg(x),
-    "abs": lambda b, x: _intrinsic(b, "llvm.fabs", [x]),
+_FLOAT_UNARY: dict[str, Callable[[ir.IRBuilder, MathLibrary, ir.Value], ir.Value]] = {
+    "neg": lambda b, m, x: b.fneg(x),
+    "abs": lambda b, m, x: _intrinsic(b, "llvm.fabs", [x]),
     "sign": _sign_float,
-    "exp": lambda b, x: _intrinsic(b, "llvm.exp", [x]),
-    "expm1": lambda b, x: _libm(b, "expm1", [x]),
-    "log": lambda b, x: _intrinsic(b, "llvm.log", [x]),
-    "log1p": lambda b, x: _libm(b, "log1p", [x]),
-    "sqrt": lambda b, x: _intrinsic(b, "llvm.sqrt", [x]),
-    "rsqrt": lambda b, x: b.fdiv(_f(x.type, 1.0), _intrinsic(b, "llvm.sqrt", [x])),
-    "square": lambda b, x: b.fmul(x, x),
-    "reciprocal": lambda b, x: b.fdiv(_f(x.type, 1.0), x),
-    "sin": lambda b, x: _intrinsic(b, "llvm.sin", [x]),
-    "cos": lambda b, x: _intrinsic(b, "llvm.cos", [x]),
-    "tanh": lambda b, x: _libm(b, "tanh", [x]),
+    "exp": lambda b, m, x: _math(b, m, "exp", [x]),
+    "expm1": lambda b, m, x: _math(b, m, "expm1", [x]),
+    "log": lambda b, m, x: _math(b, m, "log", [x]),
+    "log1p": lambda b, m, x: _math(b, m, "log1p", [x]),
+    "sqrt": lambda b, m, x: _intrinsic(b, "llvm.sqrt", [x]),
+    "rsqrt": lambda b, m, x: b.fdiv(_f(x.type, 1.0), _intrinsic(b, "llvm.sqrt", [x])),
+    "square": lambda b, m, x: b.fmul(x, x),
+    "reciprocal": lambda b, m, x: b.fdiv(_f(x.type, 1.0), x),
+    "sin": lambda b, m, x: _math(b, m, "sin", [x]),
+    "cos": lambda b, m, x: _math(b, m, "cos", [x]),
+    "tanh": lambda b, m, x: _math(b, m, "tanh", [x]),
     "sigmoid": _sigmoid,
-    "relu": lambda b, x: b.select(b.fcmp_ordered("<", x, _f(x.type, 0.0)), _f(x.type, 0.0), x),
+    "relu": lambda b, m, x: b.select(b.fcmp_ordered("<", x, _f(x.type, 0.0)), _f(x.type, 0.0), x),
     "softplus": _softplus,
-    "erf": lambda b, x: _libm(b, "erf", [x]),
-    "floor": lambda b, x: _intrinsic(b, "llvm.floor", [x]),
-    "ceil": lambda b, x: _intrinsic(b, "llvm.ceil", [x]),
-    "round": lambda b, x: _intrinsic(b, "llvm.roundeven", [x]),
-    "stop_gradient": lambda b, x: x,
+    "erf": lambda b, m, x: _math(b, m, "erf", [x]),
+    "floor": lambda b, m, x: _intrinsic(b, "llvm.floor", [x]),
+    "ceil": lambda b, m, x: _intrinsic(b, "llvm.ceil", [x]),
+    "round": lambda b, m, x: _intrinsic(b, "llvm.roundeven", [x]),
+    "stop_gradient": lambda b, m, x: x,
 }
 
-_FLOAT_BINARY: dict[str, Callable[[ir.IRBuilder, ir.Value, ir.Value], ir.Value]] = {
-    "add": lambda b, x, y: b.fadd(x, y),
-    "subtract": lambda b, x, y: b.fsub(x, y),
-    "multiply": lambda b, x, y: b.fmul(x, y),
-    "divide": lambda b, x, y: b.fdiv(x, y),
-    "floor_divide": lambda b, x, y: _float_floor_divmod(b, x, y)[0],
-    "mod": lambda b, x, y: _float_floor_divmod(b, x, y)[1],
-    "power": lambda b, x, y: _intrinsic(b, "llvm.pow", [x, y]),
-    "maximum": lambda b, x, y: _intrinsic(b, "llvm.maximum", [x, y]),
-    "minimum": lambda b, x, y: _intrinsic(b, "llvm.minimum", [x, y]),
-    "sigmoid_cross_entropy": lambda b, x, z: b.fadd(
+_FLOAT_BINARY: dict[str, Callable[[ir.IRBuilder, MathLibrary, ir.Value, ir.Value], ir.Value]] = {
+    "add": lambda b, m, x, y: b.fadd(x, y),
+    "subtract": lambda b, m, x, y: b.fsub(x, y),
+    "multiply": lambda b, m, x, y: b.fmul(x, y),
+    "divide": lambda b, m, x, y: b.fdiv(x, y),
+    "floor_divide": lambda b, m, x, y: _float_floor_divmod(b, x, y)[0],
+    "mod": lambda b, m, x, y: _float_floor_divmod(b, x, y)[1],
+    "power": lambda b, m, x, y: _math(b, m, "pow", [x, y]),
+    "maximum": lambda b, m, x, y: _intrinsic(b, "llvm.maximum", [x, y]),
+    "minimum": lambda b, m, x, y: _intrinsic(b, "llvm.minimum", [x, y]),
+    "sigmoid_cross_entropy": lambda b, m, x, z: b.fadd(
         b.fsub(b.select(b.fcmp_ordered(">", x, _f(x.type, 0.0)), x, _f(x.type, 0.0)), b.fmul(x, z)),
-        _libm(b, "log1p", [_intrinsic(b, "llvm.exp", [b.fneg(_intrinsic(b, "llvm.fabs", [x]))])])),
+        _math(b, m, "log1p", [_math(b, m, "exp", [b.fneg(_intrinsic(b, "llvm.fabs", [x]))])])),
 }
 
 _FLOAT_COMPARE = {"equal": "==", "less": "<", "less_equal": "<=", "greater": ">", "greater_equal": ">="}
@@ -295,8 +324,9 @@ def _truth(b: ir.IRBuilder, x: ir.Value, dtype: np.dtype) -> ir.Value:
 
 
 def emit(b: ir.IRBuilder, op: str, args: Sequence[ir.Value], in_dtype: np.dtype, out_dtype: np.dtype,
-         attrs: dict[str, Any]) -> ir.Value:
-    """One element of elementwise ``op`` applied to ``args`` (computed values of dtype ``in_dtype``)."""
+         attrs: dict[str, Any], math_library: MathLibrary = C_MATH) -> ir.Value:
+    """One element of elementwise ``op`` applied to ``args`` (computed values of dtype ``in_dtype``);
+    functions without inline code come from ``math_library``."""
     in_dtype, out_dtype = np.dtype(in_dtype), np.dtype(out_dtype)
     kind = in_dtype.kind
     if op == "cast":
@@ -318,9 +348,9 @@ def emit(b: ir.IRBuilder, op: str, args: Sequence[ir.Value], in_dtype: np.dtype,
         return FLOAT32_FUNCTIONS[op](b, *args)
     if kind == "f":
         if op in _FLOAT_UNARY:
-            return _FLOAT_UNARY[op](b, args[0])
+            return _FLOAT_UNARY[op](b, math_library, args[0])
         if op in _FLOAT_BINARY:
-            return _FLOAT_BINARY[op](b, *args)
+            return _FLOAT_BINARY[op](b, math_library, *args)
         if op in _FLOAT_COMPARE:
             return b.fcmp_ordered(_FLOAT_COMPARE[op], *args)
         if op == "not_equal":
@@ -351,4 +381,4 @@ def constant_value(dtype: np.dtype, value: object) -> ir.Constant:
     return constant(dtype, value)
 
 
-__all__ = ["UnsupportedScalar", "cast", "constant_value", "emit"]
+__all__ = ["C_MATH", "MathLibrary", "UnsupportedScalar", "cast", "constant_value", "emit"]

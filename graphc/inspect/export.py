@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import networkx as nx
 
-from graphc.inspect.printer import _format_attr, graph_of
+from graphc.inspect.printer import format_attr, graph_of
 from graphc.ir.shapes import format_shape
 from graphc.ir.tensor import Tensor
 
@@ -36,7 +36,7 @@ __all__ = ["graph_of", "to_dot", "to_networkx"]
 def attrs_summary(node: Tensor) -> str:
     """The node's attributes as ``dprint`` shows them: ``axes=(0,), keepdims=False``."""
     hidden = ("weak", "kernel", "dtype", "shape") if node.opdef.family == "source" else ("weak", "kernel")
-    text = ", ".join(f"{k}={_format_attr(v)}" for k, v in node.attrs.items() if k not in hidden)
+    text = ", ".join(f"{k}={format_attr(v)}" for k, v in node.attrs.items() if k not in hidden)
     if node.op == "fused":
         text = f"kind={node.attrs['kernel'].kind}" + (f", {text}" if text else "")
     return text

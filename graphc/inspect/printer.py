@@ -14,7 +14,7 @@ from graphc.ir.tensor import Tensor
 _MAX_CONSTANT_ELEMENTS = 6
 
 
-def _format_attr(value: Any) -> str:
+def format_attr(value: Any) -> str:
     if isinstance(value, np.ndarray):
         if value.size <= _MAX_CONSTANT_ELEMENTS:
             return np.array2string(value, separator=", ", threshold=_MAX_CONSTANT_ELEMENTS).replace("\n", "")
@@ -44,7 +44,7 @@ def _node_line(node: Tensor, ids: dict[int, str], mark: str, indent: str, locati
     args = ", ".join(f"%{ids[i.id]}" for i in node.inputs)
     # dtype/shape attrs of sources repeat the node's type; a kernel is shown by its contents
     hidden = ("weak", "kernel", "dtype", "shape") if node.opdef.family == "source" else ("weak", "kernel")
-    attrs = ", ".join(f"{k}={_format_attr(v)}" for k, v in node.attrs.items() if k not in hidden)
+    attrs = ", ".join(f"{k}={format_attr(v)}" for k, v in node.attrs.items() if k not in hidden)
     if node.op == "fused":
         attrs = f"kind={node.attrs['kernel'].kind}" + (f", {attrs}" if attrs else "")
     call = f"{node.op}({args})" + (f" {{{attrs}}}" if attrs else "")

@@ -45,6 +45,20 @@ shape; autodiff sums it back to the input's shape."""
 
 
 @dataclass(frozen=True)
+class Reduction:
+    """How a reduction op folds its elements: the facts fusion and lowering read from its block.
+
+    ``combine``: the binary elementwise op folding one element into the accumulator (``None`` for a
+    reduction lowered whole by a rule of its own, such as logsumexp); ``identity(dtype)``: the
+    accumulator's start value; ``mean``: the result is divided by the number of elements folded.
+    Every op with a ``Reduction`` may be the root of a fused reduction kernel."""
+
+    combine: str | None
+    identity: Callable[[np.dtype], Any] | None = None
+    mean: bool = False
+
+
+@dataclass(frozen=True)
 class OpDef:
     """One op: everything the compiler needs to know about it, in one place."""
 
@@ -59,6 +73,9 @@ class OpDef:
     produces_value: bool = True  # False for ``group``: fetching it yields None
     doc: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # family-specific data (e.g. the NumPy ufunc)
+    reduction: Reduction | None = None  # a reduction's fold (fusion roots a kernel at it)
+    epilogue_kind: str | None = None  # the kernel kind an elementwise epilogue fused into this op makes
+    uses_gemm: bool = False  # lowered to matrix products (backends link their GEMM for it)
 
 
 REGISTRY: dict[str, OpDef] = {}

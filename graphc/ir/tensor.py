@@ -44,10 +44,20 @@ def unique_name(base: str) -> str:
                 return candidate
 
 
-def _ops() -> ModuleType:
-    import graphc.ops as ops  # deferred: the op library imports this module
+_op_library: ModuleType | None = None
 
-    return ops
+
+def bind_op_library(library: ModuleType) -> None:
+    """Give Tensor's operators (``+``, ``@``, ``x[...]``, ``.sum()``...) the op library's functions.  The
+    op library sits in the layer above the IR, so it binds itself here when it is imported."""
+    global _op_library
+    _op_library = library
+
+
+def _ops() -> ModuleType:
+    if _op_library is None:  # not reachable through ``import graphc``, which imports the op library
+        raise RuntimeError("Tensor operators need the op library: import graphc (or graphc.ops) first")
+    return _op_library
 
 
 def _require_bool(operator: str, value: Any) -> Any:

@@ -8,6 +8,7 @@ semantics in one place (codegen/scalar.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,7 +166,11 @@ class AccSet:
 
 @dataclass(frozen=True)
 class Check:
-    """Record fault ``code`` in the status buffer where the bool ``ok`` is false (branch-free)."""
+    """Report fault ``code`` in the status word where the bool ``ok`` is false.
+
+    The promise is only that *some* failing check's code is reported when any fails (and 0 when none
+    does): which one wins when several fail is the backend's choice, so a parallel backend may record
+    them with atomics in any order.  A serial backend reports the last one it executed."""
 
     ok: Expr
     code: int
@@ -200,6 +205,11 @@ STATUS = "status"  # the int64[1] buffer every kernel with a Check writes faults
 DIMS = "dims"  # the int64 buffer of run-time dimension sizes (ahead-of-time code with SymInt sizes)
 
 Stmt = Store | Loop | AccInit | AccUpdate | AccSet | Check | Gemm
+
+
+def has_check(body: Sequence[Stmt]) -> bool:
+    """Whether ``body`` (at any depth) contains a ``Check``."""
+    return any(isinstance(s, Check) or (isinstance(s, Loop) and has_check(s.body)) for s in body)
 
 
 @dataclass(frozen=True)

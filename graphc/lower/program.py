@@ -15,20 +15,19 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from graphc.codegen.scalar import UnsupportedScalar
+import graphc.lower.rules  # noqa: F401  (registers every lowering rule)
 from graphc.errors import ArgumentError
 from graphc.ir.registry import AbstractValue
 from graphc.ir.symbolic import DynamicDimError, Size, hint
 from graphc.ir.tensor import Tensor
-from graphc.lower.loopir import STATUS, LoopKernel
-from graphc.lower.lowering import Unsupported, _Names, buffer_name, kernel_output_buffers, lower_node
+from graphc.lower.builder import LoweringContext, Unsupported, buffer_name, kernel_output_buffers
+from graphc.lower.loopir import DIMS, STATUS, BufferSpec, LoopKernel
+from graphc.lower.policy import LoweringPolicy
+from graphc.lower.registry import lower_node
 from graphc.ops.kernel import inner_avals
-
-ALIGN = 64  # bytes: every arena buffer starts on a cache line (and a full AVX-512 vector)
 
 
 @dataclass(frozen=True)
@@ -45,20 +44,21 @@ class Buffer:
 
 
 class LoweredProgram:
-    """``nodes`` (in order) lowered for the dtypes and shapes in ``avals``; ``wanted`` are the nodes
-    whose values a run hands back; kernels may use up to ``threads`` threads; ``target`` is the
-    codegen Target (None: the host)."""
+    """``nodes`` (in order) lowered for the dtypes and shapes in ``avals`` with a backend's ``policy``;
+    ``wanted`` are the nodes whose values a run hands back.  ``ndims`` run-time dimensions (ahead-of-time
+    code with symbolic sizes) are read by every kernel from the ``DIMS`` buffer."""
 
     def __init__(self, nodes: Sequence[Tensor], avals: Mapping[int, AbstractValue], wanted: Sequence[Tensor],
-                 threads: int = 1, target: Any = None) -> None:
+                 policy: LoweringPolicy | None = None, ndims: int = 0) -> None:
         self.nodes = tuple(nodes)
+        self.policy = policy or LoweringPolicy()
         self.slots: dict[str, int] = {}
-        names = _Names(threads, target)
+        ctx = LoweringContext(avals, self.policy)
         self.kernels: list[LoopKernel] = []
         for node in self.nodes:
             try:
-                kernel = lower_node(node, avals, names)
-            except (Unsupported, UnsupportedScalar) as exc:
+                kernel = lower_node(node, ctx)
+            except Unsupported as exc:
                 where = f" (created at {node.location})" if node.location else ""
                 raise ArgumentError(f"{exc}: {node.describe()}{where}") from None
             except (DynamicDimError, TypeError) as exc:  # only ahead-of-time code has run-time sizes
@@ -67,7 +67,12 @@ class LoweredProgram:
                                       f"{node.describe()}{where}; give the input a static size") from exc
             if kernel is not None:
                 self.kernels.append(kernel)
-        self.faults = names.faults  # fault code k + 1 -> (node, message)
+        if ndims:
+            self.slot(DIMS)
+            spec = BufferSpec(DIMS, np.dtype(np.int64), ndims)
+            for kernel in self.kernels:
+                kernel.params.append(spec)
+        self.faults = ctx.faults  # fault code k + 1 -> (node, message)
         self.buffers = self._buffers(avals)
         self.wanted = [(t.id, None if t.op == "group" else self.slots[buffer_name(t)]) for t in wanted]
         self.handed_back = {slot for _, slot in self.wanted if slot is not None and slot in self.buffers}
@@ -131,15 +136,16 @@ class LoweredProgram:
         return {slot: self.buffers[slot].nbytes for slot in self.lifetimes}
 
 
-def plan_arena(sizes: Mapping[int, int], lifetimes: Mapping[int, tuple[int, int]]) -> tuple[dict[int, int], int]:
+def plan_arena(sizes: Mapping[int, int], lifetimes: Mapping[int, tuple[int, int]], align: int = 64
+               ) -> tuple[dict[int, int], int]:
     """Byte offsets for buffers (``slot -> nbytes``) live over kernel ranges ``slot -> (first, last)``:
     two buffers share bytes only if their ranges are disjoint.  Greedy, largest first, each at the
-    lowest aligned offset that fits beside the already placed buffers it overlaps in time.
+    lowest ``align``-byte aligned offset that fits beside the already placed buffers it overlaps in time.
     Returns the offsets and the arena size."""
     offsets: dict[int, int] = {}
     placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
     for slot in sorted(sizes, key=lambda s: (-sizes[s], s)):
-        size = -(-sizes[slot] // ALIGN) * ALIGN
+        size = -(-sizes[slot] // align) * align
         first, last = lifetimes[slot]
         busy = sorted((o, e) for o, e, f, la in placed if f <= last and first <= la)
         offset = 0
@@ -168,4 +174,4 @@ def plan_groups(sizes: Mapping[int, Size], lifetimes: Mapping[int, tuple[int, in
     return groups
 
 
-__all__ = ["ALIGN", "Buffer", "LoweredProgram", "plan_arena", "plan_groups"]
+__all__ = ["Buffer", "LoweredProgram", "plan_arena", "plan_groups"]

@@ -1,6 +1,10 @@
-"""The op library, by family.  Importing this package registers every op."""
+"""The op library, by family.  Importing this package registers every op and gives Tensor's
+operators their functions (:func:`graphc.ir.tensor.bind_op_library`)."""
+
+import sys
 
 from graphc.ir.build import constant
+from graphc.ir.tensor import bind_op_library
 from graphc.ops import kernel as _kernel  # noqa: F401  (registers the fused-kernel ops)
 from graphc.ops.conv import *  # noqa: F403
 from graphc.ops.conv import __all__ as _conv
@@ -22,3 +26,5 @@ __all__ = [
     "Variable", "assign", "assign_add", "constant", "getitem", "group", "matmul", "ones_like", "placeholder",
     "zeros_like",
 ]
+
+bind_op_library(sys.modules[__name__])

@@ -73,7 +73,7 @@ def window_geometry(size: Dim, k: int, stride: int, padding: str | tuple[int, in
     return (span - k) // stride + 1, pads
 
 
-def _spatial(shape: Sequence[Dim], ksize: tuple[int, int], strides: tuple[int, int],
+def spatial(shape: Sequence[Dim], ksize: tuple[int, int], strides: tuple[int, int],
              padding: str | Padding) -> tuple[list[Dim], Padding]:
     outs, pads = [], []
     for i in range(2):
@@ -102,13 +102,13 @@ def _infer_conv2d(inputs: Sequence[AbstractValue], *, strides: tuple[int, int], 
         raise ShapeError(f"conv2d: input has {x.shape[1]} channels, weights expect {w.shape[1]}")
     if w.shape[2] is None or w.shape[3] is None:
         raise ShapeError("conv2d needs the kernel's spatial size to be known")
-    (oh, ow), _ = _spatial(x.shape, (w.shape[2], w.shape[3]), strides, padding)
+    (oh, ow), _ = spatial(x.shape, (w.shape[2], w.shape[3]), strides, padding)
     return AbstractValue(x.dtype, (x.shape[0], w.shape[0], oh, ow))
 
 
 def _conv2d_reference(x: np.ndarray, w: np.ndarray, *, strides: tuple[int, int], padding: str | Padding
                       ) -> np.ndarray:
-    _, pads = _spatial(x.shape, (w.shape[2], w.shape[3]), strides, padding)
+    _, pads = spatial(x.shape, (w.shape[2], w.shape[3]), strides, padding)
     win = _windows(x, (w.shape[2], w.shape[3]), strides, pads, 0)
     return np.einsum("nchwij,ocij->nohw", win, w, optimize=True).astype(x.dtype)
 
@@ -119,7 +119,7 @@ def _conv2d_grad(node: Tensor, g: Tensor) -> list[Any]:
 
 
 register(OpDef("conv2d", "nn", _infer_conv2d, _conv2d_reference, num_inputs=2, grad=_conv2d_grad,
-               doc="2-D cross-correlation, NCHW input, OIHW weights"))
+               doc="2-D cross-correlation, NCHW input, OIHW weights", epilogue_kind="conv2d_epilogue", uses_gemm=True))
 
 
 def conv2d(x: Any, w: Any, strides: Any = 1, padding: Any = "VALID") -> Tensor:
@@ -143,7 +143,7 @@ def _infer_pool(inputs: Sequence[AbstractValue], *, ksize: tuple[int, int], stri
     (x,) = inputs
     if len(x.shape) != 4:
         raise ShapeError(f"pooling expects a 4-D input (N, C, H, W), got {format_shape(x.shape)}")
-    (oh, ow), pads = _spatial(x.shape, ksize, strides, padding)
+    (oh, ow), pads = spatial(x.shape, ksize, strides, padding)
     for axis, (k, (lo, hi)) in enumerate(zip(ksize, pads)):
         if lo >= k or hi >= k:
             raise ShapeError(f"padding {(lo, hi)} on spatial axis {axis} must be smaller than the window {k}")
@@ -160,13 +160,13 @@ def _lowest(dtype: np.dtype) -> Any:
 
 def _max_pool_reference(x: np.ndarray, *, ksize: tuple[int, int], strides: tuple[int, int],
                         padding: str | Padding) -> np.ndarray:
-    _, pads = _spatial(x.shape, ksize, strides, padding)
+    _, pads = spatial(x.shape, ksize, strides, padding)
     return _windows(x, ksize, strides, pads, _lowest(x.dtype)).max(axis=(-2, -1))
 
 
 def _avg_pool_reference(x: np.ndarray, *, ksize: tuple[int, int], strides: tuple[int, int],
                         padding: str | Padding) -> np.ndarray:
-    _, pads = _spatial(x.shape, ksize, strides, padding)
+    _, pads = spatial(x.shape, ksize, strides, padding)
     total = _windows(x, ksize, strides, pads, 0).sum(axis=(-2, -1))
     ones = np.ones((1, 1, *x.shape[2:]), x.dtype)
     count = _windows(ones, ksize, strides, pads, 0).sum(axis=(-2, -1))
@@ -267,7 +267,7 @@ def _infer_conv2d_grad_input(inputs: Sequence[AbstractValue], *, strides: tuple[
 
 def _conv2d_grad_input_reference(g: np.ndarray, w: np.ndarray, like: np.ndarray, *, strides: tuple[int, int],
                                  padding: str | Padding) -> np.ndarray:
-    _, pads = _spatial(like.shape, (w.shape[2], w.shape[3]), strides, padding)
+    _, pads = spatial(like.shape, (w.shape[2], w.shape[3]), strides, padding)
     contrib = np.einsum("nohw,ocij->nchwij", g, w, optimize=True)
     return _scatter_windows(contrib, like.shape, strides, pads).astype(g.dtype)
 
@@ -289,7 +289,7 @@ def _infer_conv2d_grad_weight(inputs: Sequence[AbstractValue], *, strides: tuple
 def _conv2d_grad_weight_reference(x: np.ndarray, g: np.ndarray, like: np.ndarray, *, strides: tuple[int, int],
                                   padding: str | Padding) -> np.ndarray:
     ksize = (like.shape[2], like.shape[3])
-    _, pads = _spatial(x.shape, ksize, strides, padding)
+    _, pads = spatial(x.shape, ksize, strides, padding)
     win = _windows(x, ksize, strides, pads, 0)
     return np.einsum("nchwij,nohw->ocij", win, g, optimize=True).astype(g.dtype)
 
@@ -317,11 +317,11 @@ def _conv2d_grad_weight_grad(node: Tensor, dz: Tensor) -> list[Any]:
 register(OpDef("conv2d_grad_input", "nn", _infer_conv2d_grad_input, _conv2d_grad_input_reference, num_inputs=3,
                grad=_conv2d_grad_input_grad,
                doc="gradient of conv2d w.r.t. its input: (g, w, x_like) -> transposed convolution of g, "
-                   "of x_like's shape"))
+                   "of x_like's shape", uses_gemm=True))
 register(OpDef("conv2d_grad_weight", "nn", _infer_conv2d_grad_weight, _conv2d_grad_weight_reference,
                num_inputs=3, grad=_conv2d_grad_weight_grad,
                doc="gradient of conv2d w.r.t. its weights: (x, g, w_like) -> correlation of x's windows "
-                   "with g, of w_like's shape"))
+                   "with g, of w_like's shape", uses_gemm=True))
 
 
 def _pool_argmax(x: np.ndarray, ksize: tuple[int, int], strides: tuple[int, int], pads: Padding) -> np.ndarray:
@@ -347,7 +347,7 @@ def _infer_pool_grad(inputs: Sequence[AbstractValue], *, ksize: tuple[int, int],
 
 def _max_pool_grad_reference(g: np.ndarray, x: np.ndarray, *, ksize: tuple[int, int], strides: tuple[int, int],
                              padding: str | Padding) -> np.ndarray:
-    _, pads = _spatial(x.shape, ksize, strides, padding)
+    _, pads = spatial(x.shape, ksize, strides, padding)
     idx = _pool_argmax(x, ksize, strides, pads)
     contrib = (np.arange(ksize[0] * ksize[1]) == idx[..., None]) * g[..., None]
     return _scatter_windows(contrib.reshape(*idx.shape, *ksize).astype(g.dtype), x.shape, strides, pads)
@@ -364,7 +364,7 @@ def _infer_max_pool_select(inputs: Sequence[AbstractValue], *, ksize: tuple[int,
 
 def _max_pool_select_reference(dy: np.ndarray, x: np.ndarray, *, ksize: tuple[int, int], strides: tuple[int, int],
                                padding: str | Padding) -> np.ndarray:
-    _, pads = _spatial(x.shape, ksize, strides, padding)
+    _, pads = spatial(x.shape, ksize, strides, padding)
     idx = _pool_argmax(x, ksize, strides, pads)
     win = _windows(dy, ksize, strides, pads, 0)
     return np.take_along_axis(win.reshape(*idx.shape, ksize[0] * ksize[1]), idx[..., None], axis=-1)[..., 0]
@@ -381,7 +381,7 @@ def _max_pool_select_grad(node: Tensor, g: Tensor) -> list[Any]:
 
 def _avg_pool_grad_reference(g: np.ndarray, like: np.ndarray, *, ksize: tuple[int, int], strides: tuple[int, int],
                              padding: str | Padding) -> np.ndarray:
-    _, pads = _spatial(like.shape, ksize, strides, padding)
+    _, pads = spatial(like.shape, ksize, strides, padding)
     ones = np.ones((1, 1, *like.shape[2:]), g.dtype)
     count = _windows(ones, ksize, strides, pads, 0).sum(axis=(-2, -1))
     contrib = np.broadcast_to((g / count)[..., None, None], (*g.shape, *ksize))

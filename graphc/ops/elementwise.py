@@ -54,7 +54,7 @@ def same_dtype_rule(bool_result: np.dtype | None = None) -> DTypeRule:
     return rule
 
 
-def _infer_elementwise(rule: DTypeRule) -> Callable[..., AbstractValue]:
+def infer_elementwise(rule: DTypeRule) -> Callable[..., AbstractValue]:
     def infer(inputs: Sequence[AbstractValue], **_: Any) -> AbstractValue:
         _, out = rule([a.dtype for a in inputs])
         return AbstractValue(out, broadcast_shapes(*[a.shape for a in inputs]))
@@ -64,7 +64,7 @@ def _infer_elementwise(rule: DTypeRule) -> Callable[..., AbstractValue]:
 
 def _register(name: str, arity: int, reference: Callable[..., Any], rule: DTypeRule, doc: str,
               differentiable: bool = True) -> OpDef:
-    return register(OpDef(name, "elementwise", _infer_elementwise(rule), reference, num_inputs=arity,
+    return register(OpDef(name, "elementwise", infer_elementwise(rule), reference, num_inputs=arity,
                           differentiable=differentiable, grad=_GRADS.get(name), doc=doc,
                           extra={"dtype_rule": rule}))
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from graphc.errors import ArgumentError, DTypeError, GraphError, ShapeError
 from graphc.ir.graph import topological_order
+from graphc.ir.interpret import evaluate
 from graphc.ir.registry import AbstractValue, OpDef, register
 from graphc.ir.tensor import Tensor
 
@@ -88,8 +89,6 @@ def _infer_fused(inputs: Sequence[AbstractValue], *, kernel: Kernel) -> Abstract
 
 def run_kernel(kernel: Kernel, arrays: Sequence[np.ndarray]) -> np.ndarray | tuple[np.ndarray, ...]:
     """The kernel's outputs for input ``arrays``, evaluated op by op with the NumPy references."""
-    from graphc.runtime.reference import evaluate
-
     avals = inner_avals(kernel, [AbstractValue(a.dtype, a.shape) for a in arrays])
     sources = {p.id: arrays[p.attrs["index"]] for p in kernel.params}
     values = evaluate(kernel.nodes, avals, sources, {o.id for o in kernel.outputs})

@@ -62,7 +62,8 @@ def _matmul_grad(node: Tensor, g: Tensor) -> list[Any]:
 
 
 register(OpDef("matmul", "linalg", _infer_matmul, np.matmul, num_inputs=2, grad=_matmul_grad,
-               doc="matrix product with NumPy batch broadcasting; 1-D operands are promoted and removed"))
+               doc="matrix product with NumPy batch broadcasting; 1-D operands are promoted and removed",
+               epilogue_kind="matmul_epilogue", uses_gemm=True))
 
 
 def matmul(a: Any, b: Any) -> Tensor:

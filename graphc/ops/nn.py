@@ -17,7 +17,7 @@ from graphc.ir.registry import AbstractValue, OpDef, register
 from graphc.ir.shapes import broadcast_shapes, dims_equal, format_shape, normalize_axes
 from graphc.ir.tensor import Tensor
 from graphc.ops._common import cast_to, float_dtype_for, make_node, promote, reporting, to_tensors
-from graphc.ops.elementwise import DTypeRule, _infer_elementwise
+from graphc.ops.elementwise import DTypeRule, infer_elementwise
 from graphc.ops.like import sum_to
 from graphc.ops.reduce import stable_shift
 
@@ -190,7 +190,7 @@ def _sigmoid_xent_grad(node: Tensor, g: Tensor) -> list[Any]:
     return [g * (sigmoid(logits) - labels), -g * logits]
 
 
-register(OpDef("sigmoid_cross_entropy", "elementwise", _infer_elementwise(_SIGMOID_XENT_RULE),
+register(OpDef("sigmoid_cross_entropy", "elementwise", infer_elementwise(_SIGMOID_XENT_RULE),
                _sigmoid_xent_reference, num_inputs=2, extra={"dtype_rule": _SIGMOID_XENT_RULE},
                grad=_sigmoid_xent_grad,
                doc="elementwise binary cross-entropy of sigmoid(logits) against targets in [0, 1]"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from graphc import dtypes
 from graphc.errors import ArgumentError, ShapeError
-from graphc.ir.registry import AbstractValue, OpDef, register
+from graphc.ir.registry import AbstractValue, OpDef, Reduction, register
 from graphc.ir.shapes import Shape, normalize_axes, normalize_axis
 from graphc.ir.tensor import Tensor
 from graphc.ops._common import float_dtype_for, make_node, reporting, to_tensors
@@ -143,14 +144,44 @@ def _prod_grad(node: Tensor, g: Tensor) -> list[Any]:
 
 
 def _logsumexp_grad(node: Tensor, g: Tensor) -> list[Any]:
-    from graphc.ops.nn import softmax
-
-    return [_spread(node, g) * softmax(node.inputs[0], axis=node.attrs["axes"])]
+    probabilities = make_node("softmax", [node.inputs[0]], axes=node.attrs["axes"])  # (nn.py's op)
+    return [_spread(node, g) * probabilities]
 
 
 _GRADS = {"sum": _sum_grad, "mean": _mean_grad, "max": _extremum_grad, "min": _extremum_grad,
           "prod": _prod_grad, "logsumexp": _logsumexp_grad}
 
+
+def _zero(dtype: np.dtype) -> object:
+    return 0
+
+
+def _one(dtype: np.dtype) -> object:
+    return 1
+
+
+def _lowest(dtype: np.dtype) -> object:
+    """The identity of max: the smallest value of ``dtype``."""
+    if dtype.kind == "f":
+        return -math.inf
+    if dtype.kind == "b":
+        return False
+    return int(np.iinfo(dtype).min)
+
+
+def _highest(dtype: np.dtype) -> object:
+    """The identity of min: the largest value of ``dtype``."""
+    if dtype.kind == "f":
+        return math.inf
+    if dtype.kind == "b":
+        return True
+    return int(np.iinfo(dtype).max)
+
+
+_FOLDS = {
+    "sum": Reduction("add", _zero), "mean": Reduction("add", _zero, mean=True), "prod": Reduction("multiply", _one),
+    "max": Reduction("maximum", _lowest), "min": Reduction("minimum", _highest), "logsumexp": Reduction(None),
+}
 
 # name: (reference, output dtype rule, needs a non-empty axis, differentiable, doc)
 _REDUCTIONS: dict[str, tuple[Callable[..., Any], Callable[[np.dtype], np.dtype], bool, bool, str]] = {
@@ -167,7 +198,7 @@ _REDUCTIONS: dict[str, tuple[Callable[..., Any], Callable[[np.dtype], np.dtype],
 
 for _name, (_ref, _dtype_rule, _needs_identity, _diff, _doc) in _REDUCTIONS.items():
     register(OpDef(_name, "reduce", _make_infer(_name, _dtype_rule, _needs_identity), _ref, num_inputs=1,
-                   differentiable=_diff, grad=_GRADS[_name], doc=_doc))
+                   differentiable=_diff, grad=_GRADS[_name], doc=_doc, reduction=_FOLDS[_name]))
 
 
 def _reduce(name: str, x: Any, axis: Any, keepdims: bool) -> Tensor:

@@ -28,12 +28,20 @@ from graphc.ops.kernel import Kernel
 from graphc.passes.engine import RewriteLog, RewriteRecord
 
 PHASE = "fuse"
-REDUCTIONS = ("sum", "mean", "max", "min", "prod", "logsumexp")
-EPILOGUE_HOSTS = {"matmul": "matmul_epilogue", "conv2d": "conv2d_epilogue"}
 
 
 def _elementwise(t: Tensor) -> bool:
     return t.opdef.family == "elementwise" and not t.opdef.stateful
+
+
+def _reduction(t: Tensor) -> bool:
+    """A reduction op: the root of a kernel with the elementwise work feeding it."""
+    return t.opdef.reduction is not None
+
+
+def _epilogue_host(t: Tensor) -> bool:
+    """An op (matmul, conv2d) an elementwise chain consuming it fuses into as its epilogue."""
+    return t.opdef.epilogue_kind is not None
 
 
 def _consumers(order: Sequence[Tensor]) -> dict[int, list[Tensor]]:
@@ -66,7 +74,7 @@ def _reaches(start: Tensor, targets: set[int], users: dict[int, list[Tensor]],
 def _grow(root: Tensor, users: dict[int, list[Tensor]], kernel_of: dict[int, list[Tensor]]
           ) -> tuple[list[Tensor], str]:
     """The nodes of the kernel rooted at ``root`` and the kernel's kind."""
-    kind = "reduction" if root.op in REDUCTIONS else "elementwise"
+    kind = "reduction" if _reduction(root) else "elementwise"
     space = root.inputs[0].shape if kind == "reduction" else root.shape
     group: dict[int, Tensor] = {root.id: root}
     frontier = list(root.inputs)
@@ -74,17 +82,17 @@ def _grow(root: Tensor, users: dict[int, list[Tensor]], kernel_of: dict[int, lis
         p = frontier.pop()
         if p.id in group or p.id in kernel_of:
             continue
-        host = kind == "elementwise" and p.op in EPILOGUE_HOSTS and p.shape == space
+        host = kind == "elementwise" and _epilogue_host(p) and p.shape == space
         if not ((_elementwise(p) and p.shape == space) or host):
             continue
-        if any(c.id in group and c.op in EPILOGUE_HOSTS for c in users[p.id]):
+        if any(c.id in group and _epilogue_host(c) for c in users[p.id]):
             continue  # an operand of the kernel's matmul / conv2d: stored before the kernel runs
         outside = [c for c in users[p.id] if c.id not in group]
         if any(_reaches(c, set(group), users, kernel_of) for c in outside):
             continue  # fusing p would make a cycle through an outside op (or another kernel)
         group[p.id] = p
         if host:
-            kind = EPILOGUE_HOSTS[p.op]  # the host's own inputs (x, w) stay outside: they are stored operands
+            kind = p.opdef.epilogue_kind  # the host's own inputs (x, w) stay outside: they are stored operands
         else:
             frontier.extend(p.inputs)
     return [n for n in topological_order([root]) if n.id in group], kind
@@ -121,7 +129,7 @@ def fuse(outputs: Sequence[Tensor], log: RewriteLog) -> list[Tensor]:
     kernel_of: dict[int, list[Tensor]] = {}  # node id -> the members of the kernel it is in
     kernels: list[tuple[list[Tensor], list[Tensor], str]] = []
     for root in reversed(order):
-        if root.id in kernel_of or not (_elementwise(root) or root.op in REDUCTIONS):
+        if root.id in kernel_of or not (_elementwise(root) or _reduction(root)):
             continue
         members, kind = _grow(root, users, kernel_of)
         if len(members) < 2:

@@ -1,5 +1,8 @@
-"""The on-disk compile cache: compiled LLVM modules kept between processes, so that a graph
-compiled once is loaded (about a millisecond) instead of compiled again (25 ms to seconds).
+"""The on-disk compile cache: compiled code kept between processes as bytes, so that a graph compiled
+once is loaded (about a millisecond) instead of compiled again (25 ms to seconds).  It stores what a
+backend hands it (:class:`~graphc.backends.base.CachedCode`: code bytes, text, metadata) and knows
+nothing about the code; the backend loads it (:func:`code_cache` is the
+:class:`~graphc.backends.base.CodeCache` the runtime hands backends).
 
 Where: ``$GRAPHC_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/graphc``, else ``~/.cache/graphc``;
 entries go into a subdirectory per cache format, graphc version and LLVM version
@@ -17,32 +20,29 @@ answers ``None``, ``store`` answers ``False``, nothing raises ``OSError``):
     A sha256 hex key over a canonical description of ``parts`` (and graphc's identity: version, a
     hash of its source files, llvmlite and LLVM versions).
 ``graph_key(nodes, avals, target, extra=()) -> str``
-    The key of a graph's nodes compiled for concrete ``avals`` on ``target``; ``extra`` holds the
-    caller's other compile options.  Node names and source lines are not part of it, so the same
+    The key of a graph's nodes compiled for concrete ``avals`` on ``target`` (a tuple of strings naming
+    it, e.g. an LLVM triple, CPU and features); ``extra`` holds the caller's other compile options.
+    Node names and source lines are not part of it, so the same
     model built twice (or in another process) has the same key.  Raises
     :class:`UncacheableError` (a ``TypeError``) for an attribute it cannot describe canonically.
-``load(key) -> Entry | None`` / ``store(key, entry) -> bool``
-    Read / write one :class:`Entry`: ``object_code`` (bytes, from ``CompiledModule.object_code()``),
-    ``llvm_ir`` (the optimised IR text) and ``meta`` (JSON data of the caller's choosing, given back
-    exactly: tuples are refused by ``store`` because JSON would give them back as lists).
-``compile_module(key, build, target=None, opt=3, prepare=None) -> (CompiledModule, meta)``
-    The whole cycle: on a hit, ``prepare(meta)`` (register the symbols the code links against),
-    then ``CompiledModule.from_object``; otherwise ``build()`` returns ``(module, meta)``, the
-    module is compiled and stored.  ``key=None`` compiles without the cache.
+``load(key) -> CachedCode | None`` / ``store(key, entry) -> bool``
+    Read / write one :class:`~graphc.backends.base.CachedCode`: ``code`` (bytes, e.g. an object file
+    from the CPU backend's ``CompiledModule.object_code()``), ``text`` (e.g. the optimised IR) and
+    ``meta`` (JSON data of the caller's choosing, given back exactly: tuples are refused by ``store``
+    because JSON would give them back as lists).
+``code_cache() -> DiskCache | None``
+    This module as the ``CodeCache`` a backend is given (``None`` when the cache is off); its
+    ``graph_key`` answers ``None`` for a graph it cannot describe instead of raising.
 ``clear() -> int``
     Delete every entry graphc wrote under the cache root (all versions); the number of files removed.
 
-Wiring it into an executable (sketch)::
+How a backend uses it (the CPU backend's ``cached_compile`` in backends/cpu/library.py)::
 
-    key = None
-    if compile_cache.enabled():
-        try:
-            key = compile_cache.graph_key(nodes, avals, target, extra=(opt, other_codegen_options))
-        except compile_cache.UncacheableError:
-            pass  # compile without the cache
-    module, meta = compile_cache.compile_module(
-        key, lambda: (emit_the_module(), position_based_meta), target, opt,
-        prepare=lambda meta: load_runtime(meta["runtime_parts"]))
+    key = cache.graph_key(nodes, avals, (triple, cpu, features), extra=(opt, other_codegen_options))
+    entry = cache.load(key) if key else None
+    if entry is None:  # compile, then keep the bytes
+        compiled = compile(emit_the_module())
+        cache.store(key, CachedCode(compiled.object_code(), compiled.llvm_ir(), position_based_meta))
 
 Caveats for object-loaded code: everything the entry is run with must come from ``meta`` (node
 positions, never node ids, names or source lines; build messages that name the user's line from
@@ -63,7 +63,8 @@ File format, one file ``<key>.gco`` per entry (integers little-endian)::
     length  u64       the payload's length (must be the rest of the file)
     payload           u32 header length | JSON header | zlib-compressed IR | object code
 
-The JSON header is ``{"meta": ..., "llvm_ir_zlib": <bytes>, "object_code": <bytes>}``.  Nothing is
+The JSON header is ``{"meta": ..., "llvm_ir_zlib": <bytes>, "object_code": <bytes>}`` (the lengths of
+the compressed text and of the code).  Nothing is
 ever unpickled or evaluated.  Writes go to a temporary file in the same directory, renamed over the
 entry (atomic: readers see the old entry or the new one).  Directories are created with mode 0o700.
 The loader refuses (returns ``None``, warning once per kind with :class:`CompileCacheWarning`) a file
@@ -87,13 +88,12 @@ import tempfile
 import warnings
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
-from graphc.codegen.jit import CompiledModule, Target, UnresolvedSymbolError
+from graphc.backends.base import CachedCode
 from graphc.ir.registry import AbstractValue
 from graphc.ir.tensor import Tensor
 from graphc.ops.kernel import Kernel
@@ -118,15 +118,6 @@ class CompileCacheWarning(UserWarning):
 
 class UncacheableError(TypeError):
     """A graph holds a value the cache key cannot describe canonically (compile it without the cache)."""
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One cached compilation: the object code, the optimised LLVM IR text and the caller's metadata."""
-
-    object_code: bytes
-    llvm_ir: str
-    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def _warn_once(kind: str, message: str) -> None:
@@ -159,7 +150,7 @@ def cache_root() -> pathlib.Path | None:
 
 def cache_dir() -> pathlib.Path | None:
     """The directory this graphc and LLVM store entries in; ``None`` when the cache is off."""
-    from graphc import __version__
+    from graphc.version import __version__
 
     root = cache_root()
     if root is None:
@@ -227,7 +218,7 @@ def compiler_identity() -> tuple[str, ...]:
     """What compiled an entry: cache format, graphc version and source hash, llvmlite and LLVM versions."""
     import llvmlite
 
-    from graphc import __version__
+    from graphc.version import __version__
 
     return (f"format {FORMAT_VERSION}", f"graphc {__version__}", f"source {_source_fingerprint()}",
             f"llvmlite {llvmlite.__version__}", f"llvm {_llvm_version()}")
@@ -290,9 +281,6 @@ class _Describer:
         elif kind is AbstractValue:
             self.emit(b"V")
             self.value((obj.dtype, tuple(obj.shape), obj.weak, obj.parts))
-        elif kind is Target:
-            self.emit(b"P")
-            self.value((obj.triple, obj.cpu, obj.features))
         else:
             raise UncacheableError(f"compile cache key: cannot describe a value of type {kind.__qualname__} "
                                    f"canonically: {obj!r:.200}")
@@ -336,7 +324,7 @@ class _Describer:
 
 def key(*parts: Any) -> str:
     """A sha256 hex key over ``parts`` (None, bool, int, float, str, bytes, tuples, lists, str-keyed
-    dicts, NumPy dtypes, arrays and scalars, ``AbstractValue``, ``Target``) and graphc's identity
+    dicts, NumPy dtypes, arrays and scalars, ``AbstractValue``) and graphc's identity
     (:func:`compiler_identity`).  Anything else raises :class:`UncacheableError`."""
     digest = hashlib.sha256()
     describer = _Describer(digest)
@@ -344,7 +332,7 @@ def key(*parts: Any) -> str:
     return digest.hexdigest()
 
 
-def graph_key(nodes: Iterable[Tensor], avals: Mapping[int, AbstractValue], target: Target,
+def graph_key(nodes: Iterable[Tensor], avals: Mapping[int, AbstractValue], target: Sequence[str],
               extra: Iterable[Any] = ()) -> str:
     """The key of ``nodes`` (topologically ordered) compiled for the concrete ``avals`` (node id ->
     AbstractValue) on ``target``, with the caller's other options in ``extra``.
@@ -358,7 +346,7 @@ def graph_key(nodes: Iterable[Tensor], avals: Mapping[int, AbstractValue], targe
     describer = _Describer(digest)
     describer.value(("graph", compiler_identity()))
     describer.nodes(tuple(nodes), lambda n: avals.get(n.id))
-    describer.value((target, tuple(extra)))
+    describer.value((tuple(target), tuple(extra)))
     return digest.hexdigest()
 
 
@@ -369,26 +357,26 @@ def _check_key(key: str) -> None:
         raise ValueError(f"compile cache keys are 64 lowercase hex digits, got {key!r}")
 
 
-def _encode(key: str, entry: Entry) -> bytes:
-    if not isinstance(entry.object_code, (bytes, bytearray)) or not isinstance(entry.llvm_ir, str):
-        raise TypeError("Entry.object_code must be bytes and Entry.llvm_ir a str")
+def _encode(key: str, entry: CachedCode) -> bytes:
+    if not isinstance(entry.code, (bytes, bytearray)) or not isinstance(entry.text, str):
+        raise TypeError("CachedCode.code must be bytes and CachedCode.text a str")
     try:
         meta_text = json.dumps(entry.meta, allow_nan=False, separators=(",", ":"))
         same = json.loads(meta_text) == entry.meta and isinstance(entry.meta, dict)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"Entry.meta must be JSON data: {exc}") from None
+        raise TypeError(f"CachedCode.meta must be JSON data: {exc}") from None
     if not same:
-        raise TypeError("Entry.meta must be a dict of JSON data that survives a JSON round trip unchanged "
+        raise TypeError("CachedCode.meta must be a dict of JSON data that survives a JSON round trip unchanged "
                         "(no tuples, no int keys)")
-    ir_data = zlib.compress(entry.llvm_ir.encode("utf-8"), 1)
-    header = json.dumps({"meta": entry.meta, "llvm_ir_zlib": len(ir_data), "object_code": len(entry.object_code)},
+    ir_data = zlib.compress(entry.text.encode("utf-8"), 1)
+    header = json.dumps({"meta": entry.meta, "llvm_ir_zlib": len(ir_data), "object_code": len(entry.code)},
                         separators=(",", ":")).encode("utf-8")
-    payload = b"".join([_HEADER_LENGTH.pack(len(header)), header, ir_data, bytes(entry.object_code)])
+    payload = b"".join([_HEADER_LENGTH.pack(len(header)), header, ir_data, bytes(entry.code)])
     prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, key.encode("ascii"), hashlib.sha256(payload).digest(), len(payload))
     return prefix + payload
 
 
-def _decode(key: str, data: bytes) -> Entry | None:
+def _decode(key: str, data: bytes) -> CachedCode | None:
     """The entry in ``data``, or ``None`` when anything about it is not what :func:`_encode` writes."""
     if len(data) < _PREFIX.size:
         return None
@@ -408,14 +396,14 @@ def _decode(key: str, data: bytes) -> Entry | None:
         llvm_ir = zlib.decompress(payload[start:start + ir_length]).decode("utf-8")
     except (ValueError, KeyError, TypeError, zlib.error):  # JSONDecodeError and UnicodeDecodeError included
         return None
-    return Entry(bytes(payload[start + ir_length:]), llvm_ir, meta)
+    return CachedCode(bytes(payload[start + ir_length:]), llvm_ir, meta)
 
 
 def _path(directory: pathlib.Path, key: str) -> pathlib.Path:
     return directory / f"{key}{SUFFIX}"
 
 
-def load(key: str) -> Entry | None:
+def load(key: str) -> CachedCode | None:
     """The entry stored under ``key``, or ``None``: not there, the cache is off, or the file is one
     this user's graphc did not write intact (refused, with one :class:`CompileCacheWarning` per kind)."""
     _check_key(key)
@@ -449,7 +437,7 @@ def load(key: str) -> Entry | None:
     return entry
 
 
-def store(key: str, entry: Entry) -> bool:
+def store(key: str, entry: CachedCode) -> bool:
     """Write ``entry`` under ``key`` atomically; whether it was written (never raises ``OSError``).
     ``TypeError`` when ``entry`` holds something else than bytes, str and a dict of JSON data."""
     _check_key(key)
@@ -472,31 +460,26 @@ def store(key: str, entry: Entry) -> bool:
         return False
 
 
-def compile_module(key: str | None, build: Callable[[], tuple[Any, dict[str, Any]]], target: Target | None = None,
-                   opt: int = 3, prepare: Callable[[dict[str, Any]], None] | None = None
-                   ) -> tuple[CompiledModule, dict[str, Any]]:
-    """``(module, meta)``: loaded from the entry under ``key`` when there is a usable one, else
-    ``build()`` gives ``(llvmlite ir.Module or IR text, meta)``, which is compiled and stored (when
-    ``key`` is not ``None``).
+class DiskCache:
+    """This module as a :class:`~graphc.backends.base.CodeCache`: what backends are handed."""
 
-    ``prepare(meta)``, if given, runs before a cached entry's object code is loaded: the place to
-    register the symbols it links against (e.g. load the runtime library parts named in ``meta``).
-    An entry whose object code still needs a symbol this process does not define counts as a miss.
-    """
-    if key is not None:
-        entry = load(key)
-        if entry is not None:
-            if prepare is not None:
-                prepare(entry.meta)
-            try:
-                return CompiledModule.from_object(entry.object_code, target, entry.llvm_ir, opt), entry.meta
-            except (UnresolvedSymbolError, ValueError):
-                pass
-    module, meta = build()
-    compiled = CompiledModule(module, target, opt)
-    if key is not None:
-        store(key, Entry(compiled.object_code(), compiled.llvm_ir(), meta))
-    return compiled, meta
+    key = staticmethod(key)
+    load = staticmethod(load)
+    store = staticmethod(store)
+
+    @staticmethod
+    def graph_key(nodes: Iterable[Tensor], avals: Mapping[int, AbstractValue], target: Sequence[str],
+                  extra: Iterable[Any] = ()) -> str | None:
+        """:func:`graph_key`, or ``None`` for a graph holding a value it cannot describe."""
+        try:
+            return graph_key(nodes, avals, target, extra)
+        except UncacheableError:
+            return None
+
+
+def code_cache() -> DiskCache | None:
+    """The cache to hand a backend: ``None`` when it is off."""
+    return DiskCache() if enabled() else None
 
 
 def clear() -> int:
@@ -519,5 +502,5 @@ def clear() -> int:
     return removed
 
 
-__all__ = ["ENV_VAR", "FORMAT_VERSION", "MAGIC", "CompileCacheWarning", "Entry", "UncacheableError", "cache_dir",
-           "cache_root", "clear", "compile_module", "compiler_identity", "enabled", "graph_key", "key", "load", "store"]
+__all__ = ["ENV_VAR", "FORMAT_VERSION", "MAGIC", "CompileCacheWarning", "DiskCache", "UncacheableError", "cache_dir",
+           "cache_root", "clear", "code_cache", "compiler_identity", "enabled", "graph_key", "key", "load", "store"]

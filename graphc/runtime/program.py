@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from graphc.backends.base import DeviceOptions, Executable, get_backend, parse_device
 from graphc.errors import ArgumentError, DTypeError, FeedError, GraphcError, GraphError, ShapeError
 from graphc.ir.build import annotate
 from graphc.ir.graph import Graph
@@ -23,18 +24,19 @@ from graphc.ir.registry import AbstractValue
 from graphc.ir.shapes import format_shape
 from graphc.ir.tensor import Tensor
 from graphc.ops.state import Variable, convert_value
-from graphc.runtime import reference
+from graphc.runtime import compile_cache
 
-DEVICES = ("reference", "cpu")
 _update_lock = threading.Lock()
 
 Signature = tuple[tuple[int, ...], ...]
 
 
-def check_device(device: str) -> str:
-    if device not in DEVICES:
-        raise ArgumentError(f"unknown device {device!r}; available: {', '.join(DEVICES)}")
-    return device
+def device_options(device: str, threads: int | None = None, cpu: str | None = None) -> DeviceOptions:
+    """The checked options of a run on ``device`` (the backend refuses what it cannot honour)."""
+    name, index = parse_device(device)
+    options = DeviceOptions(device, index, check_threads(threads), cpu)
+    get_backend(name).check_options(options)
+    return options
 
 
 def check_threads(threads: int | None) -> int:
@@ -75,7 +77,7 @@ class Program:
     """Outputs plus the assignments they trigger, ready to run with fed placeholder values."""
 
     def __init__(self, outputs: Sequence[Tensor], feedable: Sequence[Tensor] | None = None, level: int = 2,
-                 device: str = "cpu", threads: int | None = None) -> None:
+                 device: str | DeviceOptions = "cpu", threads: int | None = None) -> None:
         from graphc.passes.pipeline import optimize
 
         built = Graph(outputs)  # as the user built it: errors below are about that graph
@@ -93,18 +95,20 @@ class Program:
         # what must be fed: a function's declared inputs (used or not), else the placeholders reached
         self.placeholders = tuple(feedable) if feedable is not None else built.placeholders
         self.variables: tuple[Variable, ...] = tuple(v for v in self.graph.variables if isinstance(v, Variable))
-        self.device = check_device(device)
-        self.threads = check_threads(threads)
+        self.options = device if isinstance(device, DeviceOptions) else device_options(device, threads)
+        self.device, self.threads = self.options.device, self.options.threads
+        self.backend = get_backend(parse_device(self.device)[0])
         self._plans: dict[Signature, dict[int, AbstractValue]] = {}
-        self._executables: dict[Signature, Any] = {}
+        self._executables: dict[Signature, Executable] = {}
         self._lock = threading.Lock()
         self._shape_matches = {p.id: _shape_test(p.shape) for p in self.placeholders}
         self._wanted = [*self.outputs, *self.updates]
-        self._wanted_ids = {t.id for t in self._wanted}
-        # outputs handed back without a copy on the CPU backend: computed (never a source) and not
-        # an earlier output again; the reference interpreter may alias its inputs, so it copies all
-        self._fresh_outputs = [self.device == "cpu" and o.opdef.family != "source"
-                               and all(o.id != e.id for e in self.outputs[:k]) for k, o in enumerate(self.outputs)]
+        # outputs handed back without a copy where the backend's are fresh arrays: computed (never a
+        # source) and not an earlier output again; other backends (the reference interpreter may alias
+        # its inputs) have every output copied
+        fresh = self.backend.fresh_outputs
+        self._fresh_outputs = [fresh and o.opdef.family != "source" and all(o.id != e.id for e in self.outputs[:k])
+                               for k, o in enumerate(self.outputs)]
 
     # ---- feeds -------------------------------------------------------------------------------
     def convert_feeds(self, feeds: Mapping[Tensor, Any]) -> dict[int, np.ndarray]:
@@ -162,13 +166,12 @@ class Program:
         raise annotate(type(failure)(f"{failure} (with fed shapes {fed})"), node.op, node.inputs,
                        node.location) from None
 
-    def _executable(self, signature: Signature, avals: dict[int, AbstractValue]) -> Any:
-        """The compiled code for this shape signature (compiled on first use, then cached)."""
-        from graphc.runtime.cpu import CpuExecutable
-
+    def _executable(self, signature: Signature, avals: dict[int, AbstractValue]) -> Executable:
+        """The backend's executable for this shape signature (compiled on first use, then kept)."""
         executable = self._executables.get(signature)
         if executable is None:
-            executable = CpuExecutable(self.graph.nodes, avals, [*self.outputs, *self.updates], self.threads)
+            executable = self.backend.compile(self.graph.nodes, avals, self._wanted, self.options,
+                                              compile_cache.code_cache())
             with self._lock:
                 self._executables[signature] = executable
         return executable
@@ -195,15 +198,12 @@ class Program:
         sources = feeds
         for var in self.variables:
             sources[var.id] = var.read()
-        if self.device == "cpu":
-            executable = self._executables.get(signature)
-            if executable is None:
-                executable = self._executable(signature, self.plan(feeds, signature))
-            values = executable.run(sources)
-        else:
-            values = reference.evaluate(self.graph.nodes, self.plan(feeds, signature), sources, self._wanted_ids)
+        executable = self._executables.get(signature)
+        if executable is None:
+            executable = self._executable(signature, self.plan(feeds, signature))
+        values = executable.run(sources)
         if self.updates:
-            owned = self.device == "cpu"  # the CPU backend's update values are fresh arrays nobody else holds
+            owned = self.backend.fresh_outputs  # then update values are fresh arrays nobody else holds
             with _update_lock:
                 for node in self.updates:
                     var = node.inputs[0]

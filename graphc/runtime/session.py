@@ -14,7 +14,7 @@ from graphc.nest import flatten
 from graphc.ops.state import Variable, assign
 from graphc.passes.engine import RewriteLog
 from graphc.passes.pipeline import OptimizedGraph
-from graphc.runtime.program import Program, call_site, check_device, check_threads
+from graphc.runtime.program import Program, call_site, device_options
 
 
 def _flatten_tensors(structure: Any, what: str) -> tuple[list[Tensor], Any]:
@@ -30,13 +30,15 @@ class Session:
 
     Only the part of the graph the fetches need is run.  Plans are cached per set of fetches and
     per shape signature of the feeds, so repeated ``run`` calls do not re-check the graph.
+    ``threads`` and ``cpu`` are as for :func:`function`.
     """
 
-    def __init__(self, device: str = "cpu", level: int = 2, threads: int | None = None) -> None:
+    def __init__(self, device: str = "cpu", level: int = 2, threads: int | None = None,
+                 cpu: str | None = None) -> None:
         from graphc.passes.pipeline import check_level
 
-        self.device = check_device(device)
-        self.threads = check_threads(threads)
+        self.options = device_options(device, threads, cpu)
+        self.device, self.threads = self.options.device, self.options.threads
         self.level = check_level(level)
         self._programs: dict[tuple[int, ...], Program] = {}
         self._lock = threading.Lock()
@@ -59,7 +61,7 @@ class Session:
         key = tuple(t.id for t in leaves)
         program = self._programs.get(key)
         if program is None:
-            program = Program(leaves, level=self.level, device=self.device, threads=self.threads)
+            program = Program(leaves, level=self.level, device=self.options)
             with self._lock:
                 self._programs[key] = program
         return rebuild(program.run_fed(feed_dict))
@@ -80,12 +82,12 @@ class Function:
 
     def __init__(self, inputs: Sequence[Tensor], outputs: Any, updates: Any = None,
                  device: str = "cpu", name: str | None = None, level: int = 2,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, cpu: str | None = None) -> None:
         from graphc.passes.pipeline import check_level
 
         location = user_location()
-        self.device = check_device(device)
-        self.threads = check_threads(threads)
+        self.options = device_options(device, threads, cpu)
+        self.device, self.threads = self.options.device, self.options.threads
         self.level = check_level(level)
         if isinstance(inputs, Tensor) or not isinstance(inputs, Sequence):
             raise ArgumentError(f"function inputs must be a list of placeholders, got {type(inputs).__name__}"
@@ -104,13 +106,13 @@ class Function:
         self.updates = self._update_ops(updates)
         self.name = name or "function"
         self._program = Program([*self.outputs, *self.updates], feedable=self.inputs, level=self.level,
-                                device=self.device, threads=self.threads)
+                                device=self.options)
         self.graph: OptimizedGraph = self._program.graph
 
     def source(self, kind: str = "llvm") -> str:
-        """The generated code of the most recently compiled shape signature: ``"llvm"`` (the optimised
-        LLVM IR) or ``"asm"`` (the machine code).  Only for ``device="cpu"``, after a first call."""
-        if self.device != "cpu":
+        """The generated code of the most recently compiled shape signature, after a first call: on
+        ``device="cpu"``, ``"llvm"`` (the optimised LLVM IR) or ``"asm"`` (the machine code)."""
+        if not self._program.backend.generates_code:
             raise ArgumentError(f"{self.name} runs on device {self.device!r}, which generates no code; "
                                 "use device='cpu'")
         if not self._program._executables:
@@ -156,16 +158,20 @@ class Function:
 
 
 def function(inputs: Sequence[Tensor], outputs: Any = None, updates: Any = None, device: str = "cpu",
-             name: str | None = None, level: int = 2, threads: int | None = None) -> Function:
+             name: str | None = None, level: int = 2, threads: int | None = None, cpu: str | None = None) -> Function:
     """Compile a callable: ``f = gc.function([x, y], loss, updates={w: w - lr * gw})``; ``f(xb, yb)``.
 
     ``outputs`` may be a tensor (the call returns an array) or nested lists/tuples/dicts of tensors
     (the call returns the same structure).  ``updates`` maps Variables to new values; they are
     applied after the outputs are computed, and every update reads the old values.  ``level`` is the
     optimisation level (0: none, 1: canonicalize and stabilize, 2: all phases, the default).
-    ``threads`` caps the threads compiled code runs large kernels on (``None``: every core).
+    ``threads`` caps the threads compiled code runs large kernels on (``None``: every core).  ``cpu``
+    is the CPU level compiled code may assume: ``None`` (this machine's CPU), ``"native"``, or a lower
+    level of this architecture such as ``"x86-64"`` (baseline SSE2), ``"x86-64-v3"`` (AVX2 + FMA) or
+    ``"x86-64-v4"`` (AVX-512), to get the code (and results) another machine would run.
     """
-    return Function(inputs, outputs, updates=updates, device=device, name=name, level=level, threads=threads)
+    return Function(inputs, outputs, updates=updates, device=device, name=name, level=level, threads=threads,
+                    cpu=cpu)
 
 
 __all__ = ["Function", "Session", "function"]

@@ -39,17 +39,19 @@ PARALLEL_FOR_TYPE = ir.FunctionType(VOID, [TASK_TYPE.as_pointer(), I8P, I64, I64
 _SYNC_BYTES = 64
 
 
-def declare_parallel_for(module: ir.Module) -> ir.Function:
-    """``graphc_parallel_for`` declared in ``module`` (defined by the runtime library)."""
-    existing = module.globals.get(PARALLEL_FOR)
+def declare_parallel_for(module: ir.Module, suffix: str = "") -> ir.Function:
+    """``graphc_parallel_for`` (+ ``suffix``, which names the runtime library's target) declared in
+    ``module`` (defined by the runtime library)."""
+    existing = module.globals.get(PARALLEL_FOR + suffix)
     if existing is not None:
         return existing
-    return ir.Function(module, PARALLEL_FOR_TYPE, PARALLEL_FOR)
+    return ir.Function(module, PARALLEL_FOR_TYPE, PARALLEL_FOR + suffix)
 
 
 class _Pool:
-    def __init__(self, module: ir.Module) -> None:
+    def __init__(self, module: ir.Module, suffix: str = "") -> None:
         self.m = module
+        self.suffix = suffix
         sync = ir.ArrayType(ir.IntType(8), _SYNC_BYTES)
         self.mutex = self._global("graphc_pool_mutex", sync)
         self.work_cond = self._global("graphc_pool_work", sync)
@@ -196,7 +198,7 @@ class _Pool:
         return fn
 
     def _emit_parallel_for(self, run_tasks: ir.Function, worker: ir.Function, child: ir.Function) -> ir.Function:
-        fn, b = self._function(PARALLEL_FOR, PARALLEL_FOR_TYPE, internal=False)
+        fn, b = self._function(PARALLEL_FOR + self.suffix, PARALLEL_FOR_TYPE, internal=False)
         task, ctx, n, threads = fn.args
         serial = fn.append_basic_block("serial")
         try_pool = fn.append_basic_block("try_pool")
@@ -292,9 +294,9 @@ class _Pool:
         b.position_at_end(done)
 
 
-def emit_thread_pool(module: ir.Module) -> ir.Function:
-    """Define ``graphc_parallel_for`` (and the pool behind it) in ``module``."""
-    return _Pool(module).emit()
+def emit_thread_pool(module: ir.Module, suffix: str = "") -> ir.Function:
+    """Define ``graphc_parallel_for`` + ``suffix`` (and the pool behind it) in ``module``."""
+    return _Pool(module, suffix).emit()
 
 
 __all__ = ["MAX_WORKERS", "PARALLEL_FOR", "TASK_TYPE", "declare_parallel_for", "emit_thread_pool"]

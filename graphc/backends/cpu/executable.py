@@ -1,5 +1,5 @@
-"""The CPU backend: a graph compiled for one shape signature into one LLVM module, run with one
-native call (``graphc_entry``) through ctypes.
+"""The CPU backend's executable: a graph compiled for one shape signature into one LLVM module, run
+with one native call (``graphc_entry``) through ctypes.
 
 Buffers are slots of a pointer table handed to ``graphc_entry``:
 
@@ -27,17 +27,19 @@ from typing import Any
 import numpy as np
 from llvmlite import ir
 
-from graphc.codegen.jit import CompiledModule, Target, new_module
-from graphc.codegen.llvm_cpu import ENTRY, OBJECT_ENTRY, emit_object_entry, emit_program
-from graphc.codegen.runtime_lib import RUNTIME_OPT, load_runtime, runtime_parts
+from graphc.backends.base import CodeCache, Executable
+from graphc.backends.cpu.emitter import ENTRY, OBJECT_ENTRY, emit_object_entry, emit_program
+from graphc.backends.cpu.library import CompiledModule, cached_compile
+from graphc.backends.cpu.runtime_lib import RUNTIME_OPT, Compiler, load_runtime, runtime_parts
 from graphc.codegen.scalar import UnsupportedScalar
+from graphc.codegen.target import Target, new_module
 from graphc.errors import ArgumentError
+from graphc.ir.interpret import execution_fault
 from graphc.ir.registry import AbstractValue
 from graphc.ir.tensor import Tensor
 from graphc.lower.loopir import STATUS
-from graphc.lower.program import ALIGN, Buffer, LoweredProgram, plan_arena
-from graphc.runtime import compile_cache
-from graphc.runtime.reference import execution_fault
+from graphc.lower.policy import LoweringPolicy
+from graphc.lower.program import Buffer, LoweredProgram, plan_arena
 
 _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_void_p))
 
@@ -65,34 +67,26 @@ ARRAY_DATA_OFFSET = _array_data_offset()
 GRAPH_OPT = 2  # LLVM's -O2 vectorises as well as -O3 here (measured) and compiles ~20% faster
 
 
-def _graph_key(nodes: Sequence[Tensor], avals: Mapping[int, AbstractValue], settings: tuple) -> str | None:
-    """The disk-cache key of a graph's module, or ``None`` when the cache is off or a value in the
-    graph cannot be described."""
-    if not compile_cache.enabled():
-        return None
-    try:
-        return compile_cache.graph_key(nodes, avals, Target.host(), extra=("cpu-executable", *settings))
-    except compile_cache.UncacheableError:
-        return None
+def _runtime_compiler(cache: CodeCache | None, target: Target) -> Compiler:
+    """How runtime-library parts are compiled: through ``cache`` when there is one."""
+    def compile_part(name: str, build: Callable[[], ir.Module]) -> CompiledModule:
+        key = cache.key(name) if cache is not None else None
+        compiled, _ = cached_compile(cache, key, lambda: (build(), {}), target, opt=RUNTIME_OPT)
+        return compiled
+
+    return compile_part
 
 
-def _cached_runtime(name: str, build: Callable[[], ir.Module]) -> CompiledModule:
-    """A runtime-library part, through the disk cache when it is on."""
-    key = compile_cache.key(name) if compile_cache.enabled() else None
-    compiled, _ = compile_cache.compile_module(key, lambda: (build(), {}), opt=RUNTIME_OPT)
-    return compiled
-
-
-def _likely_runtime_parts(nodes: Sequence[Tensor], avals: Mapping[int, AbstractValue]) -> list[str]:
-    """The runtime parts a graph will probably call: the pool, and GEMM for each float dtype of a
-    matmul or convolution (inside fused kernels too)."""
+def _likely_runtime_parts(nodes: Sequence[Tensor]) -> list[str]:
+    """The runtime parts a graph will probably call: the pool, and GEMM for each float dtype of an op
+    that ``uses_gemm`` (inside fused kernels too)."""
     parts = {"pool"}
     stack = list(nodes)
     while stack:
         node = stack.pop()
         if node.op == "fused":
             stack.extend(node.attrs["kernel"].body)
-        elif node.op in ("matmul", "conv2d", "conv2d_grad_input", "conv2d_grad_weight") and node.dtype.kind == "f":
+        elif node.opdef.uses_gemm and node.dtype.kind == "f":
             parts.add(f"gemm_{node.dtype.name}")
     return sorted(parts)
 
@@ -101,8 +95,9 @@ class _Arena:
     """One call's worth of temporaries and the pointer table that addresses them."""
 
     def __init__(self, executable: CpuExecutable) -> None:
-        self.memory = np.empty(executable.arena_bytes + ALIGN, np.uint8)
-        base = -self.memory.ctypes.data % ALIGN
+        align = executable.alignment
+        self.memory = np.empty(executable.arena_bytes + align, np.uint8)
+        base = -self.memory.ctypes.data % align
         self.table = (ctypes.c_void_p * max(len(executable.slots), 1))()
         for slot, offset in executable.arena_offsets.items():
             self.table[slot] = self.memory.ctypes.data + base + offset
@@ -112,48 +107,53 @@ class _Arena:
         self.status = None if status is None else self.memory[base + executable.arena_offsets[status]:].view(np.int64)
 
 
-class CpuExecutable:
-    """A graph's nodes compiled for the concrete dtypes and shapes in ``avals``; ``wanted`` are the
-    nodes whose values each run returns (they get fresh arrays); ``threads`` caps the threads a
-    kernel may use."""
+class CpuExecutable(Executable):
+    """A graph's nodes compiled for the concrete dtypes and shapes in ``avals`` for ``target`` with the
+    lowering ``policy``; ``wanted`` are the nodes whose values each run returns (they get fresh arrays).
+    ``cache`` keeps the compiled code (and the runtime library's) between processes."""
 
     def __init__(self, nodes: Sequence[Tensor], avals: Mapping[int, AbstractValue], wanted: Sequence[Tensor],
-                 threads: int = 1) -> None:
+                 target: Target, policy: LoweringPolicy, cache: CodeCache | None = None) -> None:
         self.nodes = tuple(nodes)
-        self.threads = threads
+        self.threads = threads = policy.threads
+        self.target = target
+        self.alignment = policy.alignment
+        compiler = _runtime_compiler(cache, target)
         # the runtime library compiles (LLVM releases the GIL) while this graph is lowered and emitted
-        loader = threading.Thread(target=load_runtime, args=(_likely_runtime_parts(self.nodes, avals),),
-                                  kwargs={"compiler": _cached_runtime}, daemon=True)
+        loader = threading.Thread(target=load_runtime, args=(_likely_runtime_parts(self.nodes), target),
+                                  kwargs={"compiler": compiler}, daemon=True)
         loader.start()
-        lowered = LoweredProgram(self.nodes, avals, wanted, threads)
+        lowered = LoweredProgram(self.nodes, avals, wanted, policy)
         kernels = lowered.kernels
         self.slots, self.faults = lowered.slots, lowered.faults
         self.sources, self.wanted = lowered.sources, lowered.wanted
         self.constant_arrays = [(slot, np.asarray(node.attrs["value"], order="C")) for slot, node in lowered.constants]
         self.fresh = [lowered.buffers[slot] for slot in sorted(lowered.handed_back)]
-        self.arena_offsets, self.arena_bytes = plan_arena(lowered.arena_sizes(), lowered.lifetimes)
+        self.arena_offsets, self.arena_bytes = plan_arena(lowered.arena_sizes(), lowered.lifetimes, self.alignment)
         per_call = sorted({slot for _, slot in self.sources} | {b.slot for b in self.fresh})
 
         def build() -> tuple[ir.Module, dict[str, Any]]:
-            module = new_module("graphc_program")
+            module = new_module("graphc_program", target)
             try:
-                emit_program(module, kernels, self.slots, threads)
+                emit_program(module, kernels, self.slots, target, threads)
             except UnsupportedScalar as exc:
                 raise ArgumentError(str(exc)) from None
             if ARRAY_DATA_OFFSET is not None:
                 emit_object_entry(module, per_call, ARRAY_DATA_OFFSET)
             loader.join()
-            parts = runtime_parts(module)
-            load_runtime(parts, compiler=_cached_runtime)
+            parts = runtime_parts(module, target)
+            load_runtime(parts, target, compiler=compiler)
             return module, {"runtime_parts": parts}
 
         # the generated code depends only on the graph's structure and shapes (slots are derived from
         # them deterministically), the slots passed per call (which values are handed back differs
-        # between programs over the same nodes) and these settings
-        key = _graph_key(self.nodes, avals, (GRAPH_OPT, threads, ARRAY_DATA_OFFSET, len(self.slots), tuple(per_call)))
-        self.module, _ = compile_cache.compile_module(
-            key, build, opt=GRAPH_OPT, prepare=lambda meta: load_runtime(meta["runtime_parts"],
-                                                                         compiler=_cached_runtime))
+        # between programs over the same nodes), the target and these settings
+        settings = ("cpu-executable", GRAPH_OPT, threads, ARRAY_DATA_OFFSET, len(self.slots), tuple(per_call))
+        key = cache.graph_key(self.nodes, avals, (target.triple, target.cpu, target.features), settings) \
+            if cache is not None else None
+        self.module, _ = cached_compile(
+            cache, key, build, target, opt=GRAPH_OPT,
+            prepare=lambda meta: load_runtime(meta["runtime_parts"], target, compiler=compiler))
         self._by_object = ARRAY_DATA_OFFSET is not None
         self._entry = _ENTRY_TYPE(self.module.address(OBJECT_ENTRY if self._by_object else ENTRY))
         self._free: list[_Arena] = []

@@ -26,9 +26,11 @@ import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
 
-from graphc.codegen.gemm import emit_gemm, gemm_config
-from graphc.codegen.jit import CompiledModule, Target, new_module
-from graphc.codegen.threadpool import I8P, I64, PARALLEL_FOR, TASK_TYPE, declare_parallel_for, emit_thread_pool
+from graphc.backends.cpu.gemm import emit_gemm, gemm_config
+from graphc.backends.cpu.library import CompiledModule
+from graphc.backends.cpu.target import host_target
+from graphc.backends.cpu.threadpool import I8P, I64, PARALLEL_FOR, TASK_TYPE, declare_parallel_for, emit_thread_pool
+from graphc.codegen.target import Target, new_module
 
 GEMM_DTYPES = ("float32", "float64")
 RUNTIME_PARTS = ("pool", "gemm_float32", "gemm_float64")
@@ -37,8 +39,14 @@ _lock = threading.Lock()
 _loaded: dict[tuple[Target, str], CompiledModule] = {}
 
 
-def gemm_driver_name(dtype: Any) -> str:
-    return f"graphc_gemm_{np.dtype(dtype).name}_mt"
+def runtime_suffix(target: Target) -> str:
+    """What the names of the runtime library built for ``target`` end with: nothing for the host's own
+    CPU, else ``.`` and the CPU's name, so that libraries for two CPU levels can live in one process."""
+    return "" if target == host_target() else f".{target.cpu}"
+
+
+def gemm_driver_name(dtype: Any, suffix: str = "") -> str:
+    return f"graphc_gemm_{np.dtype(dtype).name}_mt{suffix}"
 
 
 def _gemm_driver_type(dtype: Any) -> ir.FunctionType:
@@ -46,9 +54,10 @@ def _gemm_driver_type(dtype: Any) -> ir.FunctionType:
     return ir.FunctionType(ir.VoidType(), [I64, I64, I64, p, I64, I64, p, I64, I64, p, I64, p, I64, I64])
 
 
-def declare_gemm(module: ir.Module, dtype: Any) -> ir.Function:
-    """The multi-threaded GEMM driver for ``dtype`` declared in ``module`` (defined by the runtime)."""
-    name = gemm_driver_name(dtype)
+def declare_gemm(module: ir.Module, dtype: Any, suffix: str = "") -> ir.Function:
+    """The multi-threaded GEMM driver for ``dtype`` declared in ``module`` (defined by the runtime library
+    whose names end with ``suffix``)."""
+    name = gemm_driver_name(dtype, suffix)
     existing = module.globals.get(name)
     return existing if existing is not None else ir.Function(module, _gemm_driver_type(dtype), name)
 
@@ -81,7 +90,7 @@ def _emit_gemm_driver(module: ir.Module, dtype: np.dtype, target: Target, parall
                    b.inttoptr(C, elem_ptr), ldc, own_pack, r0, r1, c0, c1])
     b.ret_void()
 
-    driver = ir.Function(module, _gemm_driver_type(dtype), gemm_driver_name(dtype))
+    driver = ir.Function(module, _gemm_driver_type(dtype), gemm_driver_name(dtype, runtime_suffix(target)))
     b = ir.IRBuilder(driver.append_basic_block("entry"))
     args = list(driver.args)
     M, N, threads = args[0], args[1], args[13]
@@ -119,14 +128,15 @@ def emit_runtime(module: ir.Module, target: Target, parts: Sequence[str] = RUNTI
     ``module``; returns the names graph modules call.  A GEMM part without ``"pool"`` declares the
     pool's entry, to be linked from another module."""
     exported = []
+    suffix = runtime_suffix(target)
     for part in parts:
         if part == "pool":
-            emit_thread_pool(module)
+            emit_thread_pool(module, suffix)
         elif part.startswith("gemm_") and part[5:] in GEMM_DTYPES:
-            _emit_gemm_driver(module, np.dtype(part[5:]), target, declare_parallel_for(module))
+            _emit_gemm_driver(module, np.dtype(part[5:]), target, declare_parallel_for(module, suffix))
         else:
             raise ValueError(f"unknown runtime part {part!r}; known: {', '.join(RUNTIME_PARTS)}")
-        exported += _exports(part)
+        exported += _exports(part, suffix)
     return exported
 
 
@@ -140,7 +150,7 @@ def load_runtime(parts: Sequence[str] = RUNTIME_PARTS, target: Target | None = N
     """Compile the runtime library's ``parts`` into this process (each once) and register their
     functions for linking.  Each part is its own module, so a graph without float64 matmuls never
     waits for the float64 GEMM to compile.  ``compiler`` lets the caller cache the object code."""
-    target = target or Target.host()
+    target = target or host_target()
     with _lock:
         for part in ("pool", *parts):
             if (target, part) in _loaded:
@@ -153,23 +163,25 @@ def load_runtime(parts: Sequence[str] = RUNTIME_PARTS, target: Target | None = N
 
             name = f"graphc-runtime/{part}/{target.triple}/{target.cpu}/{target.features}/O{RUNTIME_OPT}"
             compiled = compiler(name, build) if compiler else CompiledModule(build(), target, opt=RUNTIME_OPT)
-            for symbol in _exports(part):
+            for symbol in _exports(part, runtime_suffix(target)):
                 llvm.add_symbol(symbol, compiled.address(symbol))
             _loaded[(target, part)] = compiled
 
 
-def _exports(part: str) -> list[str]:
-    """The functions runtime ``part`` defines for graph modules to call."""
-    return [PARALLEL_FOR] if part == "pool" else [gemm_driver_name(part[5:])]
+def _exports(part: str, suffix: str) -> list[str]:
+    """The functions runtime ``part`` (built with names ending in ``suffix``) defines for graph modules."""
+    return [PARALLEL_FOR + suffix] if part == "pool" else [gemm_driver_name(part[5:], suffix)]
 
 
-def runtime_parts(module: ir.Module) -> list[str]:
-    """The runtime parts that ``module`` calls (from the functions it declares), with the pool
-    whenever a GEMM is among them (its driver runs bands on the pool)."""
+def runtime_parts(module: ir.Module, target: Target) -> list[str]:
+    """The runtime parts that ``module`` (built for ``target``) calls, from the functions it declares,
+    with the pool whenever a GEMM is among them (its driver runs bands on the pool)."""
     declared = {f.name for f in module.functions if f.is_declaration}
-    gemms = [f"gemm_{d}" for d in GEMM_DTYPES if gemm_driver_name(d) in declared]
-    return (["pool"] if PARALLEL_FOR in declared or gemms else []) + gemms
+    suffix = runtime_suffix(target)
+    gemms = [f"gemm_{d}" for d in GEMM_DTYPES if gemm_driver_name(d, suffix) in declared]
+    return (["pool"] if PARALLEL_FOR + suffix in declared or gemms else []) + gemms
 
 
 __all__ = ["GEMM_DTYPES", "RUNTIME_OPT", "RUNTIME_PARTS", "Compiler", "declare_gemm", "declare_parallel_for",
+           "runtime_suffix",
            "emit_runtime", "gemm_driver_name", "load_runtime", "runtime_parts"]

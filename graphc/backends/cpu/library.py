@@ -1,9 +1,4 @@
-"""Compiling LLVM modules for the host CPU: target machine, LLVM's optimisation pipeline, and the
-MCJIT engine whose functions are called through ctypes.
-
-Modules are built with llvmlite's IRBuilder (never pasted together from strings), verified, then
-optimised with LLVM's standard O3 pipeline (loop and SLP vectorisation on) for the host CPU's
-features, so the generated loops use the widest SIMD units the machine has.
+"""The CPU backend's compiled-code library: LLVM modules compiled into this process with MCJIT.
 
 A :class:`CompiledModule` can be stored and loaded again without compiling: ``object_code()``
 returns the relocatable object file MCJIT produced for the module (captured through MCJIT's object
@@ -14,77 +9,22 @@ process; its external symbols (``memset``, libm functions, anything registered w
 ``llvm.add_symbol``) are resolved by name in *this* process at load time, so register runtime
 symbols before loading, exactly as before compiling.  ``from_object`` checks first (for ELF
 objects) that every external symbol resolves and raises :class:`UnresolvedSymbolError` otherwise,
-instead of letting LLVM abort the process.
+instead of letting LLVM abort the process.  :func:`cached_compile` keeps these bytes in a
+:class:`~graphc.backends.base.CodeCache`.
 """
 
 from __future__ import annotations
 
 import struct
-import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import llvmlite.binding as llvm
 from llvmlite import ir
 
-_init_lock = threading.Lock()
-_initialized = False
-
-
-def _initialize() -> None:
-    global _initialized
-    with _init_lock:
-        if not _initialized:
-            llvm.initialize_native_target()
-            llvm.initialize_native_asmprinter()
-            _initialized = True
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where code will run: an LLVM triple, a CPU name and its feature string."""
-
-    triple: str
-    cpu: str
-    features: str
-
-    @staticmethod
-    def host() -> Target:
-        _initialize()
-        return Target(llvm.get_process_triple(), llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten())
-
-    def machine(self, opt: int = 3, jit: bool = True) -> llvm.TargetMachine:
-        _initialize()
-        target = llvm.Target.from_triple(self.triple)
-        return target.create_target_machine(cpu=self.cpu, features=self.features, opt=opt,
-                                            reloc="pic" if not jit else "default",
-                                            codemodel="jitdefault" if jit else "default")
-
-
-def new_module(name: str, target: Target | None = None) -> ir.Module:
-    """An empty module for ``target`` (the host by default)."""
-    target = target or Target.host()
-    module = ir.Module(name=name)
-    module.triple = target.triple
-    module.data_layout = str(target.machine().target_data)
-    return module
-
-
-def optimize(module: ir.Module | str, target: Target | None = None, opt: int = 3) -> llvm.ModuleRef:
-    """Parse, verify and optimise ``module`` with LLVM's pipeline at level ``opt``."""
-    _initialize()
-    target = target or Target.host()
-    ref = llvm.parse_assembly(str(module))
-    ref.verify()
-    machine = target.machine(opt)
-    tuning = llvm.create_pipeline_tuning_options(speed_level=opt)
-    tuning.loop_vectorization = opt >= 2
-    tuning.slp_vectorization = opt >= 2
-    tuning.loop_unrolling = opt >= 2
-    tuning.loop_interleaving = opt >= 2
-    builder = llvm.create_pass_builder(machine, tuning)
-    builder.getModulePassManager().run(ref, builder)
-    return ref
+from graphc.backends.base import CachedCode, CodeCache
+from graphc.backends.cpu.target import default_target
+from graphc.codegen.target import Target, optimize
 
 
 class UnresolvedSymbolError(LookupError):
@@ -126,7 +66,7 @@ class CompiledModule:
     """
 
     def __init__(self, module: ir.Module | str, target: Target | None = None, opt: int = 3) -> None:
-        self.target = target or Target.host()
+        self.target = target or default_target()
         self.opt = opt
         self.ref: llvm.ModuleRef | None = optimize(module, self.target, opt)
         self._ir_text: str | None = None
@@ -154,7 +94,7 @@ class CompiledModule:
         if not bytes(obj[:4]).startswith(_OBJECT_MAGICS):
             raise ValueError("not an object file")
         self = cls.__new__(cls)
-        self.target = target or Target.host()
+        self.target = target or default_target()
         self.opt = opt
         self.ref = None
         self._ir_text = llvm_ir
@@ -207,5 +147,31 @@ class CompiledModule:
         return self._asm
 
 
+def cached_compile(cache: CodeCache | None, key: str | None, build: Callable[[], tuple[Any, dict[str, Any]]],
+                   target: Target, opt: int = 3, prepare: Callable[[dict[str, Any]], None] | None = None
+                   ) -> tuple[CompiledModule, dict[str, Any]]:
+    """``(module, meta)``: loaded from ``cache``'s entry under ``key`` when there is a usable one, else
+    ``build()`` gives ``(llvmlite ir.Module or IR text, meta)``, which is compiled and stored (when
+    ``key`` is not ``None``).
 
-__all__ = ["CompiledModule", "Target", "UnresolvedSymbolError", "new_module", "optimize", "undefined_symbols"]
+    ``prepare(meta)``, if given, runs before a cached entry's object code is loaded: the place to
+    register the symbols it links against (e.g. load the runtime library parts named in ``meta``).
+    An entry whose object code still needs a symbol this process does not define counts as a miss.
+    """
+    if cache is not None and key is not None:
+        entry = cache.load(key)
+        if entry is not None:
+            if prepare is not None:
+                prepare(entry.meta)
+            try:
+                return CompiledModule.from_object(entry.code, target, entry.text, opt), entry.meta
+            except (UnresolvedSymbolError, ValueError):
+                pass
+    module, meta = build()
+    compiled = CompiledModule(module, target, opt)
+    if cache is not None and key is not None:
+        cache.store(key, CachedCode(compiled.object_code(), compiled.llvm_ir(), meta))
+    return compiled, meta
+
+
+__all__ = ["CompiledModule", "UnresolvedSymbolError", "cached_compile", "undefined_symbols"]

@@ -60,7 +60,8 @@ from typing import Any
 import numpy as np
 from llvmlite import ir
 
-from graphc.codegen.jit import Target
+from graphc.backends.cpu.target import default_target
+from graphc.codegen.target import Target
 from graphc.ir.symbolic import is_symbolic
 
 Epilogue = Callable[[ir.IRBuilder, ir.Value, ir.Value, ir.Value], ir.Value]
@@ -128,7 +129,7 @@ def gemm_config(dtype: Any, target: Target | None = None) -> GemmConfig:
     dtype = np.dtype(dtype)
     if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(f"gemm supports float32 and float64, not {dtype}")
-    target = target or Target.host()
+    target = target or default_target()
     bits, regs, fma = vector_bits(target)
     lanes = bits // (8 * dtype.itemsize)
     mr, nv = (6, 4) if regs >= 32 else (6, 2)

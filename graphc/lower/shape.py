@@ -16,15 +16,24 @@ reference's ``np.add.at`` and the result is bit-for-bit identical.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from graphc.ir.registry import AbstractValue
 from graphc.ir.tensor import Tensor
-from graphc.lower.loopir import Const, Expr, IConst, IndexExpr, IVar, Load, Loop, ScalarOp, Stmt, Store
-from graphc.lower.lowering import _index, _loop_nest, _Names, buffer_name, collapse, row_major_strides, slice_view
+from graphc.lower.builder import (
+    LoweringContext,
+    buffer_name,
+    copy_block,
+    fill_block,
+    linear_index,
+    row_major_strides,
+    zero_fill,
+)
+from graphc.lower.index_maps import slice_view
+from graphc.lower.loopir import Const, IConst, IndexExpr, IVar, Load, Loop, ScalarOp, Stmt, Store
+from graphc.lower.registry import lowers
 
 
 @dataclass(frozen=True)
@@ -89,7 +98,7 @@ Leaf = Callable[[IndexExpr, IndexExpr], list[Stmt]]
 """Statements for one element: (its index in the iteration space's buffer, its source's index)."""
 
 
-def _run_nest(axes: Sequence[_Axis], names: _Names, leaf: Leaf, parallel: Callable[[Run], bool]) -> list[Stmt]:
+def _run_nest(axes: Sequence[_Axis], ctx: LoweringContext, leaf: Leaf, parallel: Callable[[Run], bool]) -> list[Stmt]:
     """Loops over the iteration space axis by axis, one loop per run (nested: ``for run0: for i0: for
     run1: for i1: ...``), which visits the space in row-major order.  ``parallel(run)`` says whether
     an outermost run's iterations may run on several threads."""
@@ -97,14 +106,14 @@ def _run_nest(axes: Sequence[_Axis], names: _Names, leaf: Leaf, parallel: Callab
     def level(depth: int, out_terms: list[tuple[IVar, int]], out_offset: int, src_terms: list[tuple[IVar, int]],
               src_offset: int) -> list[Stmt]:
         if depth == len(axes):
-            out = _index([v for v, _ in out_terms], [s for _, s in out_terms], out_offset)
-            src = _index([v for v, _ in src_terms], [s for _, s in src_terms], src_offset)
+            out = linear_index([v for v, _ in out_terms], [s for _, s in out_terms], out_offset)
+            src = linear_index([v for v, _ in src_terms], [s for _, s in src_terms], src_offset)
             return leaf(out, src)
         axis = axes[depth]
         stmts: list[Stmt] = []
         for run in axis.runs:
             assert run.step is not None
-            var = names.var()
+            var = ctx.var()
             looped = run.length > 1
             o_terms = [*out_terms, (var, axis.out_stride)] if looped else out_terms
             s_terms = [*src_terms, (var, run.step * axis.src_stride)] if looped and run.step else src_terms
@@ -127,20 +136,15 @@ def _sources(n: int, widths: tuple[int, int], mode: str, constant: int) -> np.nd
     return np.pad(np.arange(n), widths, mode=mode)  # type: ignore[call-overload]
 
 
-def _zero(dst: str, size: int, dtype: np.dtype, names: _Names) -> list[Stmt]:
-    if not size:
-        return []
-    return _loop_nest([size], names, lambda v: [Store(dst, v[0], Const(0, dtype))], parallel=True)
-
-
-def _pad(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> list[Stmt]:
+@lowers("pad")
+def pad(node: Tensor, ctx: LoweringContext) -> list[Stmt]:
     """Axis by axis, as np.pad does: the input is copied into the interior of the output, then for
     each axis in turn its border runs are filled, each from the output's own slab at the run's source
     positions (already final along the axes before it) or with the constant.  Every element is
     written once, and the code grows with the sum of the axes' runs, not their product."""
     x = node.inputs[0]
-    in_shape, out_shape = list(avals[x.id].shape), list(avals[node.id].shape)
-    dtype = avals[node.id].dtype
+    in_shape, out_shape = list(ctx.avals[x.id].shape), list(ctx.avals[node.id].shape)
+    dtype = ctx.avals[node.id].dtype
     src, dst = buffer_name(x), buffer_name(node)
     if not out_shape:
         return [Store(dst, IConst(0), Load(src, IConst(0), dtype))]
@@ -149,7 +153,7 @@ def _pad(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> lis
     pad_width, mode = node.attrs["pad_width"], node.attrs["mode"]
     strides = row_major_strides(out_shape)
     interior = sum(lo * st for (lo, _), st in zip(pad_width, strides))
-    stmts = _copy_block(dst, interior, strides, src, 0, row_major_strides(in_shape), in_shape, dtype, names)
+    stmts = copy_block(dst, interior, strides, src, 0, row_major_strides(in_shape), in_shape, dtype, ctx)
     constant = Const(node.attrs["constant_value"], dtype)
     for d, (n, (lo, hi)) in enumerate(zip(in_shape, pad_width)):
         sources = _sources(n, (lo, hi), mode, -1)
@@ -162,32 +166,25 @@ def _pad(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> lis
             space[d] = run.length
             at = run.start * strides[d] + after
             if run.step is None:
-                stmts += _fill_block(dst, at, strides, space, constant, names)
+                stmts += fill_block(dst, at, strides, space, constant, ctx)
             else:
                 read = [*strides[:d], run.step * strides[d], *strides[d + 1:]]
-                stmts += _copy_block(dst, at, strides, dst, (lo + run.src) * strides[d] + after, read, space,
-                                     dtype, names)
+                stmts += copy_block(dst, at, strides, dst, (lo + run.src) * strides[d] + after, read, space,
+                                     dtype, ctx)
     return stmts
 
 
-def _fill_block(dst: str, offset: int, strides: Sequence[int], space: Sequence[int], value: Expr, names: _Names
-                ) -> list[Stmt]:
-    if not math.prod(space):
-        return []
-    dims, (write,) = collapse(space, [strides])
-    return _loop_nest(dims, names, lambda v: [Store(dst, _index(v, write, offset), value)], parallel=True)
-
-
-def _pad_grad(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> list[Stmt]:
+@lowers("pad_grad")
+def pad_grad(node: Tensor, ctx: LoweringContext) -> list[Stmt]:
     """Zeros of the input's shape, then every element of the padded gradient, in row-major order, added
     to the input position it was copied from (the reference's np.add.at, addition for addition)."""
     g, like = node.inputs
-    g_shape, out_shape = list(avals[g.id].shape), list(avals[like.id].shape)
-    dtype = avals[node.id].dtype
+    g_shape, out_shape = list(ctx.avals[g.id].shape), list(ctx.avals[like.id].shape)
+    dtype = ctx.avals[node.id].dtype
     src, dst = buffer_name(g), buffer_name(node)
     if not out_shape:
         return [Store(dst, IConst(0), Load(src, IConst(0), dtype))]
-    stmts = _zero(dst, math.prod(out_shape), dtype, names)
+    stmts = zero_fill(dst, math.prod(out_shape), dtype, ctx)
     if not math.prod(g_shape):
         return stmts
     # a constant position's gradient goes to position 0, as the reference's np.add.at sends it
@@ -199,62 +196,50 @@ def _pad_grad(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -
         return [Store(dst, back, added)]
 
     # iterations of an outer run with a nonzero step add into distinct elements: safe to split
-    return stmts + _run_nest(_axes(runs, g_shape, out_shape), names, leaf, lambda run: run.step != 0)
+    return stmts + _run_nest(_axes(runs, g_shape, out_shape), ctx, leaf, lambda run: run.step != 0)
 
 
-def _copy_block(dst: str, dst_offset: int, dst_strides: Sequence[int], src: str, src_offset: int,
-                src_strides: Sequence[int], space: Sequence[int], dtype: np.dtype, names: _Names) -> list[Stmt]:
-    """``dst[dst_offset + i . dst_strides] = src[src_offset + i . src_strides]`` over ``space``."""
-    if not math.prod(space):
-        return []
-    dims, (write, read) = collapse(space, [dst_strides, src_strides])
-    return _loop_nest(dims, names, lambda v: [Store(dst, _index(v, write, dst_offset),
-                                                    Load(src, _index(v, read, src_offset), dtype))], parallel=True)
-
-
-def _concat(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> list[Stmt]:
+@lowers("concat")
+def concat(node: Tensor, ctx: LoweringContext) -> list[Stmt]:
     axis = node.attrs["axis"]
-    out_shape = avals[node.id].shape
+    out_shape = ctx.avals[node.id].shape
     out_strides = row_major_strides(out_shape)
-    dtype = avals[node.id].dtype
+    dtype = ctx.avals[node.id].dtype
     stmts: list[Stmt] = []
     start = 0
     for x in node.inputs:
-        shape = avals[x.id].shape
-        stmts += _copy_block(buffer_name(node), start * out_strides[axis], out_strides, buffer_name(x), 0,
-                             row_major_strides(shape), shape, dtype, names)
+        shape = ctx.avals[x.id].shape
+        stmts += copy_block(buffer_name(node), start * out_strides[axis], out_strides, buffer_name(x), 0,
+                             row_major_strides(shape), shape, dtype, ctx)
         start += shape[axis]
     return stmts
 
 
-def _concat_part(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> list[Stmt]:
+@lowers("concat_part")
+def concat_part(node: Tensor, ctx: LoweringContext) -> list[Stmt]:
     g, *parts = node.inputs
     axis, index = node.attrs["axis"], node.attrs["index"]
-    start = sum(avals[p.id].shape[axis] for p in parts[:index])
-    g_strides = row_major_strides(avals[g.id].shape)
-    shape = avals[node.id].shape
-    return _copy_block(buffer_name(node), 0, row_major_strides(shape), buffer_name(g), start * g_strides[axis],
-                       g_strides, shape, avals[node.id].dtype, names)
+    start = sum(ctx.avals[p.id].shape[axis] for p in parts[:index])
+    g_strides = row_major_strides(ctx.avals[g.id].shape)
+    shape = ctx.avals[node.id].shape
+    return copy_block(buffer_name(node), 0, row_major_strides(shape), buffer_name(g), start * g_strides[axis],
+                       g_strides, shape, ctx.avals[node.id].dtype, ctx)
 
 
-def _slice_grad(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> list[Stmt]:
+@lowers("slice_grad")
+def slice_grad(node: Tensor, ctx: LoweringContext) -> list[Stmt]:
     """Zeros of the like input's shape, then g written at the sliced positions (as the slice reads them).
     An int index out of range (an axis whose size was unknown until now) is a run-time fault."""
     g, like = node.inputs
-    shape = avals[like.id].shape
-    dtype = avals[node.id].dtype
-    view = slice_view(node, shape, names)
+    shape = ctx.avals[like.id].shape
+    dtype = ctx.avals[node.id].dtype
+    view = slice_view(node, shape, ctx)
     if not isinstance(view, tuple):
         return view
     offset, strides = view
-    g_shape = avals[g.id].shape
-    return _zero(buffer_name(node), math.prod(shape), dtype, names) + _copy_block(
-        buffer_name(node), offset, strides, buffer_name(g), 0, row_major_strides(g_shape), g_shape, dtype, names)
+    g_shape = ctx.avals[g.id].shape
+    return zero_fill(buffer_name(node), math.prod(shape), dtype, ctx) + copy_block(
+        buffer_name(node), offset, strides, buffer_name(g), 0, row_major_strides(g_shape), g_shape, dtype, ctx)
 
 
-SHAPE_LOWERINGS: dict[str, Callable[[Tensor, Mapping[int, AbstractValue], _Names], list[Stmt]]] = {
-    "pad": _pad, "pad_grad": _pad_grad, "concat": _concat, "concat_part": _concat_part, "slice_grad": _slice_grad,
-}
-"""op name -> function building the kernel body of a node of that op (after the kernel's params)."""
-
-__all__ = ["SHAPE_LOWERINGS", "Run", "axis_runs"]
+__all__ = ["Run", "axis_runs"]

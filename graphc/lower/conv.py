@@ -29,18 +29,27 @@ from typing import Any
 
 import numpy as np
 
-from graphc.ir.registry import AbstractValue
-from graphc.ir.symbolic import hint
+from graphc.ir.registry import get_op
 from graphc.ir.tensor import Tensor
+from graphc.lower.builder import (
+    BOOL,
+    I64,
+    LoweringContext,
+    Operand,
+    buffer_name,
+    copy_block,
+    linear_index,
+    loop_nest,
+    zero_fill,
+)
+from graphc.lower.linalg import MatrixProducts
 from graphc.lower.loopir import (
     AccInit,
     AccRef,
     AccSet,
     AccUpdate,
-    BufferSpec,
     Const,
     Expr,
-    Gemm,
     IConst,
     IndexExpr,
     IndexValue,
@@ -53,19 +62,8 @@ from graphc.lower.loopir import (
     Store,
     iadd,
 )
-from graphc.lower.lowering import (
-    GEMM_PARALLEL_MIN_MACS,
-    _identity,
-    _index,
-    _loop_nest,
-    _Names,
-    buffer_name,
-    collapse,
-)
-from graphc.ops.conv import Padding, _spatial
-
-_I64, _BOOL = np.dtype(np.int64), np.dtype(bool)
-Operand = tuple[str, AbstractValue]
+from graphc.lower.registry import lowers
+from graphc.ops.conv import Padding, spatial
 
 
 @dataclass(frozen=True)
@@ -87,86 +85,18 @@ class Aff:
 
     def expr(self) -> IndexExpr:
         """The loop IR index expression."""
-        return _index([v for v, _ in self.terms], [c for _, c in self.terms], self.offset)
+        return linear_index([v for v, _ in self.terms], [c for _, c in self.terms], self.offset)
 
 
 def _var(v: IVar) -> Aff:
     return Aff(0, ((v, 1),))
 
 
-# ---- building blocks: copies, fills, matrix products ---------------------------------------------------
-
-def _copy(dst: str, dst_offset: IndexExpr, dst_strides: Sequence[int], src: str, src_offset: IndexExpr,
-          src_strides: Sequence[int], space: Sequence[int], dtype: np.dtype, names: _Names, add: bool = False,
-          parallel: bool = False) -> list[Stmt]:
-    """``dst[dst_offset + i.dst_strides] (+)= src[src_offset + i.src_strides]`` for every ``i`` in ``space``."""
-    if not math.prod(space):
-        return []
-    dims, (write, read) = collapse(space, [dst_strides, src_strides])
-
-    def body(v: list[IVar]) -> list[Stmt]:
-        at = iadd(dst_offset, _index(v, write))
-        value: Expr = Load(src, iadd(src_offset, _index(v, read)), dtype)
-        if add:
-            value = ScalarOp("add", (Load(dst, at, dtype), value), dtype, dtype)
-        return [Store(dst, at, value)]
-
-    return _loop_nest(dims, names, body, parallel=parallel)
-
-
-def _zero(dst: str, offset: IndexExpr, size: int, dtype: np.dtype, names: _Names, parallel: bool = True
-          ) -> list[Stmt]:
-    if not size:
-        return []
-    return _loop_nest([size], names, lambda v: [Store(dst, iadd(offset, v[0]), Const(0, dtype))], parallel=parallel)
-
-
-class _Products:
-    """Matrix products of one kernel: ``Gemm`` for floats (sharing one pack buffer, sized for the
-    largest product), accumulator loops for integers."""
-
-    def __init__(self, prefix: str, dtype: np.dtype, names: _Names) -> None:
-        self.dtype, self.names = dtype, names
-        self.pack = f"{prefix}_pack"
-        self.pack_size = 0
-        self.gemm = dtype.kind == "f"
-
-    def product(self, a: str, a_offset: IndexExpr, a_strides: tuple[int, int], b: str, b_offset: IndexExpr,
-                b_strides: tuple[int, int], c: str, c_offset: IndexExpr, ldc: int, m: int, n: int, k: int
-                ) -> list[Stmt]:
-        """``C[m, n] = A[m, k] @ B[k, n]`` on strided views (C row-major with row stride ``ldc``)."""
-        if not m or not n:
-            return []
-        dtype = self.dtype
-        if not k:
-            return _loop_nest([m, n], self.names, lambda v: [Store(c, iadd(c_offset, _index(v, [ldc, 1])),
-                                                                   Const(0, dtype))])
-        if self.gemm:
-            from graphc.codegen.gemm import pack_buffer_elements
-
-            threads = self.names.threads if hint(m * n * k) >= GEMM_PARALLEL_MIN_MACS else 1
-            stride = pack_buffer_elements(m, n, k, dtype, self.names.target)
-            self.pack_size = max(self.pack_size, stride * threads)
-            return [Gemm(a, a_offset, a_strides, b, b_offset, b_strides, c, c_offset, ldc, m, n, k, self.pack, dtype,
-                         stride, threads)]
-
-        def outer(v: list[IVar]) -> list[Stmt]:
-            i, j = v
-            acc = self.names.acc()
-
-            def inner(kv: list[IVar]) -> list[Stmt]:
-                x = Load(a, iadd(a_offset, _index([i, kv[0]], a_strides)), dtype)
-                y = Load(b, iadd(b_offset, _index([kv[0], j], b_strides)), dtype)
-                return [AccUpdate(acc, "add", ScalarOp("multiply", (x, y), dtype, dtype))]
-
-            return [AccInit(acc, Const(0, dtype)), *_loop_nest([k], self.names, inner),
-                    Store(c, iadd(c_offset, _index(v, [ldc, 1])), AccRef(acc, dtype))]
-
-        return _loop_nest([m, n], self.names, outer)
-
-    def scratch(self) -> list[BufferSpec]:
-        """The pack buffer the products need (none for integers)."""
-        return [BufferSpec(self.pack, self.dtype, self.pack_size)] if self.pack_size else []
+def _lowest(dtype: np.dtype) -> object:
+    """The identity of max for ``dtype`` (from the max op's registration block)."""
+    fold = get_op("max").reduction
+    assert fold is not None and fold.identity is not None
+    return fold.identity(dtype)
 
 
 # ---- convolutions -----------------------------------------------------------------------------------------
@@ -214,7 +144,7 @@ class _ConvShape:
 
 def _conv_shape(x_shape: Sequence[int], w_shape: Sequence[int], attrs: Mapping[str, Any]) -> _ConvShape:
     sh, sw = attrs["strides"]
-    (oh, ow), pads = _spatial(x_shape, (w_shape[2], w_shape[3]), (sh, sw), attrs["padding"])
+    (oh, ow), pads = spatial(x_shape, (w_shape[2], w_shape[3]), (sh, sw), attrs["padding"])
     n, c, h, w = x_shape
     return _ConvShape(n, c, h, w, w_shape[0], w_shape[2], w_shape[3], oh, ow, sh, sw, pads)
 
@@ -222,25 +152,24 @@ def _conv_shape(x_shape: Sequence[int], w_shape: Sequence[int], attrs: Mapping[s
 class _Images:
     """Per-image access to an (N, C, H, W) input, through a zero-bordered scratch copy when padded."""
 
-    def __init__(self, s: _ConvShape, src: str, prefix: str, dtype: np.dtype, names: _Names) -> None:
-        self.s, self.src, self.dtype, self.names = s, src, dtype, names
-        self.buffer = f"{prefix}_xpad" if s.padded else src
-        self.scratch = [BufferSpec(self.buffer, dtype, s.c * s.hp * s.wp)] if s.padded else []
+    def __init__(self, s: _ConvShape, src: str, prefix: str, dtype: np.dtype, ctx: LoweringContext) -> None:
+        self.s, self.src, self.dtype, self.ctx = s, src, dtype, ctx
+        self.buffer = ctx.scratch(dtype, s.c * s.hp * s.wp, name=f"{prefix}_xpad") if s.padded else src
 
     def prepare(self) -> list[Stmt]:
         """Once per kernel: zero the scratch image (its border is never written again)."""
-        return _zero(self.buffer, IConst(0), self.s.c * self.s.hp * self.s.wp, self.dtype, self.names) \
+        return zero_fill(self.buffer, self.s.c * self.s.hp * self.s.wp, self.dtype, self.ctx) \
             if self.s.padded else []
 
     def load(self, image: IndexExpr) -> tuple[list[Stmt], IndexExpr, int, int]:
         """Statements making image ``image`` readable, its offset in ``self.buffer`` and its (H, W) there."""
         s = self.s
-        offset = _index([image], [s.c * s.h * s.w])
+        offset = linear_index([image], [s.c * s.h * s.w])
         if not s.padded:
             return [], offset, s.h, s.w
         interior = IConst(s.pads[0][0] * s.wp + s.pads[1][0])
-        stmts = _copy(self.buffer, interior, [s.hp * s.wp, s.wp, 1], self.src, offset, [s.h * s.w, s.w, 1],
-                      [s.c, s.h, s.w], self.dtype, self.names)
+        stmts = copy_block(self.buffer, interior, [s.hp * s.wp, s.wp, 1], self.src, offset, [s.h * s.w, s.w, 1],
+                      [s.c, s.h, s.w], self.dtype, self.ctx, parallel=False)
         return stmts, IConst(0), s.hp, s.wp
 
 
@@ -258,114 +187,121 @@ def _window_space(s: _ConvShape, hs: int, ws: int, transposed: bool) -> tuple[li
     return [space[d] for d in order], [cols[d] for d in order], [image[d] for d in order]
 
 
-def conv2d_statements(x: Operand, w: Operand, dst: str, attrs: Mapping[str, Any], names: _Names
-                      ) -> tuple[list[Stmt], list[BufferSpec]]:
-    """``dst`` (N, O, OH, OW, row-major) = conv2d(x, w); returns the statements and scratch buffers.
-    Also used for a conv2d hosting a fused epilogue."""
+def conv2d_statements(x: Operand, w: Operand, dst: str, attrs: Mapping[str, Any], ctx: LoweringContext
+                      ) -> list[Stmt]:
+    """``dst`` (N, O, OH, OW, row-major) = conv2d(x, w).  Also used for a conv2d hosting a fused epilogue."""
     (xb, xa), (wb, wa) = x, w
     s, dtype = _conv_shape(xa.shape, wa.shape, attrs), xa.dtype
     if not (s.n and s.o and s.p):
-        return [], []
-    products = _Products(dst, dtype, names)
+        return []
+    products = MatrixProducts(dst, dtype, ctx)
     if s.pointwise:
-        stmts = _loop_nest([s.n], names, lambda v: products.product(
-            wb, IConst(0), (s.c, 1), xb, _index(v, [s.c * s.p]), (s.p, 1), dst, _index(v, [s.o * s.p]), s.p,
-            s.o, s.p, s.c))
-        return stmts, products.scratch()
-    images = _Images(s, xb, dst, dtype, names)
-    cols = BufferSpec(f"{dst}_cols", dtype, s.ckk * s.p)
+        stmts = loop_nest([s.n], ctx, lambda v: products.product(
+            wb, IConst(0), (s.c, 1), xb, linear_index(v, [s.c * s.p]), (s.p, 1), dst, linear_index(v, [s.o * s.p]),
+            s.p, s.o, s.p, s.c))
+        products.finish()
+        return stmts
+    images = _Images(s, xb, dst, dtype, ctx)
+    cols = ctx.scratch(dtype, s.ckk * s.p, name=f"{dst}_cols")
 
     def image(v: list[IVar]) -> list[Stmt]:
         stmts, offset, hs, ws = images.load(v[0])
         space, col_strides, image_strides = _window_space(s, hs, ws, transposed=False)
-        stmts += _copy(cols.name, IConst(0), col_strides, images.buffer, offset, image_strides, space, dtype, names)
-        return stmts + products.product(wb, IConst(0), (s.ckk, 1), cols.name, IConst(0), (s.p, 1), dst,
-                                        _index(v, [s.o * s.p]), s.p, s.o, s.p, s.ckk)
+        stmts += copy_block(cols, IConst(0), col_strides, images.buffer, offset, image_strides, space, dtype, ctx,
+                            parallel=False)
+        return stmts + products.product(wb, IConst(0), (s.ckk, 1), cols, IConst(0), (s.p, 1), dst,
+                                        linear_index(v, [s.o * s.p]), s.p, s.o, s.p, s.ckk)
 
-    body = images.prepare() + _loop_nest([s.n], names, image)
-    return body, [*images.scratch, cols, *products.scratch()]
+    body = images.prepare() + loop_nest([s.n], ctx, image)
+    products.finish()
+    return body
 
 
-def _conv2d(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> tuple[list[Stmt], list[BufferSpec]]:
+@lowers("conv2d")
+def conv2d(node: Tensor, ctx: LoweringContext) -> list[Stmt]:
     x, w = node.inputs
-    return conv2d_statements((buffer_name(x), avals[x.id]), (buffer_name(w), avals[w.id]), buffer_name(node),
-                             node.attrs, names)
+    return conv2d_statements(ctx.operand(x), ctx.operand(w), buffer_name(node), node.attrs, ctx)
 
 
-def _conv2d_grad_input(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names
-                       ) -> tuple[list[Stmt], list[BufferSpec]]:
+@lowers("conv2d_grad_input")
+def conv2d_grad_input(node: Tensor, ctx: LoweringContext) -> list[Stmt]:
     """dx[n] = col2im(w^T @ g[n]); the product is written straight into dx for a pointwise conv."""
     g, w, like = node.inputs
-    s, dtype = _conv_shape(avals[like.id].shape, avals[w.id].shape, node.attrs), avals[node.id].dtype
+    s, dtype = _conv_shape(ctx.avals[like.id].shape, ctx.avals[w.id].shape, node.attrs), ctx.avals[node.id].dtype
     gb, wb, dst = buffer_name(g), buffer_name(w), buffer_name(node)
     image_size = s.c * s.h * s.w
     if not (s.n and image_size):
-        return [], []
-    products = _Products(dst, dtype, names)
+        return []
+    products = MatrixProducts(dst, dtype, ctx)
     if s.pointwise:
-        stmts = _loop_nest([s.n], names, lambda v: products.product(
-            wb, IConst(0), (1, s.c), gb, _index(v, [s.o * s.p]), (s.p, 1), dst, _index(v, [image_size]), s.p,
-            s.c, s.p, s.o))
-        return stmts, products.scratch()
+        stmts = loop_nest([s.n], ctx, lambda v: products.product(
+            wb, IConst(0), (1, s.c), gb, linear_index(v, [s.o * s.p]), (s.p, 1), dst, linear_index(v, [image_size]),
+            s.p, s.c, s.p, s.o))
+        products.finish()
+        return stmts
     if not (s.o and s.p):  # no window reaches the input: the gradient is zero
-        return _zero(dst, IConst(0), s.n * image_size, dtype, names), []
-    cols = BufferSpec(f"{dst}_cols", dtype, s.ckk * s.p)
-    pad = BufferSpec(f"{dst}_xpad", dtype, s.c * s.hp * s.wp)
-    stmts: list[Stmt] = [] if s.padded else _zero(dst, IConst(0), s.n * image_size, dtype, names)
+        return zero_fill(dst, s.n * image_size, dtype, ctx)
+    cols = ctx.scratch(dtype, s.ckk * s.p, name=f"{dst}_cols")
+    pad_size = s.c * s.hp * s.wp
+    pad = ctx.scratch(dtype, pad_size, name=f"{dst}_xpad") if s.padded else ""
+    stmts: list[Stmt] = [] if s.padded else zero_fill(dst, s.n * image_size, dtype, ctx)
 
     def image(v: list[IVar]) -> list[Stmt]:
-        out = _index(v, [image_size])
-        body = products.product(wb, IConst(0), (1, s.ckk), gb, _index(v, [s.o * s.p]), (s.p, 1), cols.name,
+        out = linear_index(v, [image_size])
+        body = products.product(wb, IConst(0), (1, s.ckk), gb, linear_index(v, [s.o * s.p]), (s.p, 1), cols,
                                 IConst(0), s.p, s.ckk, s.p, s.o)
-        target, offset, hs, ws = (pad.name, IConst(0), s.hp, s.wp) if s.padded else (dst, out, s.h, s.w)
+        target, offset, hs, ws = (pad, IConst(0), s.hp, s.wp) if s.padded else (dst, out, s.h, s.w)
         if s.padded:
-            body += _zero(pad.name, IConst(0), pad.size, dtype, names)
+            body += zero_fill(pad, pad_size, dtype, ctx)
         space, col_strides, image_strides = _window_space(s, hs, ws, transposed=False)
-        body += _copy(target, offset, image_strides, cols.name, IConst(0), col_strides, space, dtype, names, add=True)
+        body += copy_block(target, offset, image_strides, cols, IConst(0), col_strides, space, dtype, ctx, add=True,
+                           parallel=False)
         if s.padded:
             interior = IConst(s.pads[0][0] * s.wp + s.pads[1][0])
-            body += _copy(dst, out, [s.h * s.w, s.w, 1], pad.name, interior, [s.hp * s.wp, s.wp, 1],
-                          [s.c, s.h, s.w], dtype, names)
+            body += copy_block(dst, out, [s.h * s.w, s.w, 1], pad, interior, [s.hp * s.wp, s.wp, 1],
+                          [s.c, s.h, s.w], dtype, ctx, parallel=False)
         return body
 
-    stmts += _loop_nest([s.n], names, image)
-    return stmts, [cols, *([pad] if s.padded else []), *products.scratch()]
+    stmts += loop_nest([s.n], ctx, image)
+    products.finish()
+    return stmts
 
 
-def _conv2d_grad_weight(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names
-                        ) -> tuple[list[Stmt], list[BufferSpec]]:
+@lowers("conv2d_grad_weight")
+def conv2d_grad_weight(node: Tensor, ctx: LoweringContext) -> list[Stmt]:
     """dw = sum over images of g[n] (O, P) @ cols[n]^T (P, C*KH*KW): the first image's product is
     written into dw, each later one into a scratch matrix that is then added."""
     x, g, like = node.inputs
-    s, dtype = _conv_shape(avals[x.id].shape, avals[like.id].shape, node.attrs), avals[node.id].dtype
+    s, dtype = _conv_shape(ctx.avals[x.id].shape, ctx.avals[like.id].shape, node.attrs), ctx.avals[node.id].dtype
     xb, gb, dst = buffer_name(x), buffer_name(g), buffer_name(node)
     size = s.o * s.ckk
     if not size:
-        return [], []
+        return []
     if not (s.n and s.p):
-        return _zero(dst, IConst(0), size, dtype, names), []
-    products = _Products(dst, dtype, names)
-    images = _Images(s, xb, dst, dtype, names)
-    cols = BufferSpec(f"{dst}_cols", dtype, s.ckk * s.p)
-    partial = BufferSpec(f"{dst}_partial", dtype, size)
+        return zero_fill(dst, size, dtype, ctx)
+    products = MatrixProducts(dst, dtype, ctx)
+    images = _Images(s, xb, dst, dtype, ctx)
+    cols = "" if s.pointwise else ctx.scratch(dtype, s.ckk * s.p, name=f"{dst}_cols")
+    partial = ctx.scratch(dtype, size, name=f"{dst}_partial") if s.n > 1 else ""
 
     def image(n: IndexExpr, target: str) -> list[Stmt]:
-        g_at = _index([n], [s.o * s.p])
+        g_at = linear_index([n], [s.o * s.p])
         if s.pointwise:  # B = x[n]^T read through its strides
-            return products.product(gb, g_at, (s.p, 1), xb, _index([n], [s.c * s.p]), (1, s.p), target, IConst(0),
+            return products.product(gb, g_at, (s.p, 1), xb, linear_index([n], [s.c * s.p]), (1, s.p), target, IConst(0),
                                     s.ckk, s.o, s.ckk, s.p)
         stmts, offset, hs, ws = images.load(n)
         space, col_strides, image_strides = _window_space(s, hs, ws, transposed=True)
-        stmts += _copy(cols.name, IConst(0), col_strides, images.buffer, offset, image_strides, space, dtype, names)
-        return stmts + products.product(gb, g_at, (s.p, 1), cols.name, IConst(0), (s.ckk, 1), target, IConst(0),
+        stmts += copy_block(cols, IConst(0), col_strides, images.buffer, offset, image_strides, space, dtype, ctx,
+                            parallel=False)
+        return stmts + products.product(gb, g_at, (s.p, 1), cols, IConst(0), (s.ckk, 1), target, IConst(0),
                                         s.ckk, s.o, s.ckk, s.p)
 
     stmts = ([] if s.pointwise else images.prepare()) + image(IConst(0), dst)
     if s.n > 1:
-        stmts += _loop_nest([s.n - 1], names, lambda v: image(iadd(v[0], IConst(1)), partial.name) + _copy(
-            dst, IConst(0), [1], partial.name, IConst(0), [1], [size], dtype, names, add=True))
-    scratch = [] if s.pointwise else [*images.scratch, cols]
-    return stmts, [*scratch, *([partial] if s.n > 1 else []), *products.scratch()]
+        stmts += loop_nest([s.n - 1], ctx, lambda v: image(iadd(v[0], IConst(1)), partial) + copy_block(
+            dst, IConst(0), [1], partial, IConst(0), [1], [size], dtype, ctx, add=True, parallel=False))
+    products.finish()
+    return stmts
 
 
 # ---- pooling ------------------------------------------------------------------------------------------------
@@ -417,9 +353,9 @@ class _Pooling:
     def __init__(self, shape: Sequence[int], pooled_shape: Sequence[int], attrs: Mapping[str, Any]) -> None:
         self.shape, self.oh, self.ow = tuple(shape), pooled_shape[2], pooled_shape[3]
         (self.kh, self.kw), (self.sh, self.sw) = attrs["ksize"], attrs["strides"]
-        _, ((self.top, _), (self.left, _)) = _spatial(shape, attrs["ksize"], attrs["strides"], attrs["padding"])
+        _, ((self.top, _), (self.left, _)) = spatial(shape, attrs["ksize"], attrs["strides"], attrs["padding"])
 
-    def windows(self, names: _Names, body: Callable[[_Window], list[Stmt]], reverse: bool = False) -> list[Stmt]:
+    def windows(self, ctx: LoweringContext, body: Callable[[_Window], list[Stmt]], reverse: bool = False) -> list[Stmt]:
         """Loops over every (n, c) plane and, group by group, over its windows in row-major order (or
         the reverse), with ``body(window)`` inside.  Planes are independent: the outer loop may use threads."""
         n, c, h, w = self.shape
@@ -433,7 +369,7 @@ class _Pooling:
         def positions(group: _Group, inner: Callable[[Aff], list[Stmt]]) -> list[Stmt]:
             if group.count == 1:
                 return inner(Aff(group.start))
-            var = names.var()
+            var = ctx.var()
             at = Aff(group.start + group.count - 1, ((var, -1),)) if reverse else Aff(group.start, ((var, 1),))
             return [Loop(var, group.count, tuple(inner(at)))]
 
@@ -442,15 +378,15 @@ class _Pooling:
             return [stmt for rg in rows for stmt in positions(rg, lambda r, rg=rg: [
                 s for cg in columns for s in positions(cg, lambda q, cg=cg: body(_Window(base, r, q, rg, cg)))])]
 
-        return _loop_nest([n * c], names, plane, parallel=True)
+        return loop_nest([n * c], ctx, plane, parallel=True)
 
     def pooled(self, win: _Window) -> IndexExpr:
         """The window's element of a pooled (N, C, OH, OW) buffer."""
         return win.plane.times(self.oh * self.ow).plus(win.row.times(self.ow)).plus(win.column).expr()
 
-    def over(self, names: _Names, win: _Window, at: Callable[[IndexExpr], list[Stmt]]) -> list[Stmt]:
+    def over(self, ctx: LoweringContext, win: _Window, at: Callable[[IndexExpr], list[Stmt]]) -> list[Stmt]:
         """Loops over the window's real elements (rows, then columns) with ``at(input index)`` inside."""
-        return _loop_nest([win.rows.valid, win.columns.valid], names, lambda v: at(
+        return loop_nest([win.rows.valid, win.columns.valid], ctx, lambda v: at(
             self.element(win, Aff(win.rows.first).plus(_var(v[0])), Aff(win.columns.first).plus(_var(v[1])))))
 
     def element(self, win: _Window, i: Aff, j: Aff) -> IndexExpr:
@@ -461,18 +397,19 @@ class _Pooling:
         return win.plane.times(h * w).plus(row.times(w)).plus(col).expr()
 
 
-def _pool(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> list[Stmt]:
+@lowers("max_pool2d", "avg_pool2d")
+def pool(node: Tensor, ctx: LoweringContext) -> list[Stmt]:
     """max_pool2d: the maximum of each window's real elements (nan wins, as in max); avg_pool2d: their
     sum divided by their count."""
     x = node.inputs[0]
-    dtype, src, dst = avals[node.id].dtype, buffer_name(x), buffer_name(node)
-    geometry = _Pooling(avals[x.id].shape, avals[node.id].shape, node.attrs)
+    dtype, src, dst = ctx.avals[node.id].dtype, buffer_name(x), buffer_name(node)
+    geometry = _Pooling(ctx.avals[x.id].shape, ctx.avals[node.id].shape, node.attrs)
     is_max = node.op == "max_pool2d"
 
     def window(win: _Window) -> list[Stmt]:
-        acc = names.acc()
-        stmts: list[Stmt] = [AccInit(acc, Const(_identity("max", dtype) if is_max else 0, dtype))]
-        stmts += geometry.over(names, win, lambda at: [AccUpdate(acc, "maximum" if is_max else "add",
+        acc = ctx.acc()
+        stmts: list[Stmt] = [AccInit(acc, Const(_lowest(dtype) if is_max else 0, dtype))]
+        stmts += geometry.over(ctx, win, lambda at: [AccUpdate(acc, "maximum" if is_max else "add",
                                                                  Load(src, at, dtype))])
         result: Expr = AccRef(acc, dtype)
         if not is_max:
@@ -480,68 +417,70 @@ def _pool(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> li
             result = ScalarOp("divide", (result, count), dtype, dtype)
         return [*stmts, Store(dst, geometry.pooled(win), result)]
 
-    return geometry.windows(names, window)
+    return geometry.windows(ctx, window)
 
 
-def _first_maximum(names: _Names, geometry: _Pooling, win: _Window, x: str, dtype: np.dtype
+def _first_maximum(ctx: LoweringContext, geometry: _Pooling, win: _Window, x: str, dtype: np.dtype
                    ) -> tuple[list[Stmt], Expr]:
     """Statements finding the input index of a window's first maximum (row-major; a nan wins and stays,
     as in the reference), and the int64 expression holding it.  The window has real elements."""
-    best, where = names.acc(), names.acc()
+    best, where = ctx.acc(), ctx.acc()
 
     def step(at: IndexExpr) -> list[Stmt]:
         value, current = Load(x, at, dtype), AccRef(best, dtype)
-        better: Expr = ScalarOp("greater", (value, current), dtype, _BOOL)
+        better: Expr = ScalarOp("greater", (value, current), dtype, BOOL)
         if dtype.kind == "f":
-            first_nan = ScalarOp("logical_and", (ScalarOp("isnan", (value,), dtype, _BOOL), ScalarOp(
-                "logical_not", (ScalarOp("isnan", (current,), dtype, _BOOL),), _BOOL, _BOOL)), _BOOL, _BOOL)
-            better = ScalarOp("logical_or", (better, first_nan), _BOOL, _BOOL)
-        return [AccSet(where, ScalarOp("where", (better, IndexValue(at), AccRef(where, _I64)), _I64, _I64)),
+            first_nan = ScalarOp("logical_and", (ScalarOp("isnan", (value,), dtype, BOOL), ScalarOp(
+                "logical_not", (ScalarOp("isnan", (current,), dtype, BOOL),), BOOL, BOOL)), BOOL, BOOL)
+            better = ScalarOp("logical_or", (better, first_nan), BOOL, BOOL)
+        return [AccSet(where, ScalarOp("where", (better, IndexValue(at), AccRef(where, I64)), I64, I64)),
                 AccSet(best, ScalarOp("where", (better, value, current), dtype, dtype))]
 
     first = geometry.element(win, Aff(win.rows.first), Aff(win.columns.first))
-    stmts: list[Stmt] = [AccInit(best, Const(_identity("max", dtype), dtype)), AccInit(where, IndexValue(first)),
-                         *geometry.over(names, win, step)]
-    return stmts, AccRef(where, _I64)
+    stmts: list[Stmt] = [AccInit(best, Const(_lowest(dtype), dtype)), AccInit(where, IndexValue(first)),
+                         *geometry.over(ctx, win, step)]
+    return stmts, AccRef(where, I64)
 
 
-def _max_pool_adjoint(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> list[Stmt]:
+@lowers("max_pool2d_grad", "max_pool2d_select")
+def max_pool_adjoint(node: Tensor, ctx: LoweringContext) -> list[Stmt]:
     """max_pool2d_grad (g, x): each window adds g * (position is the window's first maximum) to every
     real position of the window (so a nan or inf in g spreads as in the reference); windows are
     visited in reverse row-major order, which adds to each position in the reference's order.
     max_pool2d_select (dy, x): dy at each window's first maximum (0 for a window of padding only)."""
     a, x = node.inputs
     grad = node.op == "max_pool2d_grad"
-    shape, dtype, x_dtype = avals[x.id].shape, avals[node.id].dtype, avals[x.id].dtype
-    geometry = _Pooling(shape, avals[a.id].shape if grad else avals[node.id].shape, node.attrs)
+    shape, dtype, x_dtype = ctx.avals[x.id].shape, ctx.avals[node.id].dtype, ctx.avals[x.id].dtype
+    geometry = _Pooling(shape, ctx.avals[a.id].shape if grad else ctx.avals[node.id].shape, node.attrs)
     src, dst, xb = buffer_name(a), buffer_name(node), buffer_name(x)
 
     def window(win: _Window) -> list[Stmt]:
         if win.empty:
             return [] if grad else [Store(dst, geometry.pooled(win), Const(0, dtype))]
-        stmts, where = _first_maximum(names, geometry, win, xb, x_dtype)
+        stmts, where = _first_maximum(ctx, geometry, win, xb, x_dtype)
         if not grad:
             return [*stmts, Store(dst, geometry.pooled(win), Load(src, IValue(where), dtype))]
         g = Load(src, geometry.pooled(win), dtype)
 
         def add(at: IndexExpr) -> list[Stmt]:
-            hit = ScalarOp("cast", (ScalarOp("equal", (IndexValue(at), where), _I64, _BOOL),), _BOOL, dtype,
+            hit = ScalarOp("cast", (ScalarOp("equal", (IndexValue(at), where), I64, BOOL),), BOOL, dtype,
                            (("dtype", dtype),))
             share = ScalarOp("multiply", (hit, g), dtype, dtype)
             return [Store(dst, at, ScalarOp("add", (Load(dst, at, dtype), share), dtype, dtype))]
 
-        return stmts + geometry.over(names, win, add)
+        return stmts + geometry.over(ctx, win, add)
 
-    zero = _zero(dst, IConst(0), math.prod(shape), dtype, names) if grad else []
-    return zero + geometry.windows(names, window, reverse=grad)
+    zero = zero_fill(dst, math.prod(shape), dtype, ctx) if grad else []
+    return zero + geometry.windows(ctx, window, reverse=grad)
 
 
-def _avg_pool_grad(node: Tensor, avals: Mapping[int, AbstractValue], names: _Names) -> list[Stmt]:
+@lowers("avg_pool2d_grad")
+def avg_pool_grad(node: Tensor, ctx: LoweringContext) -> list[Stmt]:
     """Each window adds g / (its count of real elements) to each of its real positions; windows are
     visited in reverse row-major order, which adds to each position in the reference's order."""
     g, like = node.inputs
-    shape, dtype = avals[like.id].shape, avals[node.id].dtype
-    geometry = _Pooling(shape, avals[g.id].shape, node.attrs)
+    shape, dtype = ctx.avals[like.id].shape, ctx.avals[node.id].dtype
+    geometry = _Pooling(shape, ctx.avals[g.id].shape, node.attrs)
     src, dst = buffer_name(g), buffer_name(node)
 
     def window(win: _Window) -> list[Stmt]:
@@ -549,24 +488,10 @@ def _avg_pool_grad(node: Tensor, avals: Mapping[int, AbstractValue], names: _Nam
             return []
         count = Const(float(win.rows.valid * win.columns.valid), dtype)
         share = ScalarOp("divide", (Load(src, geometry.pooled(win), dtype), count), dtype, dtype)
-        return geometry.over(names, win, lambda at: [
+        return geometry.over(ctx, win, lambda at: [
             Store(dst, at, ScalarOp("add", (Load(dst, at, dtype), share), dtype, dtype))])
 
-    return _zero(dst, IConst(0), math.prod(shape), dtype, names) + geometry.windows(names, window, reverse=True)
+    return zero_fill(dst, math.prod(shape), dtype, ctx) + geometry.windows(ctx, window, reverse=True)
 
 
-def _no_scratch(lower: Callable[[Tensor, Mapping[int, AbstractValue], _Names], list[Stmt]]
-                ) -> Callable[[Tensor, Mapping[int, AbstractValue], _Names], tuple[list[Stmt], list[BufferSpec]]]:
-    return lambda node, avals, names: (lower(node, avals, names), [])
-
-
-NN_LOWERINGS: dict[str, Callable[[Tensor, Mapping[int, AbstractValue], _Names], tuple[list[Stmt], list[BufferSpec]]]]
-NN_LOWERINGS = {
-    "conv2d": _conv2d, "conv2d_grad_input": _conv2d_grad_input, "conv2d_grad_weight": _conv2d_grad_weight,
-    "max_pool2d": _no_scratch(_pool), "avg_pool2d": _no_scratch(_pool),
-    "max_pool2d_grad": _no_scratch(_max_pool_adjoint), "max_pool2d_select": _no_scratch(_max_pool_adjoint),
-    "avg_pool2d_grad": _no_scratch(_avg_pool_grad),
-}
-"""op name -> function returning the kernel body of a node of that op and the scratch buffers it needs."""
-
-__all__ = ["NN_LOWERINGS", "conv2d_statements", "window_groups"]
+__all__ = ["conv2d_statements", "window_groups"]

@@ -1,4 +1,7 @@
-"""The NumPy reference interpreter: the ground truth every compiled backend is tested against."""
+"""The NumPy reference interpreter: a graph run op by op with each op's reference implementation.
+
+It is the ground truth every compiled backend is tested against (``device="reference"`` runs it), and
+what a fused kernel's own reference evaluates its inner graph with."""
 
 from __future__ import annotations
 
@@ -72,3 +75,6 @@ def _conform(node: Tensor, result: object, aval: AbstractValue) -> np.ndarray:
             f"graphc internal error: {node.op} produced shape {array.shape}, its shape rule says {aval.shape}"
         )
     return array
+
+
+__all__ = ["evaluate", "execution_fault"]

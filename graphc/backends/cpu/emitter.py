@@ -8,14 +8,16 @@ loops (they are branch-free and their trip counts are known).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from llvmlite import ir
 
+from graphc.backends.cpu.runtime_lib import declare_gemm, runtime_suffix
+from graphc.backends.cpu.threadpool import TASK_TYPE, declare_parallel_for
 from graphc.codegen import scalar
-from graphc.codegen.runtime_lib import declare_gemm
-from graphc.codegen.threadpool import TASK_TYPE, declare_parallel_for
+from graphc.codegen.sizes import emit_size
+from graphc.codegen.target import Target
 from graphc.codegen.types import I64, constant, load_value, storage_type, store_value, value_type
 from graphc.ir.symbolic import Size, hint, is_symbolic
 from graphc.lower.loopir import (
@@ -38,6 +40,7 @@ from graphc.lower.loopir import (
     LoopKernel,
     ScalarOp,
     Store,
+    has_check,
 )
 
 ENTRY = "graphc_entry"
@@ -45,6 +48,7 @@ OBJECT_ENTRY = "graphc_entry_objects"
 VOID_PTR = ir.IntType(8).as_pointer()
 PARALLEL_MIN_WORK = 1 << 16  # innermost iterations below which a loop stays on one thread
 TASKS_PER_THREAD = 4  # ranges per thread: the pool balances them when threads are uneven
+MATH_LIBRARY = scalar.C_MATH  # float64 transcendental functions: the C library's (linked by name)
 
 
 def _work(body: Sequence[Any]) -> int:
@@ -60,34 +64,6 @@ def _work(body: Sequence[Any]) -> int:
     return total
 
 
-Arithmetic = Callable[[str, ir.Value, ir.Value], ir.Value]
-"""``arithmetic(op, a, b)`` with op ``"add"`` or ``"mul"``: how :func:`emit_size` combines values."""
-
-
-def emit_size(b: ir.IRBuilder, value: Size, dim: Callable[[int], ir.Value],
-              arithmetic: Arithmetic | None = None) -> ir.Value:
-    """``value`` as an i64: a constant, or a SymInt's polynomial over the run-time sizes
-    ``dim(symbol)``, combined by ``arithmetic`` (default: ``nsw`` adds and multiplies, which kernels
-    may assume since the ABI checked every size for overflow)."""
-    if not is_symbolic(value):
-        return ir.Constant(I64, value)
-    if arithmetic is None:
-        def arithmetic(op: str, x: ir.Value, y: ir.Value) -> ir.Value:
-            return getattr(b, op)(x, y, flags=["nsw"])
-    total: ir.Value | None = None
-    for monomial, coefficient in value.terms:  # type: ignore[union-attr]
-        term: ir.Value | None = ir.Constant(I64, coefficient) if coefficient != 1 or not monomial else None
-        for symbol in monomial:
-            term = dim(symbol) if term is None else arithmetic("mul", term, dim(symbol))
-        total = term if total is None else arithmetic("add", total, term)
-    assert total is not None
-    return total
-
-
-def _has_check(body: Sequence[Any]) -> bool:
-    return any(isinstance(s, Check) or (isinstance(s, Loop) and _has_check(s.body)) for s in body)
-
-
 class _KernelEmitter:
     """Emits one loop kernel as an internal function taking its buffers as ``noalias`` pointers.
 
@@ -95,7 +71,7 @@ class _KernelEmitter:
     no fault checks, whose status word would be shared) is outlined into a ``chunk(buffers..., lo,
     hi)`` function and run as ``tasks`` ranges through ``graphc_parallel_for``."""
 
-    def __init__(self, module: ir.Module, kernel: LoopKernel, threads: int = 1,
+    def __init__(self, module: ir.Module, kernel: LoopKernel, runtime: str, threads: int = 1,
                  fn: ir.Function | None = None) -> None:
         types = [storage_type(p.dtype).as_pointer() for p in kernel.params]
         if fn is None:
@@ -115,6 +91,7 @@ class _KernelEmitter:
         self.kernel = kernel
         self.module = module
         self.threads = threads
+        self.runtime = runtime  # what the runtime library's names end with (runtime_lib.runtime_suffix)
         self._chunks = 0
         self._dims: dict[int, ir.Value] = {}
 
@@ -132,7 +109,7 @@ class _KernelEmitter:
     def emit(self) -> ir.Function:
         for s in self.kernel.body:
             if (isinstance(s, Loop) and s.parallel and self.threads > 1 and hint(s.extent) > 1
-                    and _work([s]) >= PARALLEL_MIN_WORK and not _has_check(s.body)):
+                    and _work([s]) >= PARALLEL_MIN_WORK and not has_check(s.body)):
                 self._parallel(s)
             else:
                 self._statements([s])
@@ -151,7 +128,7 @@ class _KernelEmitter:
         chunk = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [*types, I64, I64]),
                             f"{kernel.name}.chunk{self._chunks}")
         chunk.linkage = "internal"
-        inner = _KernelEmitter(self.module, kernel, fn=chunk)
+        inner = _KernelEmitter(self.module, kernel, self.runtime, fn=chunk)
         lo, hi = chunk.args[-2:]
         inner._loop(loop, lo, hi)
         inner._finish()
@@ -179,7 +156,7 @@ class _KernelEmitter:
         ctx = self.allocas.alloca(VOID_PTR, len(types))
         for k, arg in enumerate(self.fn.args[: len(types)]):
             self.b.store(self.b.bitcast(arg, VOID_PTR), self.b.gep(ctx, [ir.Constant(I64, k)]))
-        self.b.call(declare_parallel_for(self.module),
+        self.b.call(declare_parallel_for(self.module, self.runtime),
                     [task, self.b.bitcast(ctx, VOID_PTR), n, ir.Constant(I64, self.threads)])
 
     # ---- index and scalar expressions ----
@@ -207,7 +184,7 @@ class _KernelEmitter:
             return self._index(e.index)
         assert isinstance(e, ScalarOp)
         args = [self._expr(a) for a in e.args]
-        return scalar.emit(self.b, e.op, args, e.in_dtype, e.dtype, dict(e.attrs))
+        return scalar.emit(self.b, e.op, args, e.in_dtype, e.dtype, dict(e.attrs), MATH_LIBRARY)
 
     # ---- statements ----
     def _statements(self, body: Sequence[Any]) -> None:
@@ -239,11 +216,11 @@ class _KernelEmitter:
                     fold = self.b.fadd if s.op == "add" else self.b.fmul
                     combined = fold(current, value, flags=["reassoc"])
                 else:
-                    combined = scalar.emit(self.b, s.op, [current, value], dtype, dtype, {})
+                    combined = scalar.emit(self.b, s.op, [current, value], dtype, dtype, {}, MATH_LIBRARY)
                 self.b.store(combined, slot)
 
     def _gemm(self, s: Gemm) -> None:
-        fn = declare_gemm(self.module, s.dtype)
+        fn = declare_gemm(self.module, s.dtype, self.runtime)
 
         def view(buffer: str, offset: Any) -> ir.Value:
             return self.b.gep(self.buffers[buffer][0], [self._index(offset)], inbounds=True)
@@ -278,20 +255,22 @@ class _KernelEmitter:
         self.b.position_at_end(done)
 
 
-def emit_program(module: ir.Module, kernels: Sequence[LoopKernel], slots: Mapping[str, int],
+def emit_program(module: ir.Module, kernels: Sequence[LoopKernel], slots: Mapping[str, int], target: Target,
                  threads: int = 1) -> ir.Function:
-    """Emit every kernel and ``graphc_entry(void **buffers)``, which calls them in order.
+    """Emit every kernel and ``graphc_entry(void **buffers)``, which calls them in order, for ``target``
+    (whose runtime library the kernels call).
 
     ``slots`` gives each buffer's position in the ``buffers`` array; large kernels use up to
     ``threads`` threads.  The entry first clears the fault status word, if there is one."""
     entry = ir.Function(module, ir.FunctionType(ir.VoidType(), [VOID_PTR.as_pointer()]), ENTRY)
     b = ir.IRBuilder(entry.append_basic_block("entry"))
     table = entry.args[0]
+    runtime = runtime_suffix(target)
     if STATUS in slots:  # no fault yet in this run
         raw = b.load(b.gep(table, [ir.Constant(I64, slots[STATUS])], inbounds=True))
         b.store(ir.Constant(I64, 0), b.bitcast(raw, I64.as_pointer()))
     for kernel in kernels:
-        fn = _KernelEmitter(module, kernel, threads).emit()
+        fn = _KernelEmitter(module, kernel, runtime, threads).emit()
         args = []
         for param, arg_type in zip(kernel.params, fn.function_type.args):
             raw = b.load(b.gep(table, [ir.Constant(I64, slots[param.name])], inbounds=True))
