@@ -286,7 +286,8 @@ def test_saving_is_deterministic(tmp_path: Path) -> None:
 
 
 def test_attribute_values_round_trip() -> None:
-    from graphc.graphfile import _Reader, _Writer
+    from graphc.graphfile.load import Reader as _Reader
+    from graphc.graphfile.save import Writer as _Writer
 
     values = [None, True, False, 0, -7, 2**62, 2.5, -0.0, float("nan"), float("inf"), float("-inf"), "SAME", "",
               (), (1, (2, (None, "x"))), [1, 2], np.dtype("uint8"), np.float32(1.5), np.int8(-3), np.bool_(True),

@@ -14,7 +14,7 @@ import numpy as np
 
 from graphc.backends.base import Backend, CodeCache, DeviceOptions, Executable
 from graphc.backends.cpu.executable import CpuExecutable
-from graphc.backends.cpu.gemm import pack_buffer_elements
+from graphc.backends.cpu.gemm_config import pack_buffer_elements
 from graphc.backends.cpu.target import jit_target
 from graphc.codegen.target import Target
 from graphc.errors import ArgumentError

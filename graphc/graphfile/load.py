@@ -1,31 +1,31 @@
-"""Graph files: ``save_graph`` writes a graph to a documented, versioned file; ``load_graph`` reads it.
-
-A graph file is a zip archive holding ``graph.json`` (the nodes in topological order: op, inputs,
-attributes, dtype, shape, name, source line; fused kernels' inner graphs; which nodes are the
-inputs and outputs) and one ``.npy`` entry per constant or Variable value.  docs/graph-files.md
-describes the format precisely.  Loading never runs code from the file (no pickle, no eval): every
-field is checked, and every node is rebuilt through its op's shape/dtype rule.  Anything wrong is
-a :class:`GraphFileError` naming the file and what is wrong.
-"""
+"""Reading graph files: ``load_graph``.  Loading never runs code from the file (no pickle, no eval):
+every field is checked, and every node is rebuilt through its op's shape/dtype rule."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-import struct
-import tempfile
 import zipfile
-import zlib
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from graphc import dtypes
 from graphc.errors import ArgumentError, GraphcError, GraphFileError
+from graphc.graphfile.format import (
+    CHOICES,
+    DTYPE_NAMES,
+    ENTRY_ERRORS,
+    FLOAT_WORDS,
+    FORMAT,
+    GRAPH_ENTRY,
+    INT64,
+    MAX_DEPTH,
+    MAX_JSON_BYTES,
+    READ_ERRORS,
+    VERSION,
+)
 from graphc.ir.build import make_node
-from graphc.ir.graph import topological_order
 from graphc.ir.location import SourceLocation, located_at
 from graphc.ir.registry import REGISTRY, AbstractValue, OpDef
 from graphc.ir.shapes import format_shape
@@ -33,218 +33,6 @@ from graphc.ir.tensor import Tensor
 from graphc.ops.kernel import KERNEL_KINDS, Kernel
 from graphc.ops.state import Variable
 
-FORMAT = "graphc.graph"
-VERSION = 1  # the format version this graphc writes, and the newest it reads
-GRAPH_ENTRY = "graph.json"
-
-_MAX_DEPTH = 32  # nesting of attribute values
-_MAX_JSON_BYTES = 1 << 30
-_FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # entry timestamps: the same graph gives the same bytes
-_DTYPE_NAMES = {d.name: d for d in dtypes.SUPPORTED_DTYPES}
-_FLOAT_WORDS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
-_INT64 = np.iinfo(np.int64)
-
-# String attributes with a fixed set of values: checked when loading, so that a corrupt file fails
-# at load time rather than when the graph runs.
-_PADDINGS = ("VALID", "SAME")
-_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("pad", "mode"): ("constant", "edge", "reflect", "symmetric"),
-    ("pad_grad", "mode"): ("constant", "edge", "reflect", "symmetric"),
-    ("reshape_dims", "kind"): ("expand_dims", "squeeze"),
-    **{(op, "padding"): _PADDINGS for op in ("conv2d", "conv2d_grad_input", "conv2d_grad_weight", "max_pool2d",
-                                             "avg_pool2d", "max_pool2d_grad", "max_pool2d_select", "avg_pool2d_grad")},
-}
-
-# What reading a damaged entry raises (bad CRC-32, bad compressed data, an encrypted entry, ...), and
-# what else zipfile and numpy's header parser raise on damaged archives.
-_ENTRY_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, struct.error, NotImplementedError, RuntimeError)
-_READ_ERRORS = (*_ENTRY_ERRORS, OverflowError, ValueError, KeyError, RecursionError, MemoryError)
-
-
-# ---- saving -------------------------------------------------------------------------------------
-
-def save_graph(path: str | os.PathLike[str], outputs: Tensor | Sequence[Tensor],
-               inputs: Sequence[Tensor] | None = None) -> None:
-    """Write the graph computing ``outputs`` to ``path`` (a graph file: see docs/graph-files.md).
-
-    ``inputs``: the placeholders to record as the graph's inputs, in order; by default every
-    placeholder the outputs depend on, in topological order.  The file holds every node the
-    outputs (and inputs) depend on, with the values of constants and the current values of
-    Variables.  The file is written to a temporary file first and then renamed, so a failed save
-    never leaves a partial file behind.
-    """
-    outs = _tensor_list(outputs, "outputs", allow_single=True)
-    if not outs:
-        raise ArgumentError("save_graph needs at least one output tensor")
-    if inputs is None:
-        ins = [n for n in topological_order(outs) if n.op == "placeholder"]
-    else:
-        ins = _tensor_list(inputs, "inputs", allow_single=False)
-        seen: set[int] = set()
-        for i, t in enumerate(ins):
-            if t.op != "placeholder":
-                raise ArgumentError(f"save_graph: input {i} must be a placeholder, got {t.describe()}")
-            if t.id in seen:
-                raise ArgumentError(f"save_graph: input {i} {t.describe()} is given twice")
-            seen.add(t.id)
-    from graphc.version import __version__
-
-    writer = _Writer()
-    nodes = topological_order([*outs, *ins])
-    index = {n.id: k for k, n in enumerate(nodes)}
-    document = {
-        "format": FORMAT,
-        "version": VERSION,
-        "graphc_version": __version__,
-        "nodes": writer.encode_nodes(nodes, index),
-        "kernels": writer.kernels,
-        "arrays": writer.table,
-        "inputs": [index[t.id] for t in ins],
-        "outputs": [index[t.id] for t in outs],
-    }
-    text = _dumps(document)
-    _write_archive(os.fspath(path), text, writer.arrays)
-
-
-def _dumps(document: dict[str, Any]) -> str:
-    """JSON text with one line per top-level field and one line per item of a top-level list."""
-    lines = []
-    for key, value in document.items():
-        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            items = ",\n  ".join(json.dumps(v, allow_nan=False) for v in value)
-            lines.append(f" {json.dumps(key)}: [\n  {items}\n ]")
-        else:
-            lines.append(f" {json.dumps(key)}: {json.dumps(value, allow_nan=False)}")
-    return "{\n" + ",\n".join(lines) + "\n}\n"
-
-
-def _tensor_list(values: Any, what: str, allow_single: bool) -> list[Tensor]:
-    if isinstance(values, Tensor):
-        if allow_single:
-            return [values]
-        raise ArgumentError(f"save_graph: {what} must be a list of placeholders, got a single tensor "
-                            f"{values.describe()}")
-    if not isinstance(values, (list, tuple)):
-        raise ArgumentError(f"save_graph: {what} must be a list of tensors, got {type(values).__name__}")
-    for i, t in enumerate(values):
-        if not isinstance(t, Tensor):
-            raise ArgumentError(f"save_graph: {what}[{i}] is {type(t).__name__}, expected a Tensor")
-    return list(values)
-
-
-def _write_archive(path: str, text: str, arrays: list[tuple[str, np.ndarray]]) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, temporary = tempfile.mkstemp(prefix=".graphc-", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise GraphFileError(f"cannot write graph file '{path}': {exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w") as archive:
-            info = zipfile.ZipInfo(GRAPH_ENTRY, _FIXED_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, text.encode("utf-8"))
-            for entry, array in arrays:
-                info = zipfile.ZipInfo(entry, _FIXED_TIME)
-                info.compress_type = zipfile.ZIP_STORED
-                with archive.open(info, "w", force_zip64=array.nbytes > (1 << 30)) as stream:
-                    np.lib.format.write_array(stream, array, allow_pickle=False)
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise GraphFileError(f"cannot write graph file '{path}': {exc}") from exc
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
-class _Writer:
-    """Turns nodes into JSON-ready dicts, collecting arrays and kernels into their tables."""
-
-    def __init__(self) -> None:
-        self.arrays: list[tuple[str, np.ndarray]] = []  # (entry name, little-endian C-order array)
-        self.table: list[dict[str, Any]] = []  # the "arrays" table of graph.json
-        self.kernels: list[dict[str, Any]] = []
-        self._array_ids: dict[int, int] = {}
-        self._kernel_ids: dict[int, int] = {}
-        self._keep: list[Any] = []  # keeps encoded objects alive, so their ids stay unique
-
-    def encode_nodes(self, nodes: Sequence[Tensor], index: dict[int, int]) -> list[dict[str, Any]]:
-        return [self.encode_node(node, index) for node in nodes]
-
-    def encode_node(self, node: Tensor, index: dict[int, int]) -> dict[str, Any]:
-        where = f"node '{node.name}' ({node.op})"
-        entry: dict[str, Any] = {
-            "op": node.op,
-            "name": node.name,
-            "inputs": [index[i.id] for i in node.inputs],
-            "attrs": {key: self.encode_value(value, f"{where}, attribute {key!r}", 0)
-                      for key, value in node.attrs.items()},
-            "dtype": node.dtype.name,
-            "shape": list(node.shape),
-            "location": _encode_location(node.location),
-        }
-        if isinstance(node, Variable):
-            entry["value"] = self.add_array(node.read())
-            entry["trainable"] = node.trainable
-        return entry
-
-    def encode_value(self, value: Any, where: str, depth: int) -> Any:
-        if depth > _MAX_DEPTH:
-            raise GraphFileError(f"cannot save {where}: values nested deeper than {_MAX_DEPTH} levels")
-        if value is None or isinstance(value, (bool, str, int)):
-            return value
-        if isinstance(value, float):
-            return value if math.isfinite(value) else {"float": repr(value)}
-        if isinstance(value, (tuple, list)):
-            items = [self.encode_value(v, where, depth + 1) for v in value]
-            return {"tuple": items} if isinstance(value, tuple) else {"list": items}
-        if isinstance(value, np.dtype):
-            return {"dtype": value.name}
-        if isinstance(value, np.ndarray):
-            return {"array": self.add_array(value)}
-        if isinstance(value, (np.bool_, np.integer, np.floating)):
-            return {"scalar": {"dtype": value.dtype.name, "value": self.encode_value(value.item(), where, depth + 1)}}
-        if isinstance(value, Kernel):
-            return {"kernel": self.add_kernel(value)}
-        raise GraphFileError(f"cannot save {where}: values of type {type(value).__name__} have no "
-                             "representation in graph files")
-
-    def add_array(self, array: np.ndarray) -> int:
-        if id(array) in self._array_ids:
-            return self._array_ids[id(array)]
-        self._keep.append(array)
-        number = len(self.table)
-        entry = f"arrays/{number}.npy"
-        stored = array.astype(array.dtype.newbyteorder("<"), order="C", copy=False)  # 0-d stays 0-d
-        self.arrays.append((entry, stored))
-        self.table.append({"entry": entry, "dtype": array.dtype.name, "shape": list(array.shape)})
-        self._array_ids[id(array)] = number
-        return number
-
-    def add_kernel(self, kernel: Kernel) -> int:
-        if id(kernel) in self._kernel_ids:
-            return self._kernel_ids[id(kernel)]
-        self._keep.append(kernel)
-        # parameters that no output reads are not in kernel.nodes, but they are still the kernel's
-        nodes = topological_order([*kernel.outputs, *kernel.params])
-        index = {n.id: k for k, n in enumerate(nodes)}
-        encoded = {  # inner kernels are added first: a kernel only refers to earlier ones
-            "kind": kernel.kind,
-            "nodes": self.encode_nodes(nodes, index),
-            "params": [index[p.id] for p in kernel.params],
-            "outputs": [index[o.id] for o in kernel.outputs],
-        }
-        self._kernel_ids[id(kernel)] = len(self.kernels)
-        self.kernels.append(encoded)
-        return self._kernel_ids[id(kernel)]
-
-
-def _encode_location(location: SourceLocation | None) -> dict[str, Any] | None:
-    if location is None:
-        return None
-    return {"file": location.filename, "line": location.lineno, "function": location.function}
-
-
-# ---- loading ------------------------------------------------------------------------------------
 
 def load_graph(path: str | os.PathLike[str]) -> tuple[list[Tensor], list[Tensor]]:
     """Read a graph file written by :func:`save_graph`: ``(inputs, outputs)``, lists of new tensors.
@@ -262,18 +50,18 @@ def load_graph(path: str | os.PathLike[str]) -> tuple[list[Tensor], list[Tensor]
     except zipfile.BadZipFile as exc:
         raise GraphFileError(f"cannot load graph file '{name}': not a graph file, or a damaged or truncated one "
                              f"(not a readable zip archive: {exc})") from None
-    except _READ_ERRORS as exc:
+    except READ_ERRORS as exc:
         raise GraphFileError(f"cannot load graph file '{name}': unreadable ({type(exc).__name__}: {exc})") from None
     try:
         with archive:
-            return _Reader(name, archive).load()
+            return Reader(name, archive).load()
     except GraphcError:
         raise
-    except _READ_ERRORS as exc:
+    except READ_ERRORS as exc:
         raise GraphFileError(f"cannot load graph file '{name}': damaged ({type(exc).__name__}: {exc})") from None
 
 
-class _Reader:
+class Reader:
     def __init__(self, path: str, archive: zipfile.ZipFile) -> None:
         self.path = path
         self.archive = archive
@@ -292,11 +80,11 @@ class _Reader:
         if GRAPH_ENTRY not in names:
             raise self.fail(f"no '{GRAPH_ENTRY}' entry: not a graphc graph file")
         info = self.archive.getinfo(GRAPH_ENTRY)
-        if info.file_size > _MAX_JSON_BYTES:
+        if info.file_size > MAX_JSON_BYTES:
             raise self.fail(f"'{GRAPH_ENTRY}' is implausibly large ({info.file_size} bytes)")
         try:
             data = self.archive.read(info)  # zipfile checks the CRC-32
-        except _ENTRY_ERRORS as exc:
+        except ENTRY_ERRORS as exc:
             raise self.fail(f"entry '{GRAPH_ENTRY}' is damaged ({exc})") from None
         try:
             document = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
@@ -358,7 +146,7 @@ class _Reader:
         """One ``.npy`` entry, checked against the table before its data is read (never unpickled)."""
         try:
             return self._read_npy(entry, dtype, shape)
-        except _ENTRY_ERRORS as exc:
+        except ENTRY_ERRORS as exc:
             raise self.fail(f"entry {entry!r} is damaged ({exc})") from None
 
     def _read_npy(self, entry: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
@@ -485,20 +273,20 @@ class _Reader:
         if not isinstance(dtype, np.dtype) or not isinstance(shape, tuple):
             raise self.fail(f"{where}: needs attributes 'dtype' (a dtype) and 'shape' (a tuple)")
         for d in shape:
-            if d is not None and not (_is_int(d) and 0 <= d <= _INT64.max):
+            if d is not None and not (_is_int(d) and 0 <= d <= INT64.max):
                 raise self.fail(f"{where}: attribute 'shape' {shape!r} is not a shape (ints >= 0 and None)")
 
     def check_choices(self, op: str, attrs: dict[str, Any], where: str) -> None:
         for key, value in attrs.items():
-            choices = _CHOICES.get((op, key))
+            choices = CHOICES.get((op, key))
             if choices is not None and isinstance(value, str) and value not in choices:
                 raise self.fail(f"{where}: attribute {key!r} is {value!r}, expected one of {', '.join(choices)}")
 
     # -- values -------------------------------------------------------------------------------
     def value(self, value: Any, where: str, depth: int) -> Any:
         """An attribute value: JSON scalars as they are, tagged objects for everything else."""
-        if depth > _MAX_DEPTH:
-            raise self.fail(f"{where}: values nested deeper than {_MAX_DEPTH} levels")
+        if depth > MAX_DEPTH:
+            raise self.fail(f"{where}: values nested deeper than {MAX_DEPTH} levels")
         if value is None or isinstance(value, (bool, str, int)):
             return value
         if isinstance(value, float):
@@ -514,9 +302,9 @@ class _Reader:
             items = [self.value(v, where, depth + 1) for v in body]
             return tuple(items) if tag == "tuple" else items
         if tag == "float":
-            if body not in _FLOAT_WORDS:
-                raise self.fail(f"{where}: 'float' must be one of {', '.join(_FLOAT_WORDS)}, got {_show(body)}")
-            return _FLOAT_WORDS[body]
+            if body not in FLOAT_WORDS:
+                raise self.fail(f"{where}: 'float' must be one of {', '.join(FLOAT_WORDS)}, got {_show(body)}")
+            return FLOAT_WORDS[body]
         if tag == "dtype":
             return self.dtype(body, where)
         if tag == "array":
@@ -544,13 +332,13 @@ class _Reader:
         return dtype.type(value)
 
     def dtype(self, name: Any, where: str) -> np.dtype:
-        if not isinstance(name, str) or name not in _DTYPE_NAMES:
-            raise self.fail(f"{where}: unknown dtype {_show(name)} (expected one of {', '.join(_DTYPE_NAMES)})")
-        return _DTYPE_NAMES[name]
+        if not isinstance(name, str) or name not in DTYPE_NAMES:
+            raise self.fail(f"{where}: unknown dtype {_show(name)} (expected one of {', '.join(DTYPE_NAMES)})")
+        return DTYPE_NAMES[name]
 
     def shape(self, dims: list[Any], where: str, allow_unknown: bool) -> tuple[int | None, ...]:
         for d in dims:
-            if not ((d is None and allow_unknown) or (_is_int(d) and 0 <= d <= _INT64.max)):
+            if not ((d is None and allow_unknown) or (_is_int(d) and 0 <= d <= INT64.max)):
                 raise self.fail(f"{where}: {_show(dims)} is not a shape")
         return tuple(dims)
 
@@ -618,4 +406,4 @@ def _refuse_constant(word: str) -> Any:
     raise ValueError(f"{word} is not valid JSON")
 
 
-__all__ = ["FORMAT", "VERSION", "load_graph", "save_graph"]
+__all__ = ["Reader", "load_graph"]
