@@ -236,7 +236,7 @@ def test_compiled_formats_report_graphs_that_do_not_compile(tmp_path: pathlib.Pa
 def test_compiled_formats_report_ops_the_backend_cannot_compile(
         cpu_model_file: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     def refuse(self: gc.Function, *args: object) -> None:
-        raise gc.ArgumentError("op pad is not supported on device 'cpu' yet (use device='reference'): 'pad'\n"
+        raise gc.ArgumentError("op pad has no lowering rule yet (use device='reference'): 'pad'\n"
                                "  (float32[?, 6], pad at model.py:3)")
 
     monkeypatch.setattr(gc.Function, "__call__", refuse)  # as the backend refuses an op it cannot lower
@@ -244,7 +244,7 @@ def test_compiled_formats_report_ops_the_backend_cannot_compile(
         assert cli.main(["inspect", str(cpu_model_file), "--format", fmt]) == 1
         captured = capsys.readouterr()
         assert captured.out == "" and captured.err.count("\n") == 1
-        assert captured.err.startswith("graphc: error: ") and "op pad is not supported" in captured.err
+        assert captured.err.startswith("graphc: error: ") and "op pad has no lowering rule" in captured.err
         assert "cpu_model.gcg" in captured.err and "pad at model.py:3" in captured.err
 
 

@@ -24,7 +24,7 @@ from graphc.errors import ArgumentError
 
 
 class UnsupportedScalar(ArgumentError):
-    """An elementwise op (for this dtype) the CPU backend cannot compile yet."""
+    """An elementwise op (for this dtype) that code generation does not cover yet."""
 
 
 def _type_suffix(ty: ir.Type) -> str:
@@ -373,7 +373,7 @@ def emit(b: ir.IRBuilder, op: str, args: Sequence[ir.Value], in_dtype: np.dtype,
             return b.and_(*args)
         if op in ("abs", "stop_gradient", "floor", "ceil"):
             return args[0]
-    raise UnsupportedScalar(f"op {op} on {in_dtype.name} is not supported on device 'cpu' yet "
+    raise UnsupportedScalar(f"op {op} on {in_dtype.name} has no scalar code generation yet "
                             "(use device='reference')")
 
 
