@@ -1,4 +1,5 @@
-"""The op registry is complete: every op has every rule it needs, and every API.md op exists."""
+"""The op registry is complete: every op has every rule it needs (its lowering rule included), its facts are
+consistent, and every API.md op exists."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import inspect
 import pytest
 
 import graphc as gc
+import graphc.lower.rules
 from graphc.ir.registry import FAMILIES, REGISTRY
+from graphc.lower.registry import FAMILY_RULES, NO_CODE, OP_RULES
+from graphc.ops.kernel import KERNEL_KINDS
 
 API_OPS = """neg abs sign exp expm1 log log1p sqrt rsqrt square reciprocal sin cos tanh sigmoid relu softplus erf
 floor ceil round isnan isfinite logical_not add subtract multiply divide floor_divide mod power maximum minimum equal
@@ -29,6 +33,12 @@ def test_every_op_has_its_rules(name: str) -> None:
         assert callable(op.extra.get("dtype_rule")), f"elementwise {name} has no dtype rule"
     if op.differentiable:
         assert callable(op.grad), f"{name} is differentiable but has no gradient rule"
+    if name not in NO_CODE and name != "parameter":  # parameters are bound by the fused node around them
+        assert name in OP_RULES or op.family in FAMILY_RULES, f"{name} has no lowering rule"
+    if op.reduction is not None and op.reduction.combine is not None:
+        assert callable(op.reduction.identity) and REGISTRY[op.reduction.combine].family == "elementwise"
+    if op.epilogue_kind is not None:
+        assert op.epilogue_kind in KERNEL_KINDS, f"{name}'s epilogue kind is not a kernel kind"
 
 
 @pytest.mark.parametrize("name", API_OPS)
