@@ -23,9 +23,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     level = config.getoption("--cpu")
     if level is not None:
+        from graphc import ArgumentError
         from graphc.backends.cpu.target import set_default_cpu
 
-        set_default_cpu(level)  # an ArgumentError here: this machine cannot run that level's code
+        try:
+            set_default_cpu(level)
+        except ArgumentError as exc:  # this machine cannot run that level's code, or no such level
+            raise pytest.UsageError(f"--cpu {level}: {exc}") from None
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -138,7 +138,7 @@ def test_cpu_levels_the_host_cannot_run_or_does_not_know_are_refused() -> None:
     for level in missing:
         with pytest.raises(gc.ArgumentError, match=rf"cpu='{level}' needs CPU features this machine lacks"):
             gc.function([x], x + 1, cpu=level)
-    with pytest.raises(gc.ArgumentError, match=r"cpu must be None, 'native' or a CPU name"):
+    with pytest.raises(gc.ArgumentError, match=r"cpu must be None, 'native', .*got 'pentium-9000'"):
         gc.Session(cpu="pentium-9000")
     gc.function([x], x + 1, cpu="native")(np.zeros(2, np.float32))
 

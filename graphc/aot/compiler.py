@@ -1,9 +1,10 @@
 """``gc.aot.compile``: a graph to ``path.so`` + ``path.h`` (and ``path.o`` on request).
 
-The graph goes through the same optimisation passes, lowering and kernel codegen as the JIT
-(runtime/cpu.py); what differs is around the kernels: sizes may be symbolic (run-time dimensions),
-constants and Variable values become read-only globals, the runtime library (GEMM, thread pool) is
-linked into the module and made internal, and the C ABI wrapper (aot/abi.py) replaces ctypes.
+The graph goes through the same optimisation passes, lowering (with the CPU backend's lowering
+policy) and kernel codegen as the JIT (backends/cpu/executable.py); what differs is around the
+kernels: sizes may be symbolic (run-time dimensions), constants and Variable values become read-only
+globals, the runtime library (GEMM, thread pool) is linked into the module and made internal, and the
+C ABI wrapper (aot/abi.py) replaces ctypes.
 """
 
 from __future__ import annotations

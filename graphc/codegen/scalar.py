@@ -49,8 +49,8 @@ class MathLibrary:
     """Where a target's transcendental functions come from when codegen has no inline code for them
     (float64 everywhere, and float32 ops mathlib.py does not cover): ``symbol(name, type)`` is the
     external function computing C function ``name`` (``"exp"``, ``"log1p"``...) on values of ``type``,
-    or ``None`` to use LLVM's intrinsic ``llvm.<name>`` (which the target lowers itself).  A backend's
-    lowering policy picks one: the C library for CPUs; a GPU backend names its device library."""
+    or ``None`` to use LLVM's intrinsic ``llvm.<name>`` (which the target lowers itself).  Each backend's
+    emitter picks one: the C library for CPUs (``C_MATH``); a GPU backend names its device library."""
 
     name: str
     symbol: Callable[[str, ir.Type], str | None]
@@ -197,7 +197,7 @@ def _int_power(b: ir.IRBuilder, x: ir.Value, y: ir.Value, signed: bool) -> ir.Va
     multiplications), by square-and-multiply.  A constant exponent is unrolled over its bits (branch-free,
     so ``x ** 3`` vectorises); otherwise a small loop runs until no bit of ``y`` is left (a loop compiles
     much faster than 63 unrolled steps).  A negative exponent is a fault the lowering checks for (see
-    lower/extra.py); the value computed for one is unspecified."""
+    lower/checks.py); the value computed for one is unspecified."""
     ty = x.type
     one = ir.Constant(ty, 1)
     if isinstance(y, ir.Constant) and isinstance(y.constant, int):

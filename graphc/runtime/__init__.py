@@ -1,4 +1,5 @@
-"""Running graphs: Session, gc.function, and the NumPy reference interpreter."""
+"""Running graphs: Session, gc.function, the Program they run (which looks its backend up by device
+name) and the on-disk compile cache."""
 
 from graphc.runtime.session import Function, Session, function
 

@@ -1,6 +1,6 @@
 """The runtime library: code every compiled graph shares, compiled once per process.
 
-It holds the thread pool (codegen/threadpool.py) and the generated GEMM for float32 and float64
+It holds the thread pool (threadpool.py) and the generated GEMM for float32 and float64
 with a multi-threaded driver::
 
     void graphc_gemm_<dtype>_mt(M, N, K, const T *A, a_row, a_col, const T *B, b_row, b_col,

@@ -1,10 +1,11 @@
 """Which CPU compiled code is for: the host's own, or a lower level of its architecture on request.
 
 ``cpu=None`` means the host CPU with every feature it has (unless :func:`set_default_cpu` chose another
-default for this process); ``"native"`` always means the host; any other name is an LLVM CPU name, and
-on x86-64 the psABI levels ``x86-64`` (baseline SSE2), ``x86-64-v2``, ``x86-64-v3`` (AVX2 + FMA) and
-``x86-64-v4`` (AVX-512) spell out their features, so that the GEMM (which reads the feature string)
-picks the matching vector width.  Code for a level the host lacks cannot run here, so the JIT refuses it.
+default for this process); ``"native"`` always means the host.  The JIT also takes ``"generic"`` and, on
+x86-64, the psABI levels ``x86-64`` (baseline SSE2), ``x86-64-v2``, ``x86-64-v3`` (AVX2 + FMA) and
+``x86-64-v4`` (AVX-512), which spell out their features so that the GEMM (which reads the feature string)
+picks the matching vector width; a level needing features the host lacks is refused, since its code could
+not run here.  Ahead-of-time compilation (aot/link.py) takes any LLVM CPU name of any architecture.
 """
 
 from __future__ import annotations
@@ -47,17 +48,11 @@ def jit_target(cpu: str | None = None) -> Target:
             raise ArgumentError(f"cpu={cpu!r} needs CPU features this machine lacks ({', '.join(missing)}), so its "
                                 f"code could not run here; this CPU is {host.cpu!r}")
         return named_target(host.triple, cpu)
-    initialize()
-    if cpu not in _known_cpus(host):
-        levels = ", ".join(X86_LEVELS) if host.triple.startswith("x86_64") else "'generic'"
-        raise ArgumentError(f"cpu must be None, 'native' or a CPU name of this architecture ({levels}, ...), "
+    if cpu not in ("generic", host.cpu):
+        levels = "".join(f"{level!r}, " for level in X86_LEVELS) if host.triple.startswith("x86_64") else ""
+        raise ArgumentError(f"cpu must be None, 'native', {levels}'generic' or this CPU's name {host.cpu!r}, "
                             f"got {cpu!r}")
     return named_target(host.triple, cpu)
-
-
-def _known_cpus(host: Target) -> set[str]:
-    """CPU names LLVM accepts for ``host``'s architecture (checked by asking it for a target machine)."""
-    return {"generic", host.cpu, *X86_LEVELS} if host.triple.startswith("x86_64") else {"generic", host.cpu}
 
 
 def set_default_cpu(cpu: str | None) -> None:

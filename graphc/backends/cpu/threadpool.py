@@ -1,6 +1,6 @@
 """A persistent thread pool written in LLVM IR over POSIX threads.
 
-It lives in the runtime library (codegen/runtime_lib.py), so JIT-compiled graphs and ahead-of-time
+It lives in the runtime library (runtime_lib.py), so JIT-compiled graphs and ahead-of-time
 shared objects use the very same code, with no dependency beyond libc/libpthread::
 
     void graphc_parallel_for(void (*task)(void *ctx, int64_t i), void *ctx, int64_t n, int64_t threads)
