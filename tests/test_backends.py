@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -31,7 +32,7 @@ class CountingBackend(ReferenceBackend):
     """A backend of a test's own: the reference interpreter, counting what it compiles."""
 
     name = "counting"
-    compiled: list[int] = []
+    compiled: ClassVar[list[int]] = []
 
     def check_options(self, options: base.DeviceOptions) -> None:
         if options.index > 1:

@@ -180,8 +180,9 @@ class Check:
 class Gemm:
     """C[m, n] = A[m, k] @ B[k, n] on float buffers by the backend's GEMM (the CPU's: the packed,
     register-blocked GEMM of backends/cpu/gemm.py).  Operands are views: an offset and (row, column)
-    element strides; C is row-major with row stride ``ldc``; ``pack`` is a scratch buffer holding ``threads`` panel buffers of
-    ``pack_stride`` elements each (the size GEMM asks for), so up to ``threads`` threads share the work."""
+    element strides; C is row-major with row stride ``ldc``; ``pack`` is a scratch buffer holding
+    ``threads`` panel buffers of ``pack_stride`` elements each (the size the backend's policy asks for, 0
+    for none), so up to ``threads`` threads share the work."""
 
     a: str
     a_offset: IndexExpr

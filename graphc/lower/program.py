@@ -1,7 +1,7 @@
 """A whole graph lowered to loop kernels, with every buffer given a slot of one pointer table.
 
-Both the CPU backend's JIT (backends/cpu/executable.py) and ahead-of-time compilation (aot/) start here; they differ only in
-where the buffers' memory comes from.  Slots hold:
+Both the CPU backend's JIT (backends/cpu/executable.py) and ahead-of-time compilation (aot/) start
+here; they differ only in where the buffers' memory comes from.  Slots hold:
 
 * sources: placeholders and Variables (``sources``) and constants (``constants``);
 * computed values and the kernels' scratch (``buffers``), of which the values handed back
