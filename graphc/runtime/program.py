@@ -24,7 +24,6 @@ from graphc.ir.registry import AbstractValue
 from graphc.ir.shapes import format_shape
 from graphc.ir.tensor import Tensor
 from graphc.ops.state import Variable, convert_value
-from graphc.runtime import compile_cache
 
 _update_lock = threading.Lock()
 
@@ -168,6 +167,8 @@ class Program:
 
     def _executable(self, signature: Signature, avals: dict[int, AbstractValue]) -> Executable:
         """The backend's executable for this shape signature (compiled on first use, then kept)."""
+        from graphc.runtime import compile_cache  # (on first use: a graph that never runs needs no cache)
+
         executable = self._executables.get(signature)
         if executable is None:
             executable = self.backend.compile(self.graph.nodes, avals, self._wanted, self.options,

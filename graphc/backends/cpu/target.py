@@ -10,6 +10,8 @@ not run here.  Ahead-of-time compilation (aot/link.py) takes any LLVM CPU name o
 
 from __future__ import annotations
 
+import functools
+
 import llvmlite.binding as llvm
 
 from graphc.codegen.target import Target, initialize
@@ -24,8 +26,9 @@ X86_LEVELS = {"x86-64": "", "x86-64-v2": _X86_V2, "x86-64-v3": _X86_V3,
 _default_cpu: str | None = None
 
 
+@functools.cache
 def host_target() -> Target:
-    """This machine's CPU with all its features."""
+    """This machine's CPU with all its features (asked of LLVM once per process)."""
     initialize()
     return Target(llvm.get_process_triple(), llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten())
 
