@@ -504,3 +504,43 @@ def test_programs_over_the_same_nodes_with_different_outputs_do_not_share_code()
     np.testing.assert_allclose(only_y, av * 1.5 + 1.0)
     np.testing.assert_allclose(both[0], av * 3.0)
     np.testing.assert_allclose(both[1], av * 1.5 + 1.0)
+
+
+
+def same_bits_digest() -> str:
+    """The sha256 of a graph's results: float reductions split across 2 threads, a GEMM, a softmax."""
+    import hashlib
+
+    rng = np.random.default_rng(11)
+    x = gc.placeholder("float32", (300, 1001), name="x")
+    w = gc.Variable(rng.standard_normal((1001, 7)).astype(np.float32), name="w")
+    outputs = [gc.sum(gc.exp(x) * x, axis=1), gc.prod(1.0 + x * 1e-3, axis=1), gc.softmax(x @ w), gc.mean(x),
+               gc.logsumexp(x, axis=0), gc.tanh(x[:5]) * 2.0]
+    values = rng.uniform(-2, 2, (300, 1001)).astype(np.float32)
+    results = gc.function([x], outputs, threads=2)(values)
+    return hashlib.sha256(b"".join(r.tobytes() for r in results)).hexdigest()
+
+
+def test_a_graph_gives_the_same_bits_in_another_process_and_from_the_cache(cache: pathlib.Path) -> None:
+    """docs/numerics.md: the same graph, shapes, device, CPU level and thread count give the same bits
+    run after run, in another process, compiled or loaded from the compile cache."""
+    script = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(ROOT / "tests")!r})
+        import test_compile_cache as t
+        from graphc.backends.cpu import library
+        compiles = []
+        compile_module = library.CompiledModule.__init__
+        library.CompiledModule.__init__ = lambda *a, **k: (compiles.append(1), compile_module(*a, **k))[1]
+        digest = t.same_bits_digest()
+        print(json.dumps([digest, len(compiles)]))
+    """)
+    runs = []
+    for _ in range(2):
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert result.returncode == 0, result.stderr
+        runs.append(json.loads(result.stdout))
+    (first, compiled), (second, loaded) = runs
+    assert compiled > 0 and loaded == 0  # the second process ran the first one's code from the cache
+    assert first == second == same_bits_digest() == same_bits_digest()  # and this process, twice

@@ -16,7 +16,7 @@ import pytest
 import graphc as gc
 from graphc.ir.build import constant, make_node
 from graphc.ir.registry import REGISTRY
-from util import random_array
+from util import DEVICES, assert_within, path_bounds, random_array
 
 NO_CODE = {"placeholder", "variable", "constant", "parameter", "group", "kernel_output"}
 RNG = np.random.default_rng(3)
@@ -93,9 +93,9 @@ def test_op_runs_on_cpu_like_the_reference(name: str) -> None:
     assert any(n.op == name for n in gc.Graph([out]).nodes) or name == "fused"
     variables = [n for n in gc.Graph([out]).nodes if n.op == "variable"]
     start = [v.value for v in variables]
+    (bound,) = path_bounds(out, FEEDS, DEVICES)  # docs/numerics.md: the same bits, or within the bounds
     got = gc.Session(device="cpu").run(out, FEEDS)
     for v, value in zip(variables, start):  # assign and assign_add change them: both devices start alike
         v.assign(value)
     want = gc.Session(device="reference").run(out, FEEDS)
-    assert got.dtype == want.dtype and got.shape == want.shape
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert_within(got, want, bound, signed_zeros=False)

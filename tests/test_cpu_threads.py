@@ -1,4 +1,5 @@
-"""The CPU backend on several threads: the same values as on one thread and as the reference, large
+"""The CPU backend on several threads: the same values as on one thread (the same bits but for float
+reductions, which may be cut into per-thread parts: docs/numerics.md) and as the reference, large
 kernels split through the thread pool, small ones not, the arena reused across calls."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 
 import graphc as gc
 from graphc.lower.program import plan_arena
+from util import DEVICES, THREADS, assert_identical, assert_paths_agree
 
 BIG = 1 << 18  # above the work threshold for splitting a loop
 
@@ -36,30 +38,33 @@ def _cases() -> dict[str, tuple[Callable[..., object], list[tuple[tuple[int, ...
     }
 
 
-def _run(name: str, threads: int, device: str = "cpu") -> list[np.ndarray]:
+def _graph(name: str) -> tuple[gc.Tensor, list[gc.Tensor], list[np.ndarray]]:
     build, specs = _cases()[name]
     rng = np.random.default_rng(7)
     xs = [gc.placeholder(dtype, shape) for shape, dtype in specs]
     values = [rng.integers(-5, 5, shape).astype(dtype) if dtype.startswith("int")
               else rng.standard_normal(shape).astype(dtype) for shape, dtype in specs]
-    f = gc.function(xs, build(*xs), device=device, threads=threads)
+    return build(*xs), xs, values
+
+
+def _run(name: str, threads: int, device: str = "cpu") -> list[np.ndarray]:
+    out, xs, values = _graph(name)
+    f = gc.function(xs, out, device=device, threads=threads)
     return [f(*values), f(*values)]
 
 
 @pytest.mark.parametrize("name", sorted(_cases()))
 def test_threads_agree_with_one_thread_and_reference(name: str) -> None:
     one, reference = _run(name, 1)[0], _run(name, 1, "reference")[0]
-    for threads in (2, 3):
+    out, xs, values = _graph(name)
+    feeds = dict(zip(xs, values))
+    for threads in (2, 3, 4):
         first, second = _run(name, threads)
         assert first.dtype == reference.dtype and first.shape == reference.shape
-        np.testing.assert_array_equal(first, second)  # the split is deterministic
-        if first.dtype.kind == "f":
-            tol = 1e-5 if first.dtype == np.float32 else 1e-12
-            np.testing.assert_allclose(first, one, rtol=tol, atol=tol)
-            np.testing.assert_allclose(first, reference, rtol=tol, atol=tol)
-        else:
-            np.testing.assert_array_equal(first, one)
-            np.testing.assert_array_equal(first, reference)
+        assert_identical(first, second)  # the split is deterministic
+        # the same graph built again, so path_bounds sees the placeholders the values are fed to
+        assert_paths_agree(first, one, out, feeds, THREADS)
+        assert_paths_agree(first, reference, out, feeds, {THREADS, DEVICES})
 
 
 def test_large_loops_use_the_pool_and_small_ones_do_not() -> None:

@@ -13,6 +13,7 @@ from llvmlite import ir
 from graphc.backends.cpu import gemm
 from graphc.backends.cpu.library import CompiledModule
 from graphc.codegen.target import Target, new_module
+from util import assert_identical, assert_within, gemm_bound
 
 I64 = ir.IntType(64)
 L = ctypes.c_int64
@@ -140,15 +141,19 @@ def test_writes_only_c(host, rng, dtype) -> None:
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_row_and_block_ranges(host, rng, dtype) -> None:
-    """_rows and _block compute exactly their part: the pieces a thread pool would hand out."""
+    """_rows and _block compute exactly their part: the pieces a thread pool would hand out, with the
+    same bits as one call (each element's K products are added in the same order whatever the split:
+    docs/numerics.md)."""
     g = host[np.dtype(dtype)]
     M, N, K = 53, 150, 71
     a, b = _rand(rng, (M, K), dtype), _rand(rng, (K, N), dtype)
+    whole = g(a, b)
     c = np.full((M, N), np.nan, dtype)
     args = g.args(a, b, c)
     for r0, r1 in [(0, 20), (20, 21), (21, 40), (40, 100)]:  # the last range runs past M: clamped
         g.rows(*args, r0, r1)
     _check(c, a, b)
+    assert_identical(c, whole)
     c[:] = np.nan
     args = g.args(a, b, c)
     g.rows(*args, 10, 10)  # empty
@@ -157,6 +162,7 @@ def test_row_and_block_ranges(host, rng, dtype) -> None:
         for c0, c1 in [(0, 17), (17, 99), (99, N)]:
             g.block(*args, r0, r1, c0, c1)
     _check(c, a, b)
+    assert_identical(c, whole)
 
 
 def _bias_relu(builder: ir.IRBuilder, value: ir.Value, row: ir.Value, cols: ir.Value) -> ir.Value:
@@ -216,6 +222,7 @@ def test_epilogue_with_row_ranges(with_epilogue, rng) -> None:
         g.rows(*args, r0, r1, col_bias.ctypes.data, row_bias.ctypes.data)
     ref = np.maximum(a.astype(np.float64) @ b + col_bias + row_bias[:, None], 0)
     np.testing.assert_allclose(c, ref, rtol=1e-5, atol=1e-5)
+    assert_identical(c, g(a, b, col_bias, row_bias))  # the same bits as one call
 
 
 def _mark_indices(builder: ir.IRBuilder, value: ir.Value, row: ir.Value, cols: ir.Value) -> ir.Value:
@@ -287,23 +294,25 @@ def test_machine_code_uses_vector_fma(host) -> None:
 
 
 @pytest.mark.parametrize("kind", ["avx2", "sse2"])
-def test_narrower_targets(rng, kind) -> None:
-    """The 8-lane (AVX2) and 4-lane (SSE, no FMA unit) kernels, compiled for those targets, run on this host."""
-    host = Target.host()
+def test_narrower_targets(host, rng, kind) -> None:
+    """The 8-lane (AVX2) and 4-lane (SSE, no FMA unit) kernels, compiled for those targets, run on this host:
+    within the promise's bound of this host's kernels (another CPU level: docs/numerics.md)."""
+    this = Target.host()
     if not X86:
         pytest.skip("x86 targets")
     if kind == "avx2":
-        if not all(f"+{f}" in host.features for f in ("avx2", "fma")):
+        if not all(f"+{f}" in this.features for f in ("avx2", "fma")):
             pytest.skip("host lacks AVX2/FMA")
-        target = Target(host.triple, "haswell", "+avx,+avx2,+fma,+sse4.2,+popcnt")
+        target = Target(this.triple, "haswell", "+avx,+avx2,+fma,+sse4.2,+popcnt")
     else:
-        target = Target(host.triple, "x86-64", "+sse2")
+        target = Target(this.triple, "x86-64", "+sse2")
     kernels = _compile(target)
     assert gemm.gemm_config(np.float32, target).lanes == (8 if kind == "avx2" else 4)
     for dtype, g in kernels.items():
         for M, N, K in [(1, 1, 1), (7, 13, 17), (31, 33, 0), (100, 100, 100), (13, 70, 400)]:
             a, b = _rand(rng, (M, K), dtype), _rand(rng, (K, N), dtype)
             _check(g(a, b), a, b)
+            assert_within(g(a, b), host[np.dtype(dtype)](a, b), gemm_bound(a, b))
         a, b = _rand(rng, (40, 30), dtype).T, _rand(rng, (33, 40), dtype).T
         _check(g(a, b), a, b)
     if kind == "avx2":
