@@ -125,7 +125,7 @@ def test_two_cpu_levels_live_in_one_process_with_their_own_runtime_library() -> 
     a = gc.placeholder("float64", (70, 80), name="lvl_a")
     b = gc.placeholder("float64", (80, 90), name="lvl_b")
     av, bv = np.random.default_rng(3).standard_normal((70, 80)), np.random.default_rng(4).standard_normal((80, 90))
-    base_fn, host_fn = gc.function([a, b], a @ b, cpu="x86-64"), gc.function([a, b], a @ b)
+    base_fn, host_fn = gc.function([a, b], a @ b, cpu="x86-64"), gc.function([a, b], a @ b, cpu="native")
     for _ in range(2):  # interleaved: each keeps calling its own GEMM
         np.testing.assert_allclose(base_fn(av, bv), av @ bv, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(host_fn(av, bv), av @ bv, rtol=1e-12, atol=1e-12)

@@ -22,7 +22,7 @@ from llvmlite import ir
 import graphc as gc
 from graphc.backends.base import CachedCode
 from graphc.backends.cpu import library
-from graphc.backends.cpu.target import host_target
+from graphc.backends.cpu.target import default_cpu, host_target
 from graphc.codegen import target as llvm_target
 from graphc.ir.registry import REGISTRY, AbstractValue
 from graphc.ir.tensor import Tensor
@@ -474,7 +474,7 @@ def test_a_second_process_compiles_nothing(cache: pathlib.Path) -> None:
         sys.path.insert(0, {str(ROOT / "tests")!r})
         import test_compile_cache as t
         from graphc.backends.cpu import library
-        from graphc.backends.cpu.target import host_target
+        from graphc.backends.cpu.target import default_cpu, host_target
         from graphc.runtime import compile_cache as cc
         t._register_externals()
         built = []
@@ -529,6 +529,8 @@ def test_a_graph_gives_the_same_bits_in_another_process_and_from_the_cache(cache
         sys.path.insert(0, {str(ROOT / "tests")!r})
         import test_compile_cache as t
         from graphc.backends.cpu import library
+        from graphc.backends.cpu.target import set_default_cpu
+        set_default_cpu({default_cpu()!r})  # the CPU level this test session compiles for (pytest --cpu)
         compiles = []
         compile_module = library.CompiledModule.__init__
         library.CompiledModule.__init__ = lambda *a, **k: (compiles.append(1), compile_module(*a, **k))[1]

@@ -9,6 +9,7 @@ CPU backend with MCJIT, AOT as an object file, a GPU backend as PTX).
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 
@@ -39,8 +40,8 @@ class Target:
 
     @staticmethod
     def host() -> Target:
-        initialize()
-        return Target(llvm.get_process_triple(), llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten())
+        """This machine's CPU with all its features (asked of LLVM once per process)."""
+        return _host()
 
     def machine(self, opt: int = 3, jit: bool = True) -> llvm.TargetMachine:
         initialize()
@@ -48,6 +49,12 @@ class Target:
         return target.create_target_machine(cpu=self.cpu, features=self.features, opt=opt,
                                             reloc="pic" if not jit else "default",
                                             codemodel="jitdefault" if jit else "default")
+
+
+@functools.cache
+def _host() -> Target:
+    initialize()
+    return Target(llvm.get_process_triple(), llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten())
 
 
 def new_module(name: str, target: Target | None = None) -> ir.Module:

@@ -10,11 +10,7 @@ not run here.  Ahead-of-time compilation (aot/link.py) takes any LLVM CPU name o
 
 from __future__ import annotations
 
-import functools
-
-import llvmlite.binding as llvm
-
-from graphc.codegen.target import Target, initialize
+from graphc.codegen.target import Target
 from graphc.errors import ArgumentError
 
 _X86_V2 = "+cx16,+popcnt,+sse3,+sse4.1,+sse4.2,+ssse3"
@@ -26,11 +22,8 @@ X86_LEVELS = {"x86-64": "", "x86-64-v2": _X86_V2, "x86-64-v3": _X86_V3,
 _default_cpu: str | None = None
 
 
-@functools.cache
-def host_target() -> Target:
-    """This machine's CPU with all its features (asked of LLVM once per process)."""
-    initialize()
-    return Target(llvm.get_process_triple(), llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten())
+host_target = Target.host
+"""This machine's CPU with all its features."""
 
 
 def named_target(triple: str, cpu: str) -> Target:
@@ -67,9 +60,15 @@ def set_default_cpu(cpu: str | None) -> None:
     _default_cpu = cpu
 
 
+def default_cpu() -> str | None:
+    """What :func:`set_default_cpu` last chose (``None``: the host)."""
+    return _default_cpu
+
+
 def default_target() -> Target:
     """The target ``cpu=None`` compiles for."""
     return jit_target(None)
 
 
-__all__ = ["X86_LEVELS", "default_target", "host_target", "jit_target", "named_target", "set_default_cpu"]
+__all__ = ["X86_LEVELS", "default_cpu", "default_target", "host_target", "jit_target", "named_target",
+           "set_default_cpu"]
