@@ -466,6 +466,14 @@ def test_cached_compile_compiles_once(cache: pathlib.Path) -> None:
     assert cc.load(key).code == third.object_code()
 
 
+def _run_in_a_new_process(script: str) -> object:
+    """What ``script`` prints (JSON), run by a fresh interpreter that imports this checkout's graphc."""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 def test_a_second_process_compiles_nothing(cache: pathlib.Path) -> None:
     """The second process loads the first one's object code, relocated and linked against its own
     callback and other module (at other addresses), and runs it."""
@@ -484,12 +492,7 @@ def test_a_second_process_compiles_nothing(cache: pathlib.Path) -> None:
                                               lambda: (t.library_module(), {{"n": 1}}), host_target())
         print(json.dumps([len(built), meta, t.exercise(module) == t.EXPECTED]))
     """)
-    runs = []
-    for _ in range(2):
-        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                                env={**os.environ, "PYTHONPATH": str(ROOT)})
-        assert result.returncode == 0, result.stderr
-        runs.append(json.loads(result.stdout))
+    runs = [_run_in_a_new_process(script) for _ in range(2)]
     assert runs == [[1, {"n": 1}, True], [0, {"n": 1}, True]]
 
 
@@ -537,12 +540,7 @@ def test_a_graph_gives_the_same_bits_in_another_process_and_from_the_cache(cache
         digest = t.same_bits_digest()
         print(json.dumps([digest, len(compiles)]))
     """)
-    runs = []
-    for _ in range(2):
-        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                                env={**os.environ, "PYTHONPATH": str(ROOT)})
-        assert result.returncode == 0, result.stderr
-        runs.append(json.loads(result.stdout))
+    runs = [_run_in_a_new_process(script) for _ in range(2)]
     (first, compiled), (second, loaded) = runs
     assert compiled > 0 and loaded == 0  # the second process ran the first one's code from the cache
     assert first == second == same_bits_digest() == same_bits_digest()  # and this process, twice
