@@ -21,6 +21,7 @@ from graphc.errors import (
 from graphc.graphfile import load_graph, save_graph
 from graphc.inspect import dprint, report, to_dot, to_networkx
 from graphc.ir import Graph, Tensor
+from graphc.ir.scope import name_scope
 from graphc.ops import *  # noqa: F403
 from graphc.ops import __all__ as _ops_all
 from graphc.passes import optimize
@@ -33,5 +34,5 @@ __all__ = [
     "GraphcError", "Session", "ShapeError", "Tensor", "aot", "bool_", "dprint", "dtypes", "errors", "float32",
     "testing", "float64", "function", "grad", "optimize", "int8", "int16", "int32", "int64", "optimizers", "uint8",
     "report", "to_dot", "to_networkx",
-    "GraphFileError", "load_graph", "save_graph",
+    "GraphFileError", "load_graph", "save_graph", "name_scope",
 ]

@@ -4,6 +4,10 @@ Each differentiable op carries its vector-Jacobian rule (``OpDef.grad``) in its 
 block.  ``grad`` walks the graph from the output back towards the requested inputs, calls those
 rules and adds up the contributions.  The result is plain graph nodes, so gradients are compiled
 like anything else and can be differentiated again.
+
+Names follow ``tf.gradients``: each call opens a new scope ``gradients`` (``gradients_1``, ...)
+under the caller's name scope, and the backward work of forward node ``n`` is built in
+``<that scope>/<n.name>_grad``: ``gradients/layer1/matmul_grad/transpose``.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from graphc.errors import ArgumentError, DTypeError, GraphError, ShapeError
 from graphc.ir.build import annotate, as_tensor, where_text
 from graphc.ir.graph import topological_order
 from graphc.ir.location import user_location
+from graphc.ir.scope import enter_scope, scoped
 from graphc.ir.shapes import dims_equal, format_shape
-from graphc.ir.tensor import Tensor
+from graphc.ir.tensor import Tensor, unique_name
 from graphc.ops.like import broadcast_like, fill_like, sum_to, zeros_like
 
 
@@ -65,11 +70,14 @@ def grad(y: Tensor, xs: Tensor | Sequence[Tensor], grad_ys: Any = None) -> Any:
         raise DTypeError(f"grad: y {y.describe()} must be floating point, got {y.dtype.name}{where_text(location)}")
     single = isinstance(xs, Tensor)
     targets = [_check_differentiable_target(x, i) for i, x in enumerate([xs] if single else list(xs))]
-    seed = _seed(y, grad_ys)
+    grad_scope = unique_name(scoped("gradients"), sanitize=False)
+    with enter_scope(grad_scope):
+        seed = _seed(y, grad_ys)
     stable_y, stable_targets = _stabilized(y, targets)
-    adjoints = backpropagate(stable_y, seed, stable_targets)
-    results = [adjoints.get(s.id) if adjoints.get(s.id) is not None else zeros_like(x)
-               for x, s in zip(targets, stable_targets)]
+    adjoints = backpropagate(stable_y, seed, stable_targets, grad_scope)
+    with enter_scope(grad_scope):
+        results = [adjoints.get(s.id) if adjoints.get(s.id) is not None else zeros_like(x)
+                   for x, s in zip(targets, stable_targets)]
     return results[0] if single else results
 
 
@@ -89,8 +97,13 @@ def _stabilized(y: Tensor, targets: Sequence[Tensor]) -> tuple[Tensor, list[Tens
     return stable_y, [mapping.get(t.id, t) for t in targets]
 
 
-def backpropagate(y: Tensor, seed: Tensor, targets: Sequence[Tensor]) -> dict[int, Tensor]:
-    """The summed gradient of every node between ``targets`` and ``y``, keyed by node id."""
+def backpropagate(y: Tensor, seed: Tensor, targets: Sequence[Tensor], grad_scope: str = "") -> dict[int, Tensor]:
+    """The summed gradient of every node between ``targets`` and ``y``, keyed by node id.
+
+    The backward work of each node ``n`` (the sum of what flows into it, its gradient rule, undoing
+    broadcasting) is built in the name scope ``<grad_scope>/<n.name>_grad``.
+    """
+    prefix = f"{grad_scope}/" if grad_scope else ""
     order = topological_order([y])
     target_ids = {t.id for t in targets}
     # only nodes that depend on a target can carry a gradient to one
@@ -104,22 +117,29 @@ def backpropagate(y: Tensor, seed: Tensor, targets: Sequence[Tensor]) -> dict[in
         parts = contributions.pop(node.id, None)
         if not parts or node.id not in depends:
             continue
-        g = add_all(parts)
-        adjoints[node.id] = g
-        rule = node.opdef.grad
-        if rule is None or not node.opdef.differentiable:
-            continue
-        try:
-            input_grads = rule(node, g)
-        except (ShapeError, DTypeError, ArgumentError, GraphError) as exc:
-            raise annotate(exc, f"gradient of {node.op}", node.inputs, node.location) from None
-        for inp, gi in zip(node.inputs, input_grads):
-            if gi is None or inp.id not in depends or inp.dtype.kind != "f":
-                continue
-            if node.opdef.family == "elementwise":
-                gi = sum_to(gi, inp)  # undo broadcasting (a no-op when the shapes are known equal)
-            contributions.setdefault(inp.id, []).append(gi)
+        with enter_scope(f"{prefix}{node.name}_grad"):
+            _backward_step(node, parts, depends, contributions, adjoints)
     return adjoints
+
+
+def _backward_step(node: Tensor, parts: list[Tensor], depends: set[int], contributions: dict[int, list[Tensor]],
+                   adjoints: dict[int, Tensor]) -> None:
+    """Sum ``node``'s incoming gradients and hand each input its contribution."""
+    g = add_all(parts)
+    adjoints[node.id] = g
+    rule = node.opdef.grad
+    if rule is None or not node.opdef.differentiable:
+        return
+    try:
+        input_grads = rule(node, g)
+    except (ShapeError, DTypeError, ArgumentError, GraphError) as exc:
+        raise annotate(exc, f"gradient of {node.op}", node.inputs, node.location) from None
+    for inp, gi in zip(node.inputs, input_grads):
+        if gi is None or inp.id not in depends or inp.dtype.kind != "f":
+            continue
+        if node.opdef.family == "elementwise":
+            gi = sum_to(gi, inp)  # undo broadcasting (a no-op when the shapes are known equal)
+        contributions.setdefault(inp.id, []).append(gi)
 
 
 def add_all(parts: Sequence[Tensor]) -> Tensor:

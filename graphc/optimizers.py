@@ -14,6 +14,11 @@ tensor, and used both for the slot's own update and for the parameter's.
 Hyperparameters (learning rate, momentum, decay rates, epsilon) may be Python numbers or scalar
 tensors (a placeholder fed each step, a Variable changed with ``gc.assign``, any expression).
 They are converted to each parameter's dtype, so a float32 parameter stays float32.
+
+Names: the gradients are built as ``gc.grad`` builds them (``gradients/...`` under the caller's name
+scope), the update arithmetic (and ``minimize``'s assignments) under a new scope named after the
+optimizer (``Adam``, ``Adam_1``, ... under the caller's scope), and a slot is named
+``<parameter>/<optimizer>/<slot>`` whatever the scope: it belongs to its parameter.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ from graphc.errors import ArgumentError, DTypeError, ShapeError
 from graphc.ir.build import constant, where_text
 from graphc.ir.graph import topological_order
 from graphc.ir.location import SourceLocation, user_location
+from graphc.ir.scope import enter_scope, scoped
 from graphc.ir.shapes import format_shape
-from graphc.ir.tensor import Tensor
+from graphc.ir.tensor import Tensor, unique_name
 from graphc.ops.elementwise import cast, sqrt
 from graphc.ops.state import Variable, assign, group
 
@@ -136,7 +142,8 @@ class Optimizer:
             slots = {}
             for slot, kind in self._slot_specs():
                 initial = np.zeros((), _INT64) if kind == "step" else np.zeros(param.shape, param.dtype)
-                slots[slot] = Variable(initial, name=f"{param.name}/{self.name}/{slot}", trainable=False)
+                with enter_scope(""):  # named after its parameter (whose name has the parameter's scope)
+                    slots[slot] = Variable(initial, name=f"{param.name}/{self.name}/{slot}", trainable=False)
             self._slots[param] = slots
         return slots
 
@@ -217,7 +224,7 @@ class Optimizer:
         loss = self._check_loss(loss, "updates", location)
         params = self._check_params(params, "updates", location)
         self._check_connected(loss, params, "updates", location)
-        return self._build(loss, params)
+        return self._build(loss, params)[0]
 
     def _check_connected(self, loss: Tensor, params: list[Variable], method: str,
                          location: SourceLocation | None) -> None:
@@ -246,20 +253,26 @@ class Optimizer:
         else:
             var_list = self._check_params(var_list, "minimize", location)
             self._check_connected(loss, var_list, "minimize", location)
-        updates = self._build(loss, var_list)
-        return group(*[assign(var, value) for var, value in updates.items()], name=name or "minimize")
+        updates, scope = self._build(loss, var_list)
+        with enter_scope(scope):
+            assigns = [assign(var, value) for var, value in updates.items()]
+        return group(*assigns, name=name or "minimize")
 
-    def _build(self, loss: Tensor, params: list[Variable]) -> dict[Variable, Tensor]:
+    def _build(self, loss: Tensor, params: list[Variable]) -> tuple[dict[Variable, Tensor], str]:
+        """The updates, and the name scope (new, named after the optimizer) they were built in."""
         grads = grad(loss, params)
+        slots = [self._ensure_slots(param) for param in params]
+        scope = unique_name(scoped(self.name))
         hyper = self._hyper_fn()
         result: dict[Variable, Tensor] = {}
-        for param, g in zip(params, grads):
-            if g.dtype != param.dtype:
-                g = cast(g, param.dtype)
-            new = self._update_rule(param, g, self._ensure_slots(param), hyper)
-            for var, value in new.items():
-                result[var] = value if value.dtype == var.dtype else cast(value, var.dtype)
-        return result
+        with enter_scope(scope):
+            for param, g, param_slots in zip(params, grads, slots):
+                if g.dtype != param.dtype:
+                    g = cast(g, param.dtype)
+                new = self._update_rule(param, g, param_slots, hyper)
+                for var, value in new.items():
+                    result[var] = value if value.dtype == var.dtype else cast(value, var.dtype)
+        return result, scope
 
     def _update_rule(self, param: Variable, g: Tensor, slots: dict[str, Variable],
                      hyper: Hyper) -> dict[Variable, Tensor]:

@@ -39,7 +39,9 @@ def load_graph(path: str | os.PathLike[str]) -> tuple[list[Tensor], list[Tensor]
 
     Placeholders become new placeholders, Variables new Variables holding the saved values, and
     every other node is rebuilt through its op (its shape and dtype rules run again), with the
-    saved names (made unique if taken) and the saved source lines.  A file that is not a graph
+    saved names (made unique if taken) and the saved source lines.  Loaded inside a
+    ``gc.name_scope``, each name gets that scope as its prefix, once (as ``import_graph_def``);
+    the inner nodes of fused kernels keep their exact names.  A file that is not a graph
     file, is damaged or truncated, or was written by a newer graphc raises :class:`GraphFileError`.
     """
     name = os.fspath(path)

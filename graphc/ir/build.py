@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from graphc.errors import ArgumentError, DTypeError, GraphcError, GraphError, ShapeError
-from graphc.ir.location import SourceLocation, user_location
+from graphc.ir.location import SourceLocation, located_at, user_location, where_text
 from graphc.ir.registry import AbstractValue, OpDef, get_op
+from graphc.ir.scope import enter_scope, scope_of, scoped
 from graphc.ir.tensor import Tensor, unique_name
 
 
-def where_text(location: SourceLocation | None) -> str:
-    return f" (at {location})" if location else ""
+@contextlib.contextmanager
+def attributed_to(node: Tensor) -> Iterator[None]:
+    """Nodes built inside this block carry ``node``'s user line and are named in ``node``'s scope.
+
+    The compiler builds its nodes (rewrites, gradients of a node) inside it, so that what replaces
+    or serves a node is reported at the user's line and grouped under the scope that node is in.
+    """
+    with located_at(node.location), enter_scope(scope_of(node.name)):
+        yield
 
 
 def annotate(
@@ -32,7 +41,11 @@ def annotate(
 
 
 def make_node(op: str | OpDef, inputs: Sequence[Tensor], name: str | None = None, **attrs: Any) -> Tensor:
-    """Build a node: check the inputs with the op's ``infer`` rule and record the user's line."""
+    """Build a node: check the inputs with the op's ``infer`` rule and record the user's line.
+
+    The node is named ``name`` (default: the op's name) in the current name scope
+    (``gc.name_scope``), made unique in the process: ``"layer1/matmul"``, ``"layer1/matmul_1"``...
+    """
     opdef = get_op(op) if isinstance(op, str) else op
     location = user_location()
     for i, t in enumerate(inputs):
@@ -52,7 +65,7 @@ def make_node(op: str | OpDef, inputs: Sequence[Tensor], name: str | None = None
     if aval.weak and opdef.name != "constant":
         # NumPy 2: only Python scalars are weak; the result of any op is strongly typed
         aval = AbstractValue(aval.dtype, aval.shape, weak=False)
-    return Tensor(opdef, tuple(inputs), attrs, aval, unique_name(name or opdef.name), location)
+    return Tensor(opdef, tuple(inputs), attrs, aval, unique_name(scoped(name or opdef.name)), location)
 
 
 def rebuild(node: Tensor, inputs: Sequence[Tensor]) -> Tensor:

@@ -32,6 +32,11 @@ def _short_path(filename: str) -> str:
     return filename if rel.startswith(".." + os.sep + "..") else rel
 
 
+def where_text(location: SourceLocation | None) -> str:
+    """`` (at file:line)`` for an error message, or nothing when the location is unknown."""
+    return f" (at {location})" if location else ""
+
+
 _override = threading.local()
 
 

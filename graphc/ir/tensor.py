@@ -23,12 +23,24 @@ _ids = itertools.count()
 _name_lock = threading.Lock()
 _name_counts: dict[str, itertools.count] = {}
 _used_names: set[str] = set()
-_VALID_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-/]*$")
+# a name: scope segments (which may start with a digit or a dot, see graphc.ir.scope), then a part that
+# starts with a letter or an underscore
+_VALID_NAME = re.compile(r"^(?:[A-Za-z0-9_.][A-Za-z0-9_.\-]*/)*[A-Za-z_][A-Za-z0-9_.\-/]*$")
 
 
-def unique_name(base: str) -> str:
-    """A process-wide unique, readable name: ``base`` itself if free, else ``base_1``, ``base_2``..."""
-    if not _VALID_NAME.match(base):
+def id_watermark() -> int:
+    """A tensor id: every tensor built after this call has a larger ``.id`` (ids only grow)."""
+    return next(_ids)
+
+
+def unique_name(base: str, sanitize: bool = True) -> str:
+    """A process-wide unique, readable name: ``base`` itself if free, else ``base_1``, ``base_2``...
+
+    Node names and name scopes (``gc.name_scope``) share this one namespace.  ``sanitize=False``
+    takes ``base`` as it is (a scope path its caller has checked) instead of replacing characters
+    a name may not have.
+    """
+    if sanitize and not _VALID_NAME.match(base):
         base = re.sub(r"[^A-Za-z0-9_.\-/]", "_", base) or "t"
         if not re.match(r"[A-Za-z_]", base):
             base = "t_" + base

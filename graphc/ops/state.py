@@ -13,6 +13,7 @@ from graphc.errors import ArgumentError, DTypeError, FeedError, GraphcError, Sha
 from graphc.ir.build import where_text
 from graphc.ir.location import user_location
 from graphc.ir.registry import AbstractValue, OpDef, register
+from graphc.ir.scope import scoped
 from graphc.ir.shapes import as_shape, broadcast_shapes, format_shape
 from graphc.ir.tensor import Tensor, unique_name
 from graphc.ops._common import cast_to, make_node, reporting, to_tensors
@@ -91,6 +92,7 @@ class Variable(Tensor):
 
     ``Variable(initial_value, name=None, dtype=None, trainable=True)``.  Read ``.value`` (a copy);
     set it with ``.assign(array)``, or inside a graph with ``gc.assign`` / function ``updates``.
+    Like every node, it is named in the current ``gc.name_scope``.
     """
 
     __slots__ = ("_lock", "_value", "trainable")
@@ -111,7 +113,7 @@ class Variable(Tensor):
                               shape_error=ShapeError, dtype_error=DTypeError)
         aval = AbstractValue(target, array.shape)
         attrs = {"dtype": target, "shape": array.shape}
-        super().__init__(VARIABLE_OP, (), attrs, aval, unique_name(name or "variable"), location)
+        super().__init__(VARIABLE_OP, (), attrs, aval, unique_name(scoped(name or "variable")), location)
         set_ = object.__setattr__
         set_(self, "_lock", threading.Lock())
         set_(self, "_value", np.array(array, dtype=target, copy=True))

@@ -231,8 +231,9 @@ def cse(outputs: Sequence[Tensor], log: RewriteLog, pinned: set[int] | None = No
             key = (new.op, tuple(i.id for i in new.inputs), new.weak,
                    tuple(sorted((k, _attr_key(v)) for k, v in new.attrs.items())))
             if key in seen:
-                log.records.append(RewriteRecord("cse", PHASE, new.op, new.name, new.location))
-                new = seen[key]
+                kept = seen[key]
+                log.records.append(RewriteRecord("cse", PHASE, new.op, new.name, new.location, kept.name))
+                new = kept
             else:
                 seen[key] = new
         memo[node.id] = new

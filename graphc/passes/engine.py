@@ -4,7 +4,8 @@ A :class:`Rewrite` names the ops it may apply to and a function from a matched n
 replacement (or ``None`` when it does not apply).  :func:`rewrite_to_fixed_point` sweeps the graph
 bottom-up, rebuilding nodes whose inputs changed, tries the rewrites on each node, and repeats until
 a sweep changes nothing.  Every application is recorded with the user's line of the node it
-rewrote, and nodes built by a rewrite carry that line too.
+rewrote, the replacement and the nodes the rewrite built; those nodes carry the user's line of
+the node they replace and are named in its name scope.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from graphc.ir.build import rebuild
+from graphc.ir.build import attributed_to, rebuild
 from graphc.ir.graph import topological_order
-from graphc.ir.location import SourceLocation, located_at
-from graphc.ir.tensor import Tensor
+from graphc.ir.location import SourceLocation
+from graphc.ir.tensor import Tensor, id_watermark
 
 RewriteFn = Callable[[Tensor], "Tensor | None"]
 
@@ -37,13 +38,21 @@ class Rewrite:
 
 @dataclass(frozen=True)
 class RewriteRecord:
-    """One application of a rewrite: which, in which phase, on which node, from which user line."""
+    """One application of a rewrite: which, in which phase, on which node, from which user line.
+
+    ``result`` is the name of the node that took the rewritten node's place, ``created`` the names
+    of every node the rewrite built (the replacement included when it is new, in the order they
+    were built); a rewrite that returns a node that already existed (``x * 1 -> x``, cse) created
+    nothing.
+    """
 
     rewrite: str
     phase: str
     op: str
     node: str
     location: SourceLocation | None
+    result: str = ""
+    created: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         where = f" at {self.location}" if self.location else ""
@@ -115,14 +124,10 @@ def rewrite_to_fixed_point(outputs: Sequence[Tensor], rewrites: Sequence[Rewrite
                 if node.id in pins:
                     pins.add(new.id)
                 else:
-                    for rw in (*by_op.get(new.op, ()), *generic):
-                        with located_at(new.location):
-                            replacement = rw.fn(new)
-                        if replacement is not None and replacement is not new:
-                            _check_replacement(rw, new, replacement)
-                            log.records.append(RewriteRecord(rw.name, rw.phase, new.op, new.name, new.location))
-                            new, changed = replacement, True
-                            break
+                    rules = (*by_op.get(new.op, ()), *generic)
+                    if rules:
+                        new, fired = _apply_first(new, rules, log)
+                        changed |= fired
                 memo[node.id] = new
             # original node id -> its node after this sweep
             mapping = dict(memo) if not mapping else {k: memo.get(v.id, v) for k, v in mapping.items()}
@@ -134,6 +139,36 @@ def rewrite_to_fixed_point(outputs: Sequence[Tensor], rewrites: Sequence[Rewrite
         raise RuntimeError(f"graphc internal error: rewrites did not settle after {MAX_SWEEPS} sweeps")
     finally:
         _pinned.ids = ()
+
+
+def _apply_first(node: Tensor, rules: Sequence[Rewrite], log: RewriteLog) -> tuple[Tensor, bool]:
+    """``node``'s replacement by the first of ``rules`` that fires (logged), or ``node`` itself.
+
+    The rules build their nodes with ``node``'s user line, in ``node``'s name scope."""
+    with attributed_to(node):
+        for rw in rules:
+            mark = id_watermark()
+            replacement = rw.fn(node)
+            if replacement is not None and replacement is not node:
+                _check_replacement(rw, node, replacement)
+                log.records.append(RewriteRecord(rw.name, rw.phase, node.op, node.name, node.location,
+                                                 replacement.name, built_since(replacement, mark)))
+                return replacement, True
+    return node, False
+
+
+def built_since(t: Tensor, mark: int) -> tuple[str, ...]:
+    """The names of ``t`` and the nodes it depends on that were built after ``id_watermark()`` gave
+    ``mark``, in the order they were built.  Only new nodes are descended into, so the walk stops
+    at the existing graph."""
+    found: dict[int, Tensor] = {}
+    stack = [t]
+    while stack:
+        n = stack.pop()
+        if n.id > mark and n.id not in found:
+            found[n.id] = n
+            stack.extend(n.inputs)
+    return tuple(found[k].name for k in sorted(found))
 
 
 def _check_replacement(rw: Rewrite, old: Tensor, new: Tensor) -> None:

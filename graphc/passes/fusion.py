@@ -13,15 +13,20 @@ Rules (also in docs/passes/fuse.md):
   once, never recomputed.  A producer is only fused when doing so creates no cycle (no path from
   the kernel through an outside op, or through another kernel taken as one unit, back into it).
 * Kernels of a single op are left as that op.
+
+Names: a ``fused`` node is named in the deepest name scope that holds all of its kernel's members,
+a ``kernel_output`` in the scope of the value it stands for, and a kernel's ``parameter`` nodes at
+the root (``in0``, ``in1``...).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from graphc.ir.build import rebuild
+from graphc.ir.build import attributed_to, rebuild
 from graphc.ir.graph import topological_order
 from graphc.ir.location import located_at
+from graphc.ir.scope import enter_scope, scope_of
 from graphc.ir.tensor import Tensor
 from graphc.ops._common import make_node
 from graphc.ops.kernel import Kernel
@@ -111,7 +116,8 @@ def _build_kernel(members: list[Tensor], outputs: list[Tensor], kind: str) -> tu
                 args.append(inner[i.id])
                 continue
             if i.id not in params:
-                with located_at(i.location):  # errors naming a parameter point at the value it stands for
+                # errors naming a parameter point at the value it stands for; its name is the kernel's own
+                with located_at(i.location), enter_scope(""):
                     params[i.id] = make_node("parameter", [], name=f"in{len(externals)}", index=len(externals),
                                              dtype=i.dtype, shape=i.shape)
                 externals.append(i)
@@ -179,15 +185,32 @@ def _contract(outputs: Sequence[Tensor], kernels: list[tuple[list[Tensor], list[
             node = nodes[key]
             new[key] = rebuild(node, [new[i.id] for i in node.inputs])
             continue
-        (kernel, externals), (_, outs, kind) = built[key], kernels[key]
-        with located_at(outs[-1].location):
-                fused = make_node("fused", [new[e.id] for e in externals], name=f"fused_{kind}", kernel=kernel)
-        log.records.append(RewriteRecord(f"fuse_{kind}", PHASE, "fused", fused.name, outs[-1].location))
+        (kernel, externals), (members, outs, kind) = built[key], kernels[key]
+        with located_at(outs[-1].location), enter_scope(common_scope([m.name for m in members])):
+            fused = make_node("fused", [new[e.id] for e in externals], name=f"fused_{kind}", kernel=kernel)
+        created = [fused.name]
         for index, out in enumerate(outs):
-            with located_at(out.location):
-                new[out.id] = fused if len(outs) == 1 else make_node(
-                    "kernel_output", [fused], name=out.name, index=index, kernel=kernel)
+            if len(outs) == 1:
+                new[out.id] = fused
+                continue
+            with attributed_to(out):  # the scope of the value it stands for, and its leaf name
+                new[out.id] = make_node("kernel_output", [fused], name=out.name.rpartition("/")[2], index=index,
+                                        kernel=kernel)
+            created.append(new[out.id].name)
+        log.records.append(RewriteRecord(f"fuse_{kind}", PHASE, "fused", fused.name, outs[-1].location,
+                                         fused.name, tuple(created)))
     return [new[o.id] for o in outputs]
 
 
-__all__ = ["PHASE", "fuse"]
+def common_scope(names: Sequence[str]) -> str:
+    """The deepest name scope that holds every one of ``names`` (by whole path segments)."""
+    paths = [scope_of(n).split("/") if scope_of(n) else [] for n in names]
+    common: list[str] = []
+    for segments in zip(*paths):
+        if any(s != segments[0] for s in segments):
+            break
+        common.append(segments[0])
+    return "/".join(common)
+
+
+__all__ = ["PHASE", "common_scope", "fuse"]

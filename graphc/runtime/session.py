@@ -9,6 +9,7 @@ from typing import Any
 from graphc.errors import ArgumentError, FeedError, GraphError
 from graphc.ir.build import where_text
 from graphc.ir.location import user_location
+from graphc.ir.scope import current_scope, enter_scope, scope_of
 from graphc.ir.tensor import Tensor
 from graphc.nest import flatten
 from graphc.ops.state import Variable, assign
@@ -141,7 +142,9 @@ class Function:
             if not isinstance(var, Variable):
                 what = var.describe() if isinstance(var, Tensor) else type(var).__name__
                 raise ArgumentError(f"updates keys must be Variables, got {what}{where_text(user_location())}")
-            ops.append(assign(var, value))
+            # the assign joins the scope of the value it stores (an optimizer's updates stay in its scope)
+            with enter_scope(scope_of(value.name) if isinstance(value, Tensor) else current_scope()):
+                ops.append(assign(var, value))
         return ops
 
     def __call__(self, *args: Any) -> Any:
