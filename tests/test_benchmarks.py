@@ -30,3 +30,13 @@ def test_run_all_quick() -> None:
     for key in SECTIONS:
         assert re.search(rf"^\({key}\) ", summary[1], re.M), f"section ({key}) has no summary row\n{out}"
     assert "targets met:" in summary[1], out
+
+
+def test_bench_report_quick() -> None:
+    """``bench_report.py --quick`` (the report in a browser; not part of run_all) exits 0 and prints its lines."""
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_report.py"), "--quick"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert re.search(r"^\(r\) gc.report in Python: .*\d", result.stdout, re.M), out
+    assert "(r) FAILED" not in result.stdout, out

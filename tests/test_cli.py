@@ -15,6 +15,7 @@ from dot_syntax import parse_dot
 
 import graphc as gc
 from graphc import cli
+from report_page import report_data_of
 
 ROOT = pathlib.Path(__file__).parent.parent
 HAVE_DOT = shutil.which("dot") is not None
@@ -133,17 +134,16 @@ def test_html_format(model_file: pathlib.Path, tmp_path: pathlib.Path) -> None:
     assert result.stdout.strip() == str(out)
     text = out.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>") and html.escape("model.gcg") in text
-    for i, phase in enumerate(("input", "canonicalize", "stabilize")):
-        assert f'<h2 id="phase-{i}">{i}. {phase} (' in text
-    assert "specialize (" not in text and "<td>cse</td>" in text
-    assert ("<svg" in text) == HAVE_DOT
+    data = report_data_of(text)
+    assert [p["name"] for p in data["phases"]] == ["input", "canonicalize", "stabilize"]
+    assert "<td>cse</td>" in text and "<svg" in text  # drawn by the page itself, Graphviz or not
     # without -o: <name of the graph file>.html in the current directory
     workdir = tmp_path / "work"
     workdir.mkdir()
     default = graphc_cmd("inspect", model_file, "--format", "html", cwd=workdir)
     assert default.returncode == 0, default.stderr
     assert default.stdout.strip() == "model.html" and (workdir / "model.html").is_file()
-    assert ". fuse (" in (workdir / "model.html").read_text(encoding="utf-8")
+    assert report_data_of((workdir / "model.html").read_text(encoding="utf-8"))["phases"][-1]["name"] == "fuse"
 
 
 def test_missing_and_unreadable_files(tmp_path: pathlib.Path) -> None:

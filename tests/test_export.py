@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import html
-import html.parser
-import os
 import pathlib
+import re
 import shutil
 import subprocess
-from typing import ClassVar
 
 import networkx as nx
 import numpy as np
@@ -16,7 +14,7 @@ import pytest
 from dot_syntax import parse_dot, unescape
 
 import graphc as gc
-from graphc.inspect import html_report as report_module
+from report_page import check_html, report_data_of
 
 HAVE_DOT = shutil.which("dot") is not None
 needs_dot = pytest.mark.skipif(not HAVE_DOT, reason="Graphviz 'dot' is not installed")
@@ -204,37 +202,6 @@ def test_graphviz_accepts_the_dot_text(tmp_path: pathlib.Path) -> None:
 
 # ---- report ------------------------------------------------------------------------------------
 
-class _TagChecker(html.parser.HTMLParser):
-    """Fails on mismatched tags (void elements and self-closing SVG tags aside)."""
-
-    VOID: ClassVar[set[str]] = {"meta", "br", "hr", "img", "input", "link"}
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stack: list[str] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: object) -> None:
-        if tag not in self.VOID:
-            self.stack.append(tag)
-
-    def handle_endtag(self, tag: str) -> None:
-        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes <{self.stack[-1] if self.stack else None}>"
-        self.stack.pop()
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-
-def check_html(text: str) -> str:
-    """Assert the page's tags nest; return its text content (entities decoded)."""
-    checker = _TagChecker()
-    checker.feed(text)
-    checker.close()
-    assert checker.stack == []
-    return "".join(checker.text)
-
-
 def test_report_has_every_phase_and_the_rewrite_log(tmp_path: pathlib.Path) -> None:
     _x, y, z = model()
     path = tmp_path / "report.html"
@@ -243,22 +210,60 @@ def test_report_has_every_phase_and_the_rewrite_log(tmp_path: pathlib.Path) -> N
     text = path.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>")
     content = check_html(text)
+    data = report_data_of(text)
     names = [name for name, _ in opt.phases]
-    assert names == ["input", "canonicalize", "stabilize", "specialize", "fuse"]
-    for i, (name, graph) in enumerate(opt.phases):
-        assert f'<h2 id="phase-{i}">{i}. {name} ({len(graph.nodes)} nodes)</h2>' in text
-    # every rewrite that fired is a row: phase, rewrite, op, node, user line
+    assert names == ["input", "canonicalize", "stabilize", "specialize", "fuse"] == [p["name"] for p in data["phases"]]
+    for (name, graph), phase in zip(opt.phases, data["phases"]):
+        g = gc.to_networkx(graph)
+        assert [n[0] for n in phase["nodes"]] == list(g.nodes)
+        for (_key, row, kernel, out), (_, node) in zip(phase["nodes"], g.nodes(data=True)):
+            op, node_name, type_str, attrs, loc, family, kind, ops = data["table"][row]
+            tensor = node["tensor"]
+            assert (op, node_name, type_str, attrs, loc) == (tensor.op, tensor.name, tensor.type_str(),
+                                                             node["attrs"], node["location"] or "")
+            assert (family, kernel, bool(out)) == (tensor.opdef.family, node["kernel"] or "", node["output"])
+            if tensor.op == "fused":
+                assert (kind, ops) == (tensor.attrs["kernel"].kind, len(tensor.attrs["kernel"].body))
+        kinds = {"input": "i", "parameter": "p", "result": "r"}
+        assert sorted((s, d, k) for s, d, k, _, _ in phase["edges"]) == sorted(
+            (s, d, kinds[e["kind"]]) for s, d, e in g.edges(data=True))
+        assert phase["dprint"] == gc.dprint(graph)
+        assert [data["rewrites"][i]["rewrite"] for i in phase["rewrites"]] == [
+            r.rewrite for r in opt.phase_rewrites.get(name, [])]
+    # an edge out of a fused node says which kernel output it carries
+    fuse = data["phases"][-1]
+    outs = [e for e in fuse["edges"] if e[2] == "i" and e[4]]
+    assert outs and all(e[4].startswith(e[0] + ".") for e in outs)
+    # every rewrite that fired: in the data, in the log table (phase, rewrite, op, node, user line)
     assert len(opt.rewrites) >= 3
     for i, r in enumerate(opt.rewrites, 1):
         row = (f'<tr><td class="num">{i}</td><td>{r.phase}</td><td>{r.rewrite}</td><td>{r.op}</td>'
                f"<td>{html.escape(r.node)}</td><td>{html.escape(str(r.location))}</td></tr>")
         assert row in text
+        record = data["rewrites"][i - 1]
+        assert (record["rewrite"], record["node"], record["result"], record["created"]) == (
+            r.rewrite, r.node, r.result, list(r.created))
+        for made in r.created:
+            assert i - 1 in data["made_by"][made]
     for name, n in opt.rewrites.counts().items():
         assert f'<td>{name}</td>' in text and f'<td class="num">{n}</td>' in text
-    assert "specialize/square" not in text and ">square<" in text
-    # the dprint text of the final graph is there, escaped
-    assert gc.dprint(opt.phases[-1][1]).splitlines()[0] in content
     assert f"{len(opt.rewrites)} rewrites applied" in content
+
+
+def test_report_is_one_self_contained_file(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_programs(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the report ran a program")
+
+    monkeypatch.setattr(subprocess, "run", no_programs)  # no Graphviz, nothing else
+    monkeypatch.setattr(subprocess, "Popen", no_programs)
+    _x, y, z = model()
+    gc.report([y, z], tmp_path / "r.html")
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
+    check_html(text)
+    # no file, stylesheet, script or font from anywhere else: the only URL is the SVG namespace
+    assert set(re.findall(r"https?://[^\s\"'<>)]+", text)) == {"http://www.w3.org/2000/svg"}
+    assert not re.search(r"<(link|img|iframe)\b|\bsrc=|@import|url\((?!#)", text)
+    assert text.count("<script") == 2 and text.count("</script>") == 2
 
 
 def test_report_of_a_function_uses_its_own_optimisation(tmp_path: pathlib.Path) -> None:
@@ -266,70 +271,27 @@ def test_report_of_a_function_uses_its_own_optimisation(tmp_path: pathlib.Path) 
     fn = gc.function([x], [y, z], level=1)
     path = tmp_path / "fn.html"
     gc.report(fn, path, level=2)  # level is for targets report optimises itself
-    text = path.read_text(encoding="utf-8")
-    check_html(text)
-    assert "level 1" in text and "specialize (" not in text and ". stabilize (" in text
+    data = report_data_of(path.read_text(encoding="utf-8"))
+    assert data["level"] == 1 and [p["name"] for p in data["phases"]] == ["input", "canonicalize", "stabilize"]
     gc.report(y, tmp_path / "level0.html", level=0)
     text0 = (tmp_path / "level0.html").read_text(encoding="utf-8")
-    assert "0. input (" in text0 and "canonicalize" not in text0 and "No rewrites fired." in text0
+    assert [p["name"] for p in report_data_of(text0)["phases"]] == ["input"] and "No rewrites fired." in text0
     gc.report(gc.Graph([y]), tmp_path / "graph.html", level=1)
-    assert ". stabilize (" in (tmp_path / "graph.html").read_text(encoding="utf-8")
+    assert report_data_of((tmp_path / "graph.html").read_text(encoding="utf-8"))["level"] == 1
 
 
 def test_report_escapes_everything(tmp_path: pathlib.Path) -> None:
-    y = odd_model()
+    x = gc.placeholder("float32", (2,), name="</script><script>alert(2)</script>")
+    y = odd_model() + gc.exp(x)
     path = tmp_path / "odd.html"
-    gc.report(y, path, graphviz=False)
+    gc.report(y, path)
     text = path.read_text(encoding="utf-8")
     content = check_html(text)
-    assert "<script>" not in text and html.escape("<script>alert(1)</script>") in text
-    assert ODD_FILE in content  # decoded, the user's file name is intact (dprint text, rewrite log)
-    assert "drawing with Graphviz was turned off" in content
-    assert content.count("digraph") == len(gc.optimize(y).phases)  # the DOT text instead of drawings
-
-
-def test_report_falls_back_to_dot_text_without_graphviz(tmp_path: pathlib.Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    _x, y, _ = model()
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    gc.report(y, tmp_path / "r.html")
-    content = check_html((tmp_path / "r.html").read_text(encoding="utf-8"))
-    assert "Graphviz 'dot' is not on PATH" in content and "<svg" not in content
-
-
-@pytest.mark.skipif(os.name != "posix", reason="uses a shell script as a fake 'dot'")
-@pytest.mark.parametrize(("script", "why"), [("echo 'Error: boom' >&2; exit 3", "failed (exit 3): Error: boom"),
-                                             (f"exec {shutil.which('sleep')} 5", "took longer than 0.5 s")])
-def test_report_falls_back_when_graphviz_fails(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
-                                               script: str, why: str) -> None:
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    fake = bindir / "dot"
-    fake.write_text(f"#!/bin/sh\n{script}\n")
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", str(bindir))
-    monkeypatch.setattr(report_module, "DOT_TIMEOUT_S", 0.5)
-    _x, y, _ = model()
-    gc.report(y, tmp_path / "r.html", level=0)
-    content = check_html((tmp_path / "r.html").read_text(encoding="utf-8"))
-    assert why in content and "digraph" in content
-
-
-@needs_dot
-def test_report_draws_svg_with_graphviz(tmp_path: pathlib.Path) -> None:
-    _x, y, z = model()
-    gc.report([y, z], tmp_path / "r.html")
-    text = (tmp_path / "r.html").read_text(encoding="utf-8")
-    check_html(text)
-    phases = gc.optimize([y, z]).phases
-    assert text.count("<svg") == len(phases) and "<?xml" not in text
-    ids = [m for m in text.split(' id="')[1:]]
-    ids = [m.split('"', 1)[0] for m in ids]
-    assert len(ids) == len(set(ids))  # drawings do not reuse each other's element ids
-    gc.report(odd_model(), tmp_path / "odd.html")
-    odd = (tmp_path / "odd.html").read_text(encoding="utf-8")
-    check_html(odd)
-    assert "<script>" not in odd
+    assert "<script>alert" not in text and text.count("</script>") == 2
+    assert html.escape("<script>alert(1)</script>") in text
+    assert ODD_FILE in content  # decoded, the user's file name is intact (the rewrite log)
+    data = report_data_of(text)  # the data survives the trip through the page exactly
+    assert any(row[4].startswith(ODD_FILE) for row in data["table"]) and any(x.name == row[1] for row in data["table"])
 
 
 def test_report_rejects_bad_arguments(tmp_path: pathlib.Path) -> None:

@@ -1,32 +1,29 @@
 """``report``: one self-contained HTML page showing what the optimiser did to a graph.
 
-The page has the graph after each phase (``input``, then every phase that ran) and the rewrite log:
-a table of every rewrite that fired (phase, rewrite, op, node, the user's line) and how often each
-fired.  Graphs are drawn as inline SVG when the Graphviz ``dot`` program is on ``PATH``; otherwise
-(or when drawing fails or times out) the page shows their DOT text.  The ``dprint`` text of each
-graph is always there.
+The page carries the graph after each phase (``input``, then every phase that ran) as data
+(``report_data``) and a small script of its own (``report_assets/report.js``) that lays it out and
+draws it as SVG in the browser: no Graphviz, no network, no other file.  Below the drawing are the
+current phase's ``dprint`` text and the rewrite log: how often each rewrite fired and every
+application (phase, rewrite, op, node, the user's line), which read without JavaScript too.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import os
-import shutil
-import subprocess
 from collections.abc import Sequence
+from importlib import resources
 from typing import Any
 
 from graphc.errors import ArgumentError
-from graphc.inspect.export import to_dot
-from graphc.inspect.printer import dprint
+from graphc.inspect.report_data import report_data
 from graphc.ir.graph import Graph
 from graphc.ir.tensor import Tensor
 from graphc.passes.engine import RewriteLog
 from graphc.passes.pipeline import OptimizedGraph, check_level, optimize
 
-__all__ = ["optimized_graph_of", "render_svg", "report"]
-
-DOT_TIMEOUT_S = 30.0
+__all__ = ["optimized_graph_of", "report"]
 
 
 def optimized_graph_of(target: Any, level: int = 2) -> OptimizedGraph:
@@ -45,41 +42,6 @@ def optimized_graph_of(target: Any, level: int = 2) -> OptimizedGraph:
         return optimize(target, level=level)
     raise ArgumentError(
         f"report expects a tensor, a list of tensors, a Graph or a function, got {type(target).__name__}")
-
-
-def render_svg(dot_text: str, timeout: float | None = None) -> tuple[str | None, str | None]:
-    """``(svg, None)`` drawn by Graphviz ``dot``, or ``(None, why not)`` when it is missing, fails or
-    takes longer than ``timeout`` seconds (default ``DOT_TIMEOUT_S``)."""
-    timeout = DOT_TIMEOUT_S if timeout is None else timeout
-    exe = shutil.which("dot")
-    if exe is None:
-        return None, "Graphviz 'dot' is not on PATH"
-    try:
-        done = subprocess.run([exe, "-Tsvg"], input=dot_text.encode("utf-8"), capture_output=True,
-                              timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return None, f"Graphviz 'dot' took longer than {timeout:g} s"
-    except OSError as exc:
-        return None, f"could not run Graphviz 'dot': {exc}"
-    svg = done.stdout.decode("utf-8", errors="replace")
-    start = svg.find("<svg")
-    if done.returncode != 0 or start < 0:
-        err = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
-        return None, f"Graphviz 'dot' failed (exit {done.returncode}){': ' + err[0] if err else ''}"
-    return svg[start:], None  # drop the XML prolog and DOCTYPE: the SVG goes inline
-
-
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #111; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
-pre { background: #f6f8fa; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
-table { border-collapse: collapse; font-size: 0.9em; }
-th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; }
-th { background: #f0f0f0; } td.num { text-align: right; }
-.graph { overflow: auto; max-height: 80vh; border: 1px solid #eee; }
-.note { color: #666; font-size: 0.9em; }
-nav a { margin-right: 1em; }
-"""
 
 
 def _e(value: Any) -> str:
@@ -114,53 +76,79 @@ def _rewrite_section(log: RewriteLog) -> str:
     ])
 
 
-def _phase_section(index: int, phase: str, graph: Graph, graphviz: bool) -> str:
-    dot_text = to_dot(graph, name=phase)
-    svg, why = render_svg(dot_text) if graphviz else (None, "drawing with Graphviz was turned off")
-    if svg is not None:
-        svg = svg.replace(' id="', f' id="p{index}-')  # Graphviz numbers ids per drawing: keep them unique
-        drawing = f'<div class="graph">{svg}</div>'
-    else:
-        drawing = (f'<p class="note">{_e(why)}; the graph in DOT form '
-                   f"(render it with <code>dot -Tsvg</code>):</p>\n<pre>{_e(dot_text)}</pre>")
-    return "\n".join([
-        f'<h2 id="phase-{index}">{index}. {_e(phase)} ({len(graph.nodes)} nodes)</h2>',
-        drawing,
-        "<details open><summary>dprint</summary>",
-        f"<pre>{_e(dprint(graph))}</pre>",
-        "</details>",
-    ])
+def _asset(name: str) -> str:
+    return resources.files("graphc.inspect").joinpath("report_assets", name).read_text(encoding="utf-8")
 
 
-def report(target: Any, path: str | os.PathLike[str], level: int = 2, *, graphviz: bool = True,
-           title: str | None = None) -> None:
+def _json_for_script(data: Any) -> str:
+    """JSON that is inert inside ``<script>``: with no ``<`` at all, nothing in it can end the element."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).replace("<", "\\u003c")
+
+
+_VIEWER = """
+<div id="toolbar">
+  <span id="phases"></span>
+  <span class="sep"></span>
+  <input id="search" type="search" placeholder="search nodes by name or op" autocomplete="off">
+  <span class="sep"></span>
+  <button id="fit" title="fit the graph to the window">fit</button>
+  <button id="zoom-in" title="zoom in">+</button>
+  <button id="zoom-out" title="zoom out">&minus;</button>
+  <button id="expand-all" title="open every name scope and kernel">expand all</button>
+  <button id="collapse-all" title="close every name scope and kernel">collapse all</button>
+  <label><input id="mark-new" type="checkbox" checked> outline what this phase made</label>
+  <span id="results"></span>
+</div>
+<div id="main">
+  <div id="canvas">
+    <svg id="graph" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="graph drawing">
+      <defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7"
+        orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="#9ca3af"/></marker></defs>
+      <g id="scene"></g>
+    </svg>
+    <div id="status"></div>
+  </div>
+  <aside id="side"><div id="details"></div></aside>
+</div>
+<noscript><p class="note">The drawing needs JavaScript; the rewrite log below does not.</p></noscript>
+"""
+
+
+def report(target: Any, path: str | os.PathLike[str], level: int = 2, *, title: str | None = None) -> None:
     """Write one self-contained HTML page about ``target`` to ``path``.
 
     ``target`` is what :func:`dprint` takes: a tensor or a list of tensors (optimised here with
     ``gc.optimize(target, level)``), a Graph (its outputs are optimised), a ``gc.optimize`` result or a
-    gc.function (their own optimisation is shown; ``level`` is then not used).  The page shows the
-    graph after each phase -- drawn as SVG by Graphviz when ``dot`` is on PATH (``graphviz=False``
-    never tries), else as DOT text -- with its ``dprint`` text, then the rewrite log with counts.
+    gc.function (their own optimisation is shown; ``level`` is then not used).  The page draws the
+    graph after each phase (input, canonicalize, stabilize, specialize, fuse) with its own script:
+    zoom and pan, name scopes and fused kernels as boxes that open and close, a node's details on
+    click, search, the rewrites of each phase; then the ``dprint`` text and the whole rewrite log.
+    It needs no network, no other file and no Graphviz.
     """
     optimized = optimized_graph_of(target, level)
     phases = optimized.phases or [("optimized", optimized)]
     title = title or f"graphc report: {len(optimized.outputs)} outputs, level {optimized.level}"
-    nav = " ".join(f'<a href="#phase-{i}">{_e(name)}</a>' for i, (name, _) in enumerate(phases))
     sizes = ", ".join(f"{_e(name)}: {len(g.nodes)}" for name, g in phases)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
         '<head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_e(title)}</title>",
-        f"<style>{_CSS}</style>",
+        f"<style>{_asset('report.css')}</style>",
         "</head>",
         "<body>",
-        f"<h1>{_e(title)}</h1>",
+        f"<header><h1>{_e(title)}</h1>",
         f"<p>Optimisation level {_e(optimized.level)}; nodes after each phase: {sizes}; "
-        f"{len(optimized.rewrites)} rewrites applied.</p>",
-        f'<nav>{nav} <a href="#rewrites">rewrites</a></nav>',
-        *(_phase_section(i, name, graph, graphviz) for i, (name, graph) in enumerate(phases)),
+        f"{len(optimized.rewrites)} rewrites applied.</p></header>",
+        _VIEWER,
+        '<section class="static">',
+        '<details id="dprint-box"><summary>dprint of phase <span id="dprint-phase"></span></summary>'
+        '<pre id="dprint"></pre></details>',
         _rewrite_section(optimized.rewrites),
+        "</section>",
+        f'<script type="application/json" id="graphc-data">{_json_for_script(report_data(optimized, title))}</script>',
+        f"<script>{_asset('report.js')}</script>",
         "</body>",
         "</html>",
     ]
