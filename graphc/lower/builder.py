@@ -162,14 +162,17 @@ def merge_index(ndim: int, kept: Sequence[int], outer: Sequence[IndexExpr], redu
 
 
 def loop_nest(extents: Sequence[Size], ctx: LoweringContext, body: Callable[[list[IVar]], list[Stmt]],
-              parallel: bool = False) -> list[Stmt]:
-    """Nested loops over ``extents`` around ``body(loop variables)``.  ``parallel=True`` marks the
-    outermost loop safe to split across threads: the caller guarantees its iterations write disjoint
-    elements."""
+              parallel: bool | Sequence[bool] = False) -> list[Stmt]:
+    """Nested loops over ``extents`` around ``body(loop variables)``.  ``parallel=True`` marks every loop
+    of the nest parallel (a sequence marks them one by one): the caller guarantees that, for fixed outer
+    iterations, a marked loop's iterations write disjoint elements and read nothing another writes.  The
+    CPU splits a kernel's outermost parallel loop across threads; a GPU spreads a nest of them over its
+    threads."""
+    flags = list(parallel) if not isinstance(parallel, bool) else [parallel] * len(extents)
     variables = [ctx.var() for _ in extents]
     stmts = body(variables)
-    for depth, (var, extent) in reversed(list(enumerate(zip(variables, extents)))):
-        stmts = [Loop(var, extent, tuple(stmts), parallel and depth == 0)]
+    for var, extent, flag in reversed(list(zip(variables, extents, flags))):
+        stmts = [Loop(var, extent, tuple(stmts), flag)]
     return stmts
 
 

@@ -57,7 +57,8 @@ def take(node: Tensor, ctx: LoweringContext) -> list[Stmt]:
         return [Check(inside, code), Store(dst, gathered, added)]
 
     if pre and count_j and post:
-        stmts += loop_nest([pre, count_j, post], ctx, body, parallel=True)
+        # take_grad adds into the gathered element: two equal indices (j) add into the same one
+        stmts += loop_nest([pre, count_j, post], ctx, body, parallel=[True, node.op == "take", True])
     return stmts
 
 

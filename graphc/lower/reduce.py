@@ -137,7 +137,9 @@ def _reduce_in_place(fold: Reduction, axes: Sequence[int], dtype: np.dtype, out_
 
     stmts = loop_nest([size], ctx, lambda v: [Store(out_buffer, v[0], Const(fold.identity(dtype), dtype))],
                        parallel=True)
-    stmts += loop_nest(list(in_shape), ctx, fold_into, parallel=0 in kept)
+    # the leading kept dims are independent; everything from the first reduced dim in folds into shared elements
+    leading = next((d for d in range(len(in_shape)) if d not in kept), len(in_shape))
+    stmts += loop_nest(list(in_shape), ctx, fold_into, parallel=[d < leading for d in range(len(in_shape))])
     if fold.mean:
         n = size_value(math.prod(in_shape[d] for d in axes), dtype)
         stmts += loop_nest([size], ctx, lambda v: [
