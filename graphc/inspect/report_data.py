@@ -56,23 +56,24 @@ def _edge_label(consumer: Tensor, kind: str, indices: tuple[int, ...]) -> str:
     return ",".join(map(str, indices)) if count > 1 and kind != "parameter" else ""
 
 
-def _inner_source(g: Any, src: str, dst: str) -> str:
-    """For an edge out of fused node ``src``: the key of the kernel output it carries."""
-    fused = g.nodes[src]["tensor"]
-    consumer = g.nodes[dst]["tensor"]
-    position = consumer.attrs["index"] if consumer.op == "kernel_output" else 0
-    inner_ids = {n.id: f"{src}.{j}" for j, n in enumerate(fused.attrs["kernel"].nodes)}
-    return inner_ids[fused.attrs["kernel"].outputs[position].id]
+def _kernel_outputs(g: Any, fused_key: str) -> list[str]:
+    """The keys of the kernel outputs of fused node ``fused_key``, in output order."""
+    kernel = g.nodes[fused_key]["tensor"].attrs["kernel"]
+    inner = {n.id: f"{fused_key}.{j}" for j, n in enumerate(kernel.nodes)}
+    return [inner[o.id] for o in kernel.outputs]
 
 
 def _phase(name: str, graph: Graph, table: _Table, rewrites: list[int]) -> dict[str, Any]:
     g = to_networkx(graph)
     nodes = [[key, table.row(data["tensor"], data), data["kernel"] or "", int(data["output"])]
              for key, data in g.nodes(data=True)]
+    outputs = {key: _kernel_outputs(g, key) for key, data in g.nodes(data=True) if data["op"] == "fused"}
     edges = []
     for src, dst, data in g.edges(data=True):
         consumer = g.nodes[dst]["tensor"]
-        inner = _inner_source(g, src, dst) if data["kind"] == "input" and g.nodes[src]["op"] == "fused" else ""
+        inner = ""
+        if data["kind"] == "input" and src in outputs:  # an edge out of a fused node: the output it carries
+            inner = outputs[src][consumer.attrs["index"] if consumer.op == "kernel_output" else 0]
         edges.append([src, dst, _EDGE_KINDS[data["kind"]], _edge_label(consumer, data["kind"], data["indices"]),
                       inner])
     return {"name": name, "nodes": nodes, "edges": edges, "rewrites": rewrites, "dprint": dprint(graph)}

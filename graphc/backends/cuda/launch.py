@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from graphc.lower.loopir import (
@@ -37,11 +37,8 @@ from graphc.lower.loopir import (
     AccSet,
     AccUpdate,
     BufferSpec,
-    Check,
     Const,
     Gemm,
-    IBin,
-    IConst,
     IVar,
     Load,
     Loop,
@@ -49,6 +46,9 @@ from graphc.lower.loopir import (
     ScalarOp,
     Stmt,
     Store,
+    has_check,
+    iadd,
+    imul,
 )
 
 BLOCK = 256  # threads per block: a multiple of the warp, enough to hide latency, small enough for any device
@@ -97,21 +97,14 @@ def plan_kernel(kernel: LoopKernel, block: int = BLOCK) -> list[Launch]:
         name = f"{kernel.name}_{len(launches)}"
         launches.append(Launch(name, _params_used(kernel, body), space, tuple(body), block))
 
-    for stmt in kernel.body:
+    for stmt in map(_expand_gemms, kernel.body):  # a Gemm becomes a parallel loop nest like any other
         if isinstance(stmt, Loop) and stmt.parallel and not _reads_outer_accumulators(stmt, serial):
             if serial:
                 add((), serial)
                 serial = []
-            space, body = _collapse(stmt)
-            add(space, body)
-        elif isinstance(stmt, Gemm):
-            if serial:
-                add((), serial)
-                serial = []
-            space, body = _collapse(gemm_loops(stmt))
-            add(space, body)
+            add(*_collapse(stmt))
         else:
-            serial.append(_expand_gemms(stmt))
+            serial.append(stmt)
     if serial:
         add((), serial)
     return launches
@@ -126,7 +119,7 @@ def _collapse(loop: Loop) -> tuple[tuple[tuple[IVar, int], ...], tuple[Stmt, ...
         if not isinstance(current.extent, int):
             raise TypeError(f"GPU launches need static loop extents, got {current.extent!r}")
         space.append((current.var, current.extent))
-        body = tuple(_expand_gemms(s) for s in current.body)
+        body = current.body
         if len(body) == 1 and isinstance(body[0], Loop) and body[0].parallel:
             current = body[0]
             continue
@@ -148,12 +141,12 @@ def gemm_loops(g: Gemm) -> Loop:
     acc = _name("gacc")
     a_row, a_col = g.a_strides
     b_row, b_col = g.b_strides
-    a = Load(g.a, _add(g.a_offset, _add(_mul(i, a_row), _mul(k, a_col))), g.dtype)
-    b = Load(g.b, _add(g.b_offset, _add(_mul(k, b_row), _mul(j, b_col))), g.dtype)
+    a = Load(g.a, iadd(g.a_offset, iadd(imul(i, a_row), imul(k, a_col))), g.dtype)
+    b = Load(g.b, iadd(g.b_offset, iadd(imul(k, b_row), imul(j, b_col))), g.dtype)
     product = ScalarOp("multiply", (a, b), g.dtype, g.dtype)
     inner = (AccInit(acc, Const(0, g.dtype)),
              Loop(k, g.k, (AccUpdate(acc, "add", product),)),
-             Store(g.c, _add(g.c_offset, _add(_mul(i, g.ldc), j)), AccRef(acc, g.dtype)))
+             Store(g.c, iadd(g.c_offset, iadd(imul(i, g.ldc), j)), AccRef(acc, g.dtype)))
     return Loop(i, g.m, (Loop(j, g.n, inner, parallel=True),), parallel=True)
 
 
@@ -166,52 +159,20 @@ def _expand_gemms(stmt: Stmt) -> Stmt:
     return stmt
 
 
-def _add(a: object, b: object) -> IBin | object:
-    if isinstance(b, IConst) and b.value == 0:
-        return a
-    if isinstance(a, IConst) and a.value == 0:
-        return b
-    return IBin("+", a, b)  # type: ignore[arg-type]
-
-
-def _mul(a: IVar, stride: object) -> object:
-    if stride == 0:
-        return IConst(0)
-    if stride == 1:
-        return a
-    return IBin("*", a, IConst(stride))  # type: ignore[arg-type]
-
-
-def _buffers_in(node: object, found: set[str]) -> None:
-    """Every buffer name ``node`` (a statement or expression, at any depth) reads or writes."""
-    if isinstance(node, (Load, Store)):
-        found.add(node.buffer)
-    if isinstance(node, Gemm):
-        found.update((node.a, node.b, node.c, node.pack))
-    if isinstance(node, tuple):
-        for item in node:
-            _buffers_in(item, found)
-        return
-    fields = getattr(node, "__dataclass_fields__", None)
-    if fields:
-        for name in fields:
-            _buffers_in(getattr(node, name), found)
+def _walk(node: object) -> Iterator[object]:
+    """``node`` (a statement, an expression or a tuple of them) and everything inside it, at any depth."""
+    yield node
+    children = node if isinstance(node, tuple) else (
+        getattr(node, name) for name in getattr(node, "__dataclass_fields__", ()))
+    for child in children:
+        yield from _walk(child)
 
 
 def _params_used(kernel: LoopKernel, body: Sequence[Stmt]) -> tuple[BufferSpec, ...]:
-    found: set[str] = set()
-    _buffers_in(tuple(body), found)
-    if any(_has_check(s) for s in body):
+    found = {n.buffer for n in _walk(tuple(body)) if isinstance(n, (Load, Store))}
+    if has_check(body):
         found.add(STATUS)
     return tuple(p for p in kernel.params if p.name in found)
-
-
-def _has_check(node: object) -> bool:
-    if isinstance(node, Check):
-        return True
-    if isinstance(node, Loop):
-        return any(_has_check(s) for s in node.body)
-    return False
 
 
 def _reads_outer_accumulators(loop: Loop, serial: Sequence[Stmt]) -> bool:
@@ -220,21 +181,7 @@ def _reads_outer_accumulators(loop: Loop, serial: Sequence[Stmt]) -> bool:
     declared = {s.name for s in serial if isinstance(s, AccInit)}
     if not declared:
         return False
-    used: set[str] = set()
-
-    def walk(node: object) -> None:
-        if isinstance(node, (AccRef, AccUpdate, AccSet)):
-            used.add(node.name)
-        if isinstance(node, tuple):
-            for item in node:
-                walk(item)
-            return
-        fields = getattr(node, "__dataclass_fields__", None)
-        if fields:
-            for name in fields:
-                walk(getattr(node, name))
-
-    walk(loop)
+    used = {n.name for n in _walk(loop) if isinstance(n, (AccRef, AccUpdate, AccSet))}
     return bool(used & declared)
 
 
