@@ -10,6 +10,7 @@ from graphc.dtypes import bool_, float32, float64, int8, int16, int32, int64, ui
 from graphc.errors import (
     AotError,
     ArgumentError,
+    DeviceUnavailableError,
     DTypeError,
     ExecutionError,
     FeedError,
@@ -34,5 +35,5 @@ __all__ = [
     "GraphcError", "Session", "ShapeError", "Tensor", "aot", "bool_", "dprint", "dtypes", "errors", "float32",
     "testing", "float64", "function", "grad", "optimize", "int8", "int16", "int32", "int64", "optimizers", "uint8",
     "report", "to_dot", "to_networkx",
-    "GraphFileError", "load_graph", "save_graph", "name_scope",
+    "DeviceUnavailableError", "GraphFileError", "load_graph", "save_graph", "name_scope",
 ]

@@ -1,7 +1,7 @@
 """The ``graphc`` command (also ``python -m graphc``).
 
-    graphc inspect FILE.gcg [--level N] [--format text|dot|html|llvm|asm] [-o OUT]
-                   [--shape NAME=D0,D1,...]... [--dim N]
+    graphc inspect FILE.gcg [--level N] [--format text|dot|html|llvm|asm|ptx] [-o OUT]
+                   [--shape NAME=D0,D1,...]... [--dim N] [--arch sm_XY]
 
 Subcommands live in ``COMMANDS`` (name -> function adding its parser); each parser sets ``run`` to
 the function that carries it out, returning the exit status.  ``inspect`` output formats live in
@@ -139,6 +139,32 @@ def _compiled_source(kind: str) -> Callable[[Any, argparse.Namespace], str]:
     return show
 
 
+def _format_ptx(optimized: Any, args: argparse.Namespace) -> str:
+    """The ``ptx`` format: the CUDA backend's kernels for the shapes from ``--shape`` / ``--dim``, as PTX for
+    ``--arch``, each launch's shape listed first.  Nothing runs, so no GPU is needed."""
+    import numpy as np
+
+    import graphc as gc
+    from graphc.backends.cuda.nvptx import check_arch, launches_ptx
+    from graphc.backends.cuda.program import GpuProgram
+    from graphc.runtime.program import Program
+
+    inputs, outputs = args.graph
+    declared = {p.id for p in inputs}
+    placeholders = list(inputs) + [p for p in gc.Graph(outputs).placeholders if p.id not in declared]
+    shapes = feed_shapes(placeholders, args.shape, args.dim)
+    try:
+        arch = check_arch(args.arch)
+        program = Program(outputs, placeholders, level=args.level, device="reference")
+        avals = program.plan({p.id: np.zeros(shape, p.dtype) for p, shape in zip(placeholders, shapes)})
+        gpu = GpuProgram(program.graph.nodes, avals, [*program.outputs, *program.updates])
+        ptx = launches_ptx(gpu.launches, arch)
+    except gc.GraphcError as exc:
+        raise CommandError(f"{args.file}: {_one_line(str(exc))}", status=1) from None
+    launches = "".join(f"// {line}\n" for line in gpu.describe().splitlines())
+    return f"// graphc: the launches of {args.file} on device='cuda' ({arch})\n{launches}\n{ptx}"
+
+
 # name -> function(optimised graph, args) returning the text to print or write, or None when it
 # wrote its own output.  ``args.graph`` holds the loaded file's (inputs, outputs).
 INSPECT_FORMATS: dict[str, Callable[[Any, argparse.Namespace], str | None]] = {
@@ -147,8 +173,9 @@ INSPECT_FORMATS: dict[str, Callable[[Any, argparse.Namespace], str | None]] = {
     "html": _format_html,
     "llvm": _compiled_source("llvm"),
     "asm": _compiled_source("asm"),
+    "ptx": _format_ptx,
 }
-COMPILED_FORMATS = ("llvm", "asm")  # the formats that compile, and so take --shape and --dim
+COMPILED_FORMATS = ("llvm", "asm", "ptx")  # the formats that compile, and so take --shape and --dim
 
 
 def load(path: str) -> tuple[list[Any], list[Any]]:
@@ -174,7 +201,11 @@ def run_inspect(args: argparse.Namespace) -> int:
     import graphc as gc
 
     if args.format not in COMPILED_FORMATS and (args.shape or args.dim is not None):
-        raise CommandError(f"--shape and --dim only apply to --format {' and '.join(COMPILED_FORMATS)}")
+        raise CommandError(f"--shape and --dim only apply to --format {', '.join(COMPILED_FORMATS)}")
+    if args.format != "ptx" and args.arch is not None:
+        raise CommandError("--arch only applies to --format ptx")
+    if args.arch is None:
+        args.arch = "sm_80"
     if args.dim is None:
         args.dim = 1
     elif args.dim < 0:
@@ -206,13 +237,15 @@ def add_level_option(parser: argparse.ArgumentParser) -> None:
 
 def add_inspect(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "inspect", help="show a saved graph after optimisation (text, DOT, an HTML report, LLVM IR or assembly)",
+        "inspect", help="show a saved graph after optimisation (text, DOT, an HTML report, LLVM IR, assembly or PTX)",
         description="Load a graph file saved with gc.save_graph, optimise it as gc.function would, and show it:\n"
                     "  text  the graph as gc.dprint prints it, then the rewrites that fired and their counts\n"
                     "  dot   Graphviz DOT text, fused kernels drawn as clusters\n"
                     "  html  a self-contained report: the graph after every phase and the rewrite log\n"
                     "  llvm  the optimised LLVM IR the CPU backend (device=\"cpu\") generates for it\n"
                     "  asm   the machine code it generates, as assembly\n"
+                    "  ptx   the CUDA backend's kernels (device=\"cuda\") as PTX for --arch, with their launch\n"
+                    "        shapes (no GPU needed)\n"
                     "Code is generated for concrete shapes: every unknown (None) dimension of a placeholder\n"
                     "is --dim (default 1) unless --shape gives that placeholder's whole shape.",
         epilog="examples:\n"
@@ -220,7 +253,8 @@ def add_inspect(subparsers: Any) -> None:
                "  graphc inspect model.gcg --format dot | dot -Tsvg -o model.svg\n"
                "  graphc inspect model.gcg --format html -o report.html --level 1\n"
                "  graphc inspect model.gcg --format llvm --shape x=32,784\n"
-               "  graphc inspect model.gcg --format asm --dim 64 -o model.s",
+               "  graphc inspect model.gcg --format asm --dim 64 -o model.s\n"
+               "  graphc inspect model.gcg --format ptx --arch sm_90 --dim 64",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", metavar="FILE.gcg", help="a graph file written by gc.save_graph")
     add_level_option(p)
@@ -230,10 +264,12 @@ def add_inspect(subparsers: Any) -> None:
                    help="write to OUT instead of standard output; for html the default is FILE's name with "
                         ".html, in the current directory (the path written is printed)")
     p.add_argument("--shape", action="append", default=[], metavar="NAME=D0,D1,...",
-                   help="llvm/asm: compile for placeholder NAME having this shape (repeat for several "
+                   help="llvm/asm/ptx: compile for placeholder NAME having this shape (repeat for several "
                         "placeholders; NAME= for a scalar); it must agree with the dimensions NAME fixes")
     p.add_argument("--dim", type=int, metavar="N",
-                   help="llvm/asm: the size of every unknown (None) dimension not set by --shape (default: 1)")
+                   help="llvm/asm/ptx: the size of every unknown (None) dimension not set by --shape (default: 1)")
+    p.add_argument("--arch", metavar="sm_XY",
+                   help="ptx: the GPU architecture (compute capability) to generate for (default: sm_80)")
     p.set_defaults(run=run_inspect)
 
 

@@ -45,3 +45,8 @@ class GraphFileError(GraphcError, ValueError):
 class AotError(GraphcError, RuntimeError):
     """Ahead-of-time compilation could not produce or load an artifact (no C compiler, a link
     failure, an unexpected library dependency, a shared object that is not graphc's)."""
+
+
+class DeviceUnavailableError(GraphcError, RuntimeError):
+    """A device asked for cannot be used here: no GPU, a driver or library missing (the message says
+    which, and how to install it), or a device index beyond those present."""

@@ -52,15 +52,30 @@ def _compile_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
         yield
 
 
-# ---- the op suites run on both devices ------------------------------------------------------------
+# ---- the op suites run on every device -----------------------------------------------------------
 #
 # A module with ``pytestmark = pytest.mark.usefixtures("device")`` runs each of its tests on
-# device="reference" and on device="cpu": the ``device`` fixture sets ``util.DEVICE``, which
-# ``util.run``, ``util.function`` and ``util.check_grad`` use.  Compiling costs ~25-400 ms per graph, so
-# on "cpu" only a deterministic subset runs (see ``pytest_collection_modifyitems``); set
-# GRAPHC_TEST_CPU=all to run every case on both devices.
+# device="reference", on device="cpu" and on the CUDA emulator (device="cuda-sim"); with a GPU and pycuda
+# present, on device="cuda" too.  The ``device`` fixture sets ``util.DEVICE``, which ``util.run``,
+# ``util.function`` and ``util.check_grad`` use.  Compiling costs ~25-400 ms per graph on the CPU and the
+# emulator is an interpreter, so on every device but the reference only a deterministic subset runs (see
+# ``pytest_collection_modifyitems``); set GRAPHC_TEST_CPU=all to run every case on every device.
 
 CPU_EVERY_CASE = os.environ.get("GRAPHC_TEST_CPU", "").lower() == "all"
+
+
+def _gpu_present() -> bool:
+    """Whether device="cuda" can run here (pycuda installed and a GPU visible)."""
+    try:
+        from graphc.backends.cuda.driver import gpu_available
+    except ImportError:
+        return False
+    return gpu_available()
+
+
+COMPILED_DEVICES = ["cpu", "cuda-sim"]
+if os.environ.get("GRAPHC_TEST_CUDA") != "0" and _gpu_present():
+    COMPILED_DEVICES.append("cuda")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -70,7 +85,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         names = mark.args[0].split(",") if isinstance(mark.args[0], str) else mark.args[0]
         if "device" in (n.strip() for n in names):
             return  # a test parametrized over devices itself keeps its own list
-    metafunc.parametrize("device", ["reference", "cpu"], indirect=True)
+    metafunc.parametrize("device", ["reference", *COMPILED_DEVICES], indirect=True)
 
 
 @pytest.fixture
@@ -87,20 +102,21 @@ def device(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep every "reference" case; of each test function's "cpu" cases keep, in collection order,
-    those that bring a parameter value (of any of its parameters) no kept cpu case of that function
-    had yet.  So every value of every parametrization (every op, dtype, shape, stride, padding...)
-    runs on the CPU at least once, and a test without parameters runs there whole."""
+    """Keep every "reference" case; of each test function's cases on another device keep, in collection
+    order, those that bring a parameter value (of any of its parameters) no kept case of that function on
+    that device had yet.  So every value of every parametrization (every op, dtype, shape, stride,
+    padding...) runs on every device at least once, and a test without parameters runs there whole."""
     if CPU_EVERY_CASE:
         return
-    covered: dict[tuple[str, str], set[tuple[str, object]]] = {}
+    covered: dict[tuple[str, str, str], set[tuple[str, object]]] = {}
     kept, dropped = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if callspec is None or callspec.params.get("device") != "cpu":
+        device = callspec.params.get("device") if callspec is not None else None
+        if device is None or device == "reference" or not isinstance(device, str):
             kept.append(item)
             continue
-        seen = covered.setdefault((str(item.path), item.originalname), set())  # type: ignore[attr-defined]
+        seen = covered.setdefault((str(item.path), item.originalname, device), set())  # type: ignore[attr-defined]
         values = {(name, _hashable(value)) for name, value in callspec.params.items() if name != "device"}
         if values - seen or not values:
             seen |= values

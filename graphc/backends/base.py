@@ -74,27 +74,48 @@ class CodeCache(Protocol):
         """Keep ``entry`` under ``key``; whether it was written."""
 
 
+class DeviceArray(ABC):
+    """A value in a device's memory (``device``: the full device name, e.g. ``"cuda:0"``).  Executables of
+    backends with ``device_values`` return these; a Variable keeps one as its value between runs on that
+    device, and ``to_host`` copies it to a NumPy array when someone reads it."""
+
+    device: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @abstractmethod
+    def to_host(self) -> np.ndarray:
+        """The value copied into a new NumPy array (a new one on every call)."""
+
+
 class Executable(ABC):
     """A graph compiled for one shape signature."""
 
     @abstractmethod
-    def run(self, sources: Mapping[int, np.ndarray]) -> dict[int, np.ndarray | None]:
-        """Run once: ``sources`` holds the values of placeholders and Variables (by node id); returns the
-        value of every wanted node (``None`` for ``group``)."""
+    def run(self, sources: Mapping[int, Any]) -> dict[int, Any]:
+        """Run once: ``sources`` holds the values of placeholders and Variables (by node id: NumPy arrays,
+        or for a backend with ``device_values`` also its own :class:`DeviceArray`); returns the value of
+        every wanted node (``None`` for ``group``; a ``DeviceArray`` where the backend kept it on its device)."""
 
     def source(self, kind: str) -> str:
         """The generated code as text (``kind`` is backend-specific: ``"llvm"``, ``"asm"``, ``"ptx"``)."""
         raise ArgumentError(f"this device generates no code, so there is no {kind!r} source; use device='cpu'")
 
+    def launch_shapes(self) -> str | None:
+        """Each kernel's launch shape (grid and block), one line per launch, on a GPU; None elsewhere."""
+        return None
+
 
 class Backend(ABC):
     """One kind of device.  ``fresh_outputs``: the arrays its executables hand back are new ones that
     nothing else refers to (so Variables may keep them without a copy); ``generates_code``: its
-    executables have generated code to show (``Executable.source``)."""
+    executables have generated code to show (``Executable.source``); ``device_values``: its executables
+    keep values in the device's memory (see :class:`DeviceArray`), so Variables stay there between runs."""
 
     name: str = ""
     fresh_outputs: bool = False
     generates_code: bool = False
+    device_values: bool = False
 
     @abstractmethod
     def compile(self, nodes: Sequence[Tensor], avals: Mapping[int, AbstractValue], wanted: Sequence[Tensor],

@@ -21,12 +21,15 @@ _initialized = False
 
 
 def initialize() -> None:
-    """Initialise LLVM's native target once per process (every entry point below calls it)."""
+    """Initialise LLVM's targets once per process (every entry point below calls it): the native one
+    and the others llvmlite was built with (NVPTX for the CUDA backend)."""
     global _initialized
     with _init_lock:
         if not _initialized:
             llvm.initialize_native_target()
             llvm.initialize_native_asmprinter()
+            llvm.initialize_all_targets()
+            llvm.initialize_all_asmprinters()
             _initialized = True
 
 
@@ -69,9 +72,14 @@ def new_module(name: str, target: Target | None = None) -> ir.Module:
 def optimize(module: ir.Module | str, target: Target | None = None, opt: int = 3) -> llvm.ModuleRef:
     """Parse, verify and optimise ``module`` with LLVM's pipeline at level ``opt``."""
     initialize()
-    target = target or Target.host()
     ref = llvm.parse_assembly(str(module))
     ref.verify()
+    return optimize_parsed(ref, target, opt)
+
+
+def optimize_parsed(ref: llvm.ModuleRef, target: Target | None = None, opt: int = 3) -> llvm.ModuleRef:
+    """Optimise an already parsed (and linked) module in place with LLVM's pipeline at level ``opt``."""
+    target = target or Target.host()
     machine = target.machine(opt)
     tuning = llvm.create_pipeline_tuning_options(speed_level=opt)
     tuning.loop_vectorization = opt >= 2
@@ -83,4 +91,4 @@ def optimize(module: ir.Module | str, target: Target | None = None, opt: int = 3
     return ref
 
 
-__all__ = ["Target", "initialize", "new_module", "optimize"]
+__all__ = ["Target", "initialize", "new_module", "optimize", "optimize_parsed"]

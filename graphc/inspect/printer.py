@@ -60,6 +60,7 @@ def dprint(target: Any, locations: bool = True) -> str:
     One line per node in topological order: ``%id = op(inputs) {attrs} : dtype[shape]  'name'  # file:line``.
     Outputs are marked with ``->``.  A fused kernel is followed by its inner graph, indented, whose
     ``parameter`` nodes stand for the kernel's inputs in order and whose outputs are marked ``->``.
+    For a gc.function on a GPU device that has run, each kernel's launches (grid and block) follow.
     """
     graph = graph_of(target, "dprint")
     ids = {node.id: str(i) for i, node in enumerate(graph.nodes)}
@@ -74,4 +75,8 @@ def dprint(target: Any, locations: bool = True) -> str:
             for inner in kernel.nodes:
                 mark = "->" if inner.id in kernel_outputs else "  "
                 lines.append(_node_line(inner, inner_ids, mark, "    |", locations))
+    launches = getattr(target, "launch_shapes", None)
+    shapes = launches() if callable(launches) else ""
+    if shapes:
+        lines += ["", shapes]
     return "\n".join(lines)

@@ -169,7 +169,7 @@ class _Images:
             return [], offset, s.h, s.w
         interior = IConst(s.pads[0][0] * s.wp + s.pads[1][0])
         stmts = copy_block(self.buffer, interior, [s.hp * s.wp, s.wp, 1], self.src, offset, [s.h * s.w, s.w, 1],
-                      [s.c, s.h, s.w], self.dtype, self.ctx, parallel=False)
+                      [s.c, s.h, s.w], self.dtype, self.ctx)
         return stmts, IConst(0), s.hp, s.wp
 
 
@@ -207,8 +207,7 @@ def conv2d_statements(x: Operand, w: Operand, dst: str, attrs: Mapping[str, Any]
     def image(v: list[IVar]) -> list[Stmt]:
         stmts, offset, hs, ws = images.load(v[0])
         space, col_strides, image_strides = _window_space(s, hs, ws, transposed=False)
-        stmts += copy_block(cols, IConst(0), col_strides, images.buffer, offset, image_strides, space, dtype, ctx,
-                            parallel=False)
+        stmts += copy_block(cols, IConst(0), col_strides, images.buffer, offset, image_strides, space, dtype, ctx)
         return stmts + products.product(wb, IConst(0), (s.ckk, 1), cols, IConst(0), (s.p, 1), dst,
                                         linear_index(v, [s.o * s.p]), s.p, s.o, s.p, s.ckk)
 
@@ -259,7 +258,7 @@ def conv2d_grad_input(node: Tensor, ctx: LoweringContext) -> list[Stmt]:
         if s.padded:
             interior = IConst(s.pads[0][0] * s.wp + s.pads[1][0])
             body += copy_block(dst, out, [s.h * s.w, s.w, 1], pad, interior, [s.hp * s.wp, s.wp, 1],
-                          [s.c, s.h, s.w], dtype, ctx, parallel=False)
+                               [s.c, s.h, s.w], dtype, ctx)
         return body
 
     stmts += loop_nest([s.n], ctx, image)
@@ -291,15 +290,14 @@ def conv2d_grad_weight(node: Tensor, ctx: LoweringContext) -> list[Stmt]:
                                     s.ckk, s.o, s.ckk, s.p)
         stmts, offset, hs, ws = images.load(n)
         space, col_strides, image_strides = _window_space(s, hs, ws, transposed=True)
-        stmts += copy_block(cols, IConst(0), col_strides, images.buffer, offset, image_strides, space, dtype, ctx,
-                            parallel=False)
+        stmts += copy_block(cols, IConst(0), col_strides, images.buffer, offset, image_strides, space, dtype, ctx)
         return stmts + products.product(gb, g_at, (s.p, 1), cols, IConst(0), (s.ckk, 1), target, IConst(0),
                                         s.ckk, s.o, s.ckk, s.p)
 
     stmts = ([] if s.pointwise else images.prepare()) + image(IConst(0), dst)
     if s.n > 1:
         stmts += loop_nest([s.n - 1], ctx, lambda v: image(iadd(v[0], IConst(1)), partial) + copy_block(
-            dst, IConst(0), [1], partial, IConst(0), [1], [size], dtype, ctx, add=True, parallel=False))
+            dst, IConst(0), [1], partial, IConst(0), [1], [size], dtype, ctx, add=True))
     products.finish()
     return stmts
 

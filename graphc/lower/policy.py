@@ -34,6 +34,9 @@ class LoweringPolicy:
     ``split_reduce_min``: elements a reduction of fewer rows than threads needs before each row is cut
     into per-thread partial reductions.
     ``alignment``: bytes every arena buffer is aligned to.
+    ``fold_in_memory_order``: a reduction that keeps the last axis (a column sum) is folded by walking
+    the input in memory order into the output (vectorises on a CPU, but its reduced loop is sequential)
+    rather than one row of the output per independent iteration (what a GPU's threads want).
     """
 
     threads: int = 1
@@ -41,6 +44,7 @@ class LoweringPolicy:
     gemm_parallel_min_macs: int = 1 << 21
     split_reduce_min: int = 1 << 18
     alignment: int = 64
+    fold_in_memory_order: bool = True
 
 
 __all__ = ["GemmPackElements", "LoweringPolicy", "no_pack"]

@@ -101,7 +101,7 @@ def reduce_statements(fold: Reduction, axes: Sequence[int], dtype: np.dtype, out
     if (ctx.threads > 1 and not any(is_symbolic(d) for d in in_shape) and rows < ctx.threads
             and rows * math.prod(in_shape[d] for d in axes) >= ctx.policy.split_reduce_min):
         return _split_reduce(fold, axes, dtype, out_buffer, in_shape, value, ctx)
-    if axes and kept and kept[-1] == len(in_shape) - 1:
+    if axes and kept and kept[-1] == len(in_shape) - 1 and ctx.policy.fold_in_memory_order:
         return _reduce_in_place(fold, axes, dtype, out_buffer, in_shape, value, ctx)
     out_strides = row_major_strides([in_shape[d] for d in kept])
     combine = fold.combine

@@ -95,7 +95,7 @@ class Variable(Tensor):
     Like every node, it is named in the current ``gc.name_scope``.
     """
 
-    __slots__ = ("_lock", "_value", "trainable")
+    __slots__ = ("_lock", "_resident", "_value", "trainable")
 
     def __init__(self, initial_value: Any, name: str | None = None, dtype: Any = None,
                  trainable: bool = True) -> None:
@@ -117,17 +117,41 @@ class Variable(Tensor):
         set_ = object.__setattr__
         set_(self, "_lock", threading.Lock())
         set_(self, "_value", np.array(array, dtype=target, copy=True))
+        set_(self, "_resident", None)  # the value in a device's memory, when a run left it there
         set_(self, "trainable", bool(trainable))
 
     @property
     def value(self) -> np.ndarray:
         """A copy of the current value."""
-        with self._lock:
-            return self._value.copy()
+        return self.read().copy()
 
     def read(self) -> np.ndarray:
-        """The current value itself (no copy; never written in place).  For executors."""
-        return self._value
+        """The current value itself (no copy; never written in place).  For executors.  A value that a
+        run left in a device's memory is copied to the host once, on the first read."""
+        value = self._value
+        if value is None:
+            with self._lock:
+                value = self._value
+                if value is None:
+                    value = self._resident.to_host()
+                    object.__setattr__(self, "_value", value)
+        return value
+
+    def read_on(self, device: str) -> Any:
+        """The current value as ``device`` holds it (a device array a run on it left there), else the
+        host array: what a backend that keeps values on its device is given."""
+        resident = self._resident
+        if resident is not None and resident.device == device:
+            return resident
+        return self.read()
+
+    def set_resident(self, value: Any) -> None:
+        """Replace the value with one in a device's memory (an object with ``device`` and ``to_host()``,
+        e.g. a GPU array a training step computed): it stays there for the next run on that device and
+        is copied to the host only when read."""
+        with self._lock:
+            object.__setattr__(self, "_value", None)
+            object.__setattr__(self, "_resident", value)
 
     def assign(self, value: Any) -> None:
         """Set the value; it must have this variable's shape and convert safely to its dtype."""
@@ -142,6 +166,7 @@ class Variable(Tensor):
             new = np.array(new, dtype=self.dtype, copy=True)
         with self._lock:
             object.__setattr__(self, "_value", new)
+            object.__setattr__(self, "_resident", None)
 
     def __repr__(self) -> str:
         return f"<Variable '{self.name}' {self.type_str()}>"

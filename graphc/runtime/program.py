@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from graphc.backends.base import DeviceOptions, Executable, get_backend, parse_device
+from graphc.backends.base import DeviceArray, DeviceOptions, Executable, get_backend, parse_device
 from graphc.errors import ArgumentError, DTypeError, FeedError, GraphcError, GraphError, ShapeError
 from graphc.ir.build import annotate
 from graphc.ir.graph import Graph
@@ -96,7 +96,9 @@ class Program:
         self.variables: tuple[Variable, ...] = tuple(v for v in self.graph.variables if isinstance(v, Variable))
         self.options = device if isinstance(device, DeviceOptions) else device_options(device, threads)
         self.device, self.threads = self.options.device, self.options.threads
-        self.backend = get_backend(parse_device(self.device)[0])
+        backend_name = parse_device(self.device)[0]
+        self.backend = get_backend(backend_name)
+        self.memory_space = f"{backend_name}:{self.options.index}"  # where device values live ("cuda:0")
         self._plans: dict[Signature, dict[int, AbstractValue]] = {}
         self._executables: dict[Signature, Executable] = {}
         self._lock = threading.Lock()
@@ -196,9 +198,10 @@ class Program:
         """Run with converted feeds (the dict is used as the run's table of source values); apply
         updates together at the end; return the outputs' values."""
         signature = tuple([feeds[p.id].shape for p in self.placeholders])
-        sources = feeds
+        sources: dict[int, Any] = feeds
+        on_device = self.backend.device_values
         for var in self.variables:
-            sources[var.id] = var.read()
+            sources[var.id] = var.read_on(self.memory_space) if on_device else var.read()
         executable = self._executables.get(signature)
         if executable is None:
             executable = self._executable(signature, self.plan(feeds, signature))
@@ -209,7 +212,14 @@ class Program:
                 for node in self.updates:
                     var = node.inputs[0]
                     assert isinstance(var, Variable)
-                    var.set_value(values[node.id], owned=owned)  # type: ignore[arg-type]
+                    new = values[node.id]
+                    if isinstance(new, DeviceArray):
+                        var.set_resident(new)  # stays on the device for the next step
+                    else:
+                        var.set_value(new, owned=owned)
+        if on_device:
+            return [None if (value := values[o.id]) is None else value.to_host() if isinstance(value, DeviceArray)
+                    else np.array(value, copy=True) for o in self.outputs]
         return [None if (value := values[o.id]) is None else value if fresh else np.array(value, copy=True)
                 for o, fresh in zip(self.outputs, self._fresh_outputs)]
 

@@ -110,16 +110,29 @@ class Function:
                                 device=self.options)
         self.graph: OptimizedGraph = self._program.graph
 
-    def source(self, kind: str = "llvm") -> str:
+    def source(self, kind: str | None = None) -> str:
         """The generated code of the most recently compiled shape signature, after a first call: on
-        ``device="cpu"``, ``"llvm"`` (the optimised LLVM IR) or ``"asm"`` (the machine code)."""
+        ``device="cpu"``, ``"llvm"`` (the optimised LLVM IR, the default) or ``"asm"`` (the machine code);
+        on ``"cuda"`` and ``"cuda-sim"``, ``"ptx"`` (the default) or ``"launches"`` (the launch shapes)."""
         if not self._program.backend.generates_code:
             raise ArgumentError(f"{self.name} runs on device {self.device!r}, which generates no code; "
                                 "use device='cpu'")
         if not self._program._executables:
             raise GraphError(f"{self.name} has not been compiled yet: call it once first (code is generated "
                              "per shape signature)")
-        return list(self._program._executables.values())[-1].source(kind)
+        executable = list(self._program._executables.values())[-1]
+        return executable.source() if kind is None else executable.source(kind)
+
+    def launch_shapes(self) -> str:
+        """On a GPU device, after a call: every compiled shape signature's kernels with the grid and block
+        of each launch (what ``gc.dprint`` appends); an empty string on other devices."""
+        parts = []
+        for signature, executable in list(self._program._executables.items()):
+            shapes = executable.launch_shapes()
+            if shapes:
+                fed = ", ".join(f"{p.name}: {list(shape)}" for p, shape in zip(self.inputs, signature))
+                parts.append(f"launches on {self.device} for ({fed}):\n{shapes}")
+        return "\n".join(parts)
 
     @property
     def rewrites(self) -> RewriteLog:

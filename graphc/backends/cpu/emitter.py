@@ -16,30 +16,17 @@ from llvmlite import ir
 from graphc.backends.cpu.runtime_lib import declare_gemm, runtime_suffix
 from graphc.backends.cpu.threadpool import TASK_TYPE, declare_parallel_for
 from graphc.codegen import scalar
+from graphc.codegen.loops import LoopEmitter
 from graphc.codegen.sizes import emit_size
 from graphc.codegen.target import Target
-from graphc.codegen.types import I64, constant, load_value, storage_type, store_value, value_type
-from graphc.ir.symbolic import Size, hint, is_symbolic
+from graphc.codegen.types import I64, storage_type
+from graphc.ir.symbolic import hint, is_symbolic
 from graphc.lower.loopir import (
     DIMS,
     STATUS,
-    AccInit,
-    AccRef,
-    AccSet,
-    AccUpdate,
-    Check,
-    Const,
     Gemm,
-    IBin,
-    IConst,
-    IndexValue,
-    IValue,
-    IVar,
-    Load,
     Loop,
     LoopKernel,
-    ScalarOp,
-    Store,
     has_check,
 )
 
@@ -64,7 +51,7 @@ def _work(body: Sequence[Any]) -> int:
     return total
 
 
-class _KernelEmitter:
+class _KernelEmitter(LoopEmitter):
     """Emits one loop kernel as an internal function taking its buffers as ``noalias`` pointers.
 
     A top-level loop marked ``parallel`` with at least PARALLEL_MIN_WORK innermost iterations (and
@@ -77,34 +64,11 @@ class _KernelEmitter:
         if fn is None:
             fn = ir.Function(module, ir.FunctionType(ir.VoidType(), types), kernel.name)
             fn.linkage = "internal"
-        self.fn = fn
-        for arg, param in zip(self.fn.args, kernel.params):
-            arg.name = param.name
-            arg.add_attribute("noalias")
-        self.buffers = {p.name: (arg, p.dtype) for arg, p in zip(self.fn.args, kernel.params)}
-        entry = self.fn.append_basic_block("entry")
-        self.allocas = ir.IRBuilder(entry)
-        body = self.fn.append_basic_block("body")
-        self.b = ir.IRBuilder(body)
-        self.indices: dict[str, ir.Value] = {}
-        self.accumulators: dict[str, tuple[ir.Value, Any]] = {}
-        self.kernel = kernel
+        super().__init__(fn, kernel, MATH_LIBRARY)
         self.module = module
         self.threads = threads
         self.runtime = runtime  # what the runtime library's names end with (runtime_lib.runtime_suffix)
         self._chunks = 0
-        self._dims: dict[int, ir.Value] = {}
-
-    def _dim(self, symbol: int) -> ir.Value:
-        """Run-time dimension ``symbol``, loaded once at the function's entry."""
-        if symbol not in self._dims:
-            pointer = self.buffers[DIMS][0]
-            self._dims[symbol] = self.allocas.load(self.allocas.gep(pointer, [ir.Constant(I64, symbol)]),
-                                                   name=f"d{symbol}")
-        return self._dims[symbol]
-
-    def _size(self, value: Size) -> ir.Value:
-        return emit_size(self.b, value, self._dim)
 
     def emit(self) -> ir.Function:
         for s in self.kernel.body:
@@ -114,11 +78,6 @@ class _KernelEmitter:
             else:
                 self._statements([s])
         return self._finish()
-
-    def _finish(self) -> ir.Function:
-        self.b.ret_void()
-        self.allocas.branch(self.fn.blocks[1])
-        return self.fn
 
     def _parallel(self, loop: Loop) -> None:
         """Run ``loop`` as ``tasks`` contiguous ranges on the thread pool."""
@@ -159,66 +118,6 @@ class _KernelEmitter:
         self.b.call(declare_parallel_for(self.module, self.runtime),
                     [task, self.b.bitcast(ctx, VOID_PTR), n, ir.Constant(I64, self.threads)])
 
-    # ---- index and scalar expressions ----
-    def _index(self, e: Any) -> ir.Value:
-        if isinstance(e, IVar):
-            return self.indices[e.name]
-        if isinstance(e, IConst):
-            return self._size(e.value)
-        if isinstance(e, IValue):
-            value = self._expr(e.value)
-            return value if value.type == I64 else self.b.sext(value, I64)
-        assert isinstance(e, IBin)
-        a, c = self._index(e.a), self._index(e.b)
-        return self.b.add(a, c, flags=["nsw"]) if e.op == "+" else self.b.mul(a, c, flags=["nsw"])
-
-    def _expr(self, e: Any) -> ir.Value:
-        if isinstance(e, Const):
-            return constant(e.dtype, e.value)
-        if isinstance(e, Load):
-            pointer, dtype = self.buffers[e.buffer]
-            return load_value(self.b, self.b.gep(pointer, [self._index(e.index)], inbounds=True), dtype)
-        if isinstance(e, AccRef):
-            return self.b.load(self.accumulators[e.name][0])
-        if isinstance(e, IndexValue):
-            return self._index(e.index)
-        assert isinstance(e, ScalarOp)
-        args = [self._expr(a) for a in e.args]
-        return scalar.emit(self.b, e.op, args, e.in_dtype, e.dtype, dict(e.attrs), MATH_LIBRARY)
-
-    # ---- statements ----
-    def _statements(self, body: Sequence[Any]) -> None:
-        for s in body:
-            if isinstance(s, Loop):
-                self._loop(s)
-            elif isinstance(s, Store):
-                pointer, dtype = self.buffers[s.buffer]
-                store_value(self.b, self._expr(s.value), self.b.gep(pointer, [self._index(s.index)], inbounds=True),
-                            dtype)
-            elif isinstance(s, AccInit):
-                dtype = s.init.dtype
-                slot = self.allocas.alloca(value_type(dtype), name=s.name)
-                self.accumulators[s.name] = (slot, dtype)
-                self.b.store(self._expr(s.init), slot)
-            elif isinstance(s, Gemm):
-                self._gemm(s)
-            elif isinstance(s, AccSet):
-                self.b.store(self._expr(s.value), self.accumulators[s.name][0])
-            elif isinstance(s, Check):
-                pointer, _ = self.buffers[STATUS]
-                current = self.b.load(pointer)
-                self.b.store(self.b.select(self._expr(s.ok), current, ir.Constant(I64, s.code)), pointer)
-            elif isinstance(s, AccUpdate):
-                slot, dtype = self.accumulators[s.name]
-                current = self.b.load(slot)
-                value = self._expr(s.value)
-                if s.op in ("add", "multiply") and dtype.kind == "f":  # reassoc lets LLVM vectorise the fold
-                    fold = self.b.fadd if s.op == "add" else self.b.fmul
-                    combined = fold(current, value, flags=["reassoc"])
-                else:
-                    combined = scalar.emit(self.b, s.op, [current, value], dtype, dtype, {}, MATH_LIBRARY)
-                self.b.store(combined, slot)
-
     def _gemm(self, s: Gemm) -> None:
         fn = declare_gemm(self.module, s.dtype, self.runtime)
 
@@ -230,30 +129,6 @@ class _KernelEmitter:
         m, n, k, a_row, a_col, b_row, b_col, ldc, pack_stride, threads = i64
         self.b.call(fn, [m, n, k, view(s.a, s.a_offset), a_row, a_col, view(s.b, s.b_offset), b_row, b_col,
                          view(s.c, s.c_offset), ldc, self.buffers[s.pack][0], pack_stride, threads])
-
-    def _loop(self, loop: Loop, start: ir.Value | None = None, stop: ir.Value | None = None) -> None:
-        """``for var in range(start, stop)`` (default ``0 .. loop.extent``), as a bottom-tested loop."""
-        if start is None and not is_symbolic(loop.extent) and loop.extent <= 0:
-            return
-        start = ir.Constant(I64, 0) if start is None else start
-        stop = self._size(loop.extent) if stop is None else stop
-        body = self.fn.append_basic_block(f"{loop.var.name}.body")
-        done = self.fn.append_basic_block(f"{loop.var.name}.done")
-        before = self.b.block
-        if isinstance(start, ir.Constant) and isinstance(stop, ir.Constant):
-            self.b.branch(body)
-        else:
-            self.b.cbranch(self.b.icmp_signed("<", start, stop), body, done)
-        self.b.position_at_end(body)
-        index = self.b.phi(I64, name=loop.var.name)
-        index.add_incoming(start, before)
-        self.indices[loop.var.name] = index
-        self._statements(loop.body)
-        following = self.b.add(index, ir.Constant(I64, 1), flags=["nuw", "nsw"])
-        index.add_incoming(following, self.b.block)
-        self.b.cbranch(self.b.icmp_signed("<", following, stop), body, done)
-        self.b.position_at_end(done)
-
 
 def emit_program(module: ir.Module, kernels: Sequence[LoopKernel], slots: Mapping[str, int], target: Target,
                  threads: int = 1) -> ir.Function:

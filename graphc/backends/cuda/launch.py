@@ -13,8 +13,11 @@ iteration writes, so any order, and all at once, is allowed):
 * a top-level parallel loop becomes one launch; its perfectly nested parallel loops (a loop whose body
   is exactly one parallel loop) are collapsed into the space, so an elementwise kernel over a
   ``(64, 128)`` array is 8192 threads of one element each; what is inside the last one runs per thread;
-* a ``Gemm`` becomes the generated GEMM: one thread per element of C, summing its K products in order
-  (``c = sum_k a[i, k] * b[k, j]``, C overwritten), the fallback when no BLAS library is called;
+* a top-level ``Gemm`` whose operands a BLAS library can address (a unit stride in each, float32 or
+  float64) becomes a :class:`LibraryGemm` step (cuBLAS on a GPU); every other ``Gemm`` becomes the
+  generated GEMM: one thread per element of C, summing its K products in order
+  (``c = sum_k a[i, k] * b[k, j]``, C overwritten).  A top-level loop holding only products into
+  disjoint blocks of C (a batched matmul) is a parallel loop, so its batch index joins the space;
 * the other statements (accumulators, sequential loops, checks) between two of those are gathered into
   one serial launch, in order.
 
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from graphc.lower.loopir import (
@@ -39,6 +42,9 @@ from graphc.lower.loopir import (
     BufferSpec,
     Const,
     Gemm,
+    IBin,
+    IConst,
+    IndexExpr,
     IVar,
     Load,
     Loop,
@@ -58,13 +64,16 @@ BLOCK = 256  # threads per block: a multiple of the warp, enough to hide latency
 class Launch:
     """One GPU kernel launch: ``body`` once for every point of ``space`` (``(loop variable, extent)``
     pairs, outermost first; empty for a serial launch), with ``block`` threads per block.  ``params``
-    are the buffers it uses, in call order (a subset of its loop kernel's, in the same order)."""
+    are the buffers it uses, in call order (a subset of its loop kernel's, in the same order);
+    ``uniforms`` the variables of enclosing :class:`HostLoop` s it reads, passed by value (the same
+    for every thread)."""
 
     name: str
     params: tuple[BufferSpec, ...]
     space: tuple[tuple[IVar, int], ...]
     body: tuple[Stmt, ...]
     block: int = BLOCK
+    uniforms: tuple[IVar, ...] = ()
 
     @property
     def size(self) -> int:
@@ -88,26 +97,232 @@ class Launch:
         return f"{self.name}: grid {self.grid} x block {self.threads_per_block} over ({dims})"
 
 
-def plan_kernel(kernel: LoopKernel, block: int = BLOCK) -> list[Launch]:
-    """The launches that run ``kernel`` on a GPU, in order."""
-    launches: list[Launch] = []
-    serial: list[Stmt] = []
+@dataclass(frozen=True)
+class LibraryGemm:
+    """``gemm`` run by a BLAS library (cuBLAS on a GPU).  BLAS is column-major, so the row-major
+    ``C = A B`` is computed as the column-major ``C^T = B^T A^T``: ``first`` / ``second`` are the library
+    call's operands (B's and A's buffers), each transposed or not (``"N"`` / ``"T"``) with its leading
+    dimension; ``offsets`` are the element offsets of B, A and C (index expressions of enclosing host
+    loop variables at most)."""
 
-    def add(space: tuple[tuple[IVar, int], ...], body: Sequence[Stmt]) -> None:
-        name = f"{kernel.name}_{len(launches)}"
-        launches.append(Launch(name, _params_used(kernel, body), space, tuple(body), block))
+    name: str
+    params: tuple[BufferSpec, ...]
+    gemm: Gemm
+    first: tuple[str, int]  # (op, leading dimension) of B
+    second: tuple[str, int]  # (op, leading dimension) of A
+    offsets: tuple[IndexExpr, IndexExpr, IndexExpr]
 
-    for stmt in map(_expand_gemms, kernel.body):  # a Gemm becomes a parallel loop nest like any other
-        if isinstance(stmt, Loop) and stmt.parallel and not _reads_outer_accumulators(stmt, serial):
+    def describe(self) -> str:
+        g = self.gemm
+        return f"{self.name}: BLAS gemm {g.dtype.name} {g.m}x{g.k} @ {g.k}x{g.n}"
+
+
+@dataclass(frozen=True)
+class HostLoop:
+    """``for var in range(extent)``: the ``steps`` once per iteration, issued by the host in order (a
+    sequential loop whose body holds parallel work, e.g. a convolution's loop over images sharing one
+    scratch buffer).  Launches inside read ``var`` as a uniform."""
+
+    name: str
+    var: IVar
+    extent: int
+    steps: tuple[Step, ...]
+
+    @property
+    def params(self) -> tuple[BufferSpec, ...]:
+        seen: dict[str, BufferSpec] = {}
+        for step in self.steps:
+            for p in step.params:
+                seen.setdefault(p.name, p)
+        return tuple(seen.values())
+
+    def describe(self) -> str:
+        inner = "; ".join(step.describe() for step in self.steps)
+        return f"{self.name}: {self.extent} x [{inner}]"
+
+
+Step = Launch | LibraryGemm | HostLoop
+
+
+def plan_kernel(kernel: LoopKernel, block: int = BLOCK, library_gemm: bool = False) -> list[Step]:
+    """The steps that run ``kernel`` on a GPU, in order: launches of generated code and, with
+    ``library_gemm``, BLAS calls for the products a library can do."""
+    return _Planner(kernel, block, library_gemm).plan(kernel.body, kernel.name, ())
+
+
+class _Planner:
+    def __init__(self, kernel: LoopKernel, block: int, library_gemm: bool) -> None:
+        self.kernel, self.block, self.library_gemm = kernel, block, library_gemm
+
+    def plan(self, body: Sequence[Stmt], prefix: str, host: tuple[IVar, ...]) -> list[Step]:
+        """Steps for ``body`` inside host loops over ``host`` (outermost first)."""
+        steps: list[Step] = []
+        serial: list[Stmt] = []
+        live_until = _accumulator_spans(body)
+
+        def name() -> str:
+            return f"{prefix}_{len(steps)}"
+
+        def launch(space: tuple[tuple[IVar, int], ...], stmts: Sequence[Stmt]) -> Launch:
+            used = {n for n in _walk(tuple(stmts)) if isinstance(n, IVar)}
+            return Launch(name(), self.params(stmts), space, tuple(stmts), self.block,
+                          tuple(v for v in host if v in used))
+
+        def flush() -> None:
             if serial:
-                add((), serial)
-                serial = []
-            add(*_collapse(stmt))
-        else:
-            serial.append(stmt)
-    if serial:
-        add((), serial)
-    return launches
+                steps.append(launch((), serial))
+                serial.clear()
+
+        for position, stmt in enumerate(body):
+            if any(first < position <= last for first, last in live_until.values()):
+                serial.append(_expand_gemms(stmt))  # an accumulator of the serial run is still live
+                continue
+            library = self._library(stmt, host) if isinstance(stmt, Gemm) else None
+            if library is not None:
+                flush()
+                steps.append(LibraryGemm(name(), self.params([stmt]), stmt, *library))
+                continue
+            stmt = _batched_products_parallel(stmt)
+            if isinstance(stmt, Gemm):
+                stmt = gemm_loops(stmt)
+            if isinstance(stmt, Loop) and stmt.parallel:
+                flush()
+                space, inner_body = _collapse(_expand_gemms(stmt))  # type: ignore[arg-type]
+                if math.prod(extent for _, extent in space):  # no threads, nothing to launch
+                    steps.append(launch(space, inner_body))
+            elif isinstance(stmt, Loop) and _has_parallel_work(stmt.body) and isinstance(stmt.extent, int):
+                flush()
+                loop_name = name()
+                inner = self.plan(stmt.body, loop_name, (*host, stmt.var))
+                if stmt.extent > 0 and inner:
+                    steps.append(HostLoop(loop_name, stmt.var, stmt.extent, tuple(inner)))
+            else:
+                serial.append(_expand_gemms(stmt))
+        flush()
+        return steps
+
+    def params(self, body: Sequence[Stmt]) -> tuple[BufferSpec, ...]:
+        return _params_used(self.kernel, body)
+
+    def _library(self, g: Gemm, host: tuple[IVar, ...]
+                 ) -> tuple[tuple[str, int], tuple[str, int], tuple[IndexExpr, IndexExpr, IndexExpr]] | None:
+        if not self.library_gemm or g.dtype.name not in ("float32", "float64"):
+            return None
+        sizes = (g.m, g.n, g.k, *g.a_strides, *g.b_strides, g.ldc)
+        offsets = (g.b_offset, g.a_offset, g.c_offset)
+        if not all(isinstance(v, int) for v in sizes) or not all(_uniform(o, host) for o in offsets) \
+                or g.ldc < max(1, g.n):
+            return None
+        first, second = _operand(g.k, g.n, g.b_strides), _operand(g.m, g.k, g.a_strides)
+        if first is None or second is None:
+            return None
+        return first, second, offsets
+
+
+def evaluate_index(e: object, uniforms: Mapping[str, int]) -> int:
+    """The value of an index expression of constants and ``uniforms`` (host loop variables)."""
+    if isinstance(e, IConst):
+        return int(e.value)
+    if isinstance(e, IVar):
+        return uniforms[e.name]
+    assert isinstance(e, IBin)
+    a, b = evaluate_index(e.a, uniforms), evaluate_index(e.b, uniforms)
+    return a + b if e.op == "+" else a * b
+
+
+def static_index(e: object) -> int | None:
+    """The value of an index expression without loop variables or loaded values (None otherwise)."""
+    if isinstance(e, IConst):
+        return e.value if isinstance(e.value, int) else None
+    if isinstance(e, IBin):
+        a, b = static_index(e.a), static_index(e.b)
+        if a is None or b is None:
+            return None
+        return a + b if e.op == "+" else a * b
+    return None
+
+
+def _uniform(e: object, host: tuple[IVar, ...]) -> bool:
+    """Whether index expression ``e`` uses nothing but constants and the host loop variables."""
+    if isinstance(e, IConst):
+        return isinstance(e.value, int)
+    if isinstance(e, IVar):
+        return e in host
+    return isinstance(e, IBin) and _uniform(e.a, host) and _uniform(e.b, host)
+
+
+def _has_parallel_work(body: Sequence[Stmt]) -> bool:
+    """Whether ``body`` holds a parallel loop or a matrix product at its top level (then a host loop
+    over it beats one thread running it all)."""
+    return any(isinstance(s, Gemm) or (isinstance(s, Loop) and (s.parallel or _has_parallel_work(s.body)))
+               for s in body)
+
+
+def _accumulator_spans(body: Sequence[Stmt]) -> dict[str, tuple[int, int]]:
+    """For each accumulator declared at the top level of ``body``: the positions of the statement declaring
+    it and of the last statement using it (they must run in one thread, so in one serial launch)."""
+    spans: dict[str, tuple[int, int]] = {}
+    for position, stmt in enumerate(body):
+        if isinstance(stmt, AccInit):
+            spans[stmt.name] = (position, position)
+        for n in _walk(stmt):
+            name = n.name if isinstance(n, (AccRef, AccUpdate, AccSet)) else None
+            if name in spans:
+                spans[name] = (spans[name][0], position)
+    return spans
+
+
+def _operand(rows: int, cols: int, strides: tuple[int, int]) -> tuple[str, int] | None:
+    """How BLAS addresses a row-major view (``rows x cols``, element ``strides``) as the column-major
+    transpose it needs: ``("N", ld)`` when rows are contiguous runs, ``("T", ld)`` when columns are."""
+    row, col = strides
+    if col == 1 and row >= max(1, cols):
+        return "N", max(1, row)
+    if row == 1 and col >= max(1, rows):
+        return "T", max(1, col)
+    if rows == 1 and col == 1:
+        return "N", max(1, cols)
+    if cols == 1 and row == 1:
+        return "T", max(1, rows)
+    return None
+
+
+def _batched_products_parallel(stmt: Stmt) -> Stmt:
+    """A loop whose body is only matrix products writing buffers none of them reads, each C block at an
+    offset that moves with the loop variable (a batched matmul: ``c_offset = b * m * ldc``), as a
+    parallel loop: its iterations write disjoint blocks of C.  (The CPU keeps such loops sequential
+    because its GEMM is itself threaded.)"""
+    if not (isinstance(stmt, Loop) and not stmt.parallel and stmt.body
+            and all(isinstance(s, Gemm) for s in stmt.body)):
+        return stmt
+    written = {g.c for g in stmt.body}  # type: ignore[union-attr]
+    read = {name for g in stmt.body for name in (g.a, g.b)}  # type: ignore[union-attr]
+    if written & read or len(written) != len(stmt.body):
+        return stmt
+    for g in stmt.body:
+        step = _coefficient(g.c_offset, stmt.var)  # type: ignore[union-attr]
+        if step is None or step < g.m * g.ldc:  # type: ignore[union-attr]
+            return stmt
+    return Loop(stmt.var, stmt.extent, stmt.body, parallel=True)
+
+
+def _coefficient(e: object, var: IVar) -> int | None:
+    """``c`` where ``e == c * var + (terms without var)`` with static ``c`` (None if not of that form)."""
+    if isinstance(e, IVar):
+        return 1 if e == var else 0
+    if isinstance(e, IConst):
+        return 0 if isinstance(e.value, int) else None
+    if isinstance(e, IBin):
+        a, b = _coefficient(e.a, var), _coefficient(e.b, var)
+        if a is None or b is None:
+            return None
+        if e.op == "+":
+            return a + b
+        if a == 0 and b == 0:
+            return 0
+        constant = static_index(e.b) if a else static_index(e.a)
+        return None if constant is None else (a or b) * constant
+    return None
 
 
 def _collapse(loop: Loop) -> tuple[tuple[tuple[IVar, int], ...], tuple[Stmt, ...]]:
@@ -169,20 +384,16 @@ def _walk(node: object) -> Iterator[object]:
 
 
 def _params_used(kernel: LoopKernel, body: Sequence[Stmt]) -> tuple[BufferSpec, ...]:
-    found = {n.buffer for n in _walk(tuple(body)) if isinstance(n, (Load, Store))}
+    found = set()
+    for n in _walk(tuple(body)):
+        if isinstance(n, (Load, Store)):
+            found.add(n.buffer)
+        elif isinstance(n, Gemm):
+            found.update((n.a, n.b, n.c))
     if has_check(body):
         found.add(STATUS)
     return tuple(p for p in kernel.params if p.name in found)
 
 
-def _reads_outer_accumulators(loop: Loop, serial: Sequence[Stmt]) -> bool:
-    """Whether ``loop`` uses an accumulator declared by a preceding top-level statement (it then has to
-    run in the same thread as that statement)."""
-    declared = {s.name for s in serial if isinstance(s, AccInit)}
-    if not declared:
-        return False
-    used = {n.name for n in _walk(loop) if isinstance(n, (AccRef, AccUpdate, AccSet))}
-    return bool(used & declared)
-
-
-__all__ = ["BLOCK", "Launch", "gemm_loops", "plan_kernel"]
+__all__ = ["BLOCK", "HostLoop", "Launch", "LibraryGemm", "Step", "evaluate_index", "gemm_loops", "plan_kernel",
+           "static_index"]
