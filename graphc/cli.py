@@ -145,7 +145,7 @@ def _format_ptx(optimized: Any, args: argparse.Namespace) -> str:
     import numpy as np
 
     import graphc as gc
-    from graphc.backends.cuda.nvptx import check_arch, launches_ptx
+    from graphc.backends.cuda.nvptx import launches_ptx
     from graphc.backends.cuda.program import GpuProgram
     from graphc.runtime.program import Program
 
@@ -154,7 +154,7 @@ def _format_ptx(optimized: Any, args: argparse.Namespace) -> str:
     placeholders = list(inputs) + [p for p in gc.Graph(outputs).placeholders if p.id not in declared]
     shapes = feed_shapes(placeholders, args.shape, args.dim)
     try:
-        arch = check_arch(args.arch)
+        arch = args.arch
         program = Program(outputs, placeholders, level=args.level, device="reference")
         avals = program.plan({p.id: np.zeros(shape, p.dtype) for p, shape in zip(placeholders, shapes)})
         gpu = GpuProgram(program.graph.nodes, avals, [*program.outputs, *program.updates])
@@ -206,6 +206,13 @@ def run_inspect(args: argparse.Namespace) -> int:
         raise CommandError("--arch only applies to --format ptx")
     if args.arch is None:
         args.arch = "sm_80"
+    if args.format == "ptx":
+        from graphc.backends.cuda.nvptx import check_arch
+
+        try:
+            check_arch(args.arch)
+        except gc.ArgumentError as exc:
+            raise CommandError(f"--arch: {exc}") from None
     if args.dim is None:
         args.dim = 1
     elif args.dim < 0:

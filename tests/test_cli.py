@@ -267,6 +267,19 @@ def test_shape_and_dim_errors(cpu_model_file: pathlib.Path, tmp_path: pathlib.Pa
     assert_one_line_error(graphc_cmd("inspect", model_file, "--format", "dot", "--dim", "2", cwd=tmp_path), "--dim")
 
 
+def test_ptx_format_without_a_gpu(cpu_model_file: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    result = graphc_cmd("inspect", cpu_model_file, "--format", "ptx", "--arch", "sm_90", "--dim", "64", cwd=tmp_path)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    text = result.stdout
+    assert ".target sm_90" in text and ".visible .entry" in text
+    assert "// graphc: the launches of" in text and "BLAS gemm float32 64x4 @ 4x3" in text and "grid" in text
+    default = graphc_cmd("inspect", cpu_model_file, "--format", "ptx", cwd=tmp_path)
+    assert default.returncode == 0 and ".target sm_80" in default.stdout
+    assert_one_line_error(graphc_cmd("inspect", cpu_model_file, "--format", "ptx", "--arch", "90", cwd=tmp_path),
+                          "sm_80", "'90'")
+    assert_one_line_error(graphc_cmd("inspect", cpu_model_file, "--arch", "sm_90", cwd=tmp_path), "--arch", "ptx")
+
+
 def test_feed_shapes() -> None:
     x = gc.placeholder("float32", (None, 4, None), name="feed_shapes_x")
     s = gc.placeholder("int64", (), name="feed_shapes_s")
@@ -281,5 +294,6 @@ def test_feed_shapes() -> None:
 def test_help_names_the_compiled_formats(tmp_path: pathlib.Path) -> None:
     sub = graphc_cmd("inspect", "--help", cwd=tmp_path)
     assert sub.returncode == 0
-    for word in ("llvm", "asm", "--shape NAME=D0,D1,...", "--dim N", "default: 1", "device=\"cpu\""):
+    for word in ("llvm", "asm", "ptx", "--arch sm_XY", "--shape NAME=D0,D1,...", "--dim N", "default: 1",
+                 "device=\"cpu\"", "device=\"cuda\""):
         assert word in sub.stdout, word

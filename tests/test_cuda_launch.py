@@ -6,15 +6,15 @@ Only the mapping is checked here (the structure of the launches); running them n
 from __future__ import annotations
 
 import graphc as gc
-from graphc.backends.cuda.launch import Launch, plan_kernel
+from graphc.backends.cuda.launch import BlockLaunch, Launch, plan_kernel
+from graphc.backends.cuda.program import gpu_policy
 from graphc.lower.loopir import Gemm, Loop
-from graphc.lower.policy import LoweringPolicy
 from graphc.lower.program import LoweredProgram
 
 
 def launches(outputs: list[gc.Tensor]) -> list[list[Launch]]:
     opt = gc.optimize(outputs)
-    program = LoweredProgram(opt.nodes, {n.id: n.aval for n in opt.nodes}, list(opt.outputs), LoweringPolicy())
+    program = LoweredProgram(opt.nodes, {n.id: n.aval for n in opt.nodes}, list(opt.outputs), gpu_policy())
     return [plan_kernel(k) for k in program.kernels]
 
 
@@ -26,11 +26,25 @@ def test_an_elementwise_kernel_is_one_thread_per_element() -> None:
     assert not any(isinstance(s, Loop) for s in launch.body)  # the whole nest became the thread space
 
 
-def test_a_row_reduction_is_one_thread_per_row_and_a_full_one_is_serial() -> None:
+def test_short_rows_are_a_thread_each_and_long_ones_a_block_each() -> None:
     x = gc.placeholder("float32", (8, 50), name="x")
-    rows, full = launches([gc.sum(gc.exp(x), axis=1), gc.sum(x)])
+    y = gc.placeholder("float32", (2, 200), name="y")
+    rows, full, long_rows = launches([gc.sum(gc.exp(x), axis=1), gc.sum(x), gc.softmax(y)])
     assert [launch.size for launch in rows] == [8] and any(isinstance(s, Loop) for s in rows[0].body)
-    assert [launch.space for launch in full] == [()] and full[0].describe().endswith("serial (grid 1 x block 1)")
+    (one,) = full  # 400 elements: one block shares them
+    assert isinstance(one, BlockLaunch) and one.grid == 1 and one.block == 256
+    assert [type(s).__name__ for s in one.body] == ["AccInit", "BlockFold", "Lane0"]
+    (softmax,) = long_rows  # max, then sum of exp, then the row written by every thread of the block
+    assert isinstance(softmax, BlockLaunch) and softmax.grid == 2
+    assert [type(s).__name__ for s in softmax.body].count("BlockFold") == 2
+    assert type(softmax.body[-1]).__name__ == "BlockFor"
+    assert "grid 2 x block 256" in softmax.describe() and "2 block reductions" in softmax.describe()
+
+
+def test_a_serial_launch_runs_on_one_thread() -> None:
+    x = gc.placeholder("float32", (3,), name="x")
+    (plan,) = launches([gc.sum(x)])
+    assert [launch.space for launch in plan] == [()] and plan[0].describe().endswith("serial (grid 1 x block 1)")
 
 
 def test_a_matrix_product_is_a_generated_gemm_then_its_epilogue() -> None:

@@ -127,6 +127,13 @@ def test_random_graph_compiled_for_the_cpu_matches_numpy(program: tuple[Env, tup
     check_program(program, "cpu")
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(program=programs())
+def test_random_graph_on_the_cuda_emulator_matches_numpy(program: tuple[Env, tuple[Any, Any]]) -> None:
+    """The first 60 of the same programs on device="cuda-sim": the CUDA backend's launches, emulated."""
+    check_program(program, "cuda-sim")
+
+
 def check_program(program: tuple[Env, tuple[Any, Any]], device: str) -> None:
     env, (graph, expected) = program
     if not isinstance(graph, gc.Tensor):

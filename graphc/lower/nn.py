@@ -65,7 +65,7 @@ def softmax_family(node: Tensor, ctx: LoweringContext) -> list[Stmt]:
             value = f("divide", f("exp", shifted), s) if node.op == "softmax" else f("subtract", shifted, f("log", s))
             return [Store(dst, linear_index(full(iv), strides), value)]
 
-        return [*stmts, *loop_nest([shape[d] for d in reduced], ctx, write)]
+        return [*stmts, *loop_nest([shape[d] for d in reduced], ctx, write, parallel=True)]
 
     return loop_nest([shape[d] for d in kept], ctx, outer, parallel=True)
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from graphc.backends.cuda.cublas import Cublas
 from graphc.backends.cuda.device import DeviceMemory, GpuDevice, View
-from graphc.backends.cuda.launch import Launch, evaluate_index
+from graphc.backends.cuda.launch import LibraryGemm, evaluate_index
 from graphc.backends.cuda.nvptx import check_arch
 from graphc.backends.cuda.program import GpuProgram
 from graphc.errors import DeviceUnavailableError
@@ -132,7 +132,7 @@ class CudaDevice(GpuDevice):
         with self.current():
             module = self.driver.module_from_buffer(text.encode())
             for index, step in enumerate(program.flat):
-                if isinstance(step, Launch):
+                if not isinstance(step, LibraryGemm):
                     fn = module.get_function(step.name)
                     fn.prepare("P" * len(step.params) + "q" * len(step.uniforms))
                     functions[index] = fn
@@ -144,7 +144,7 @@ class CudaDevice(GpuDevice):
         step = loaded.program.flat[index]
         addresses = [memory.address + offset for memory, offset in views]  # type: ignore[attr-defined]
         with self.current():
-            if isinstance(step, Launch):
+            if not isinstance(step, LibraryGemm):
                 loaded.functions[index].prepared_async_call(
                     (step.grid, 1, 1), (step.threads_per_block, 1, 1), self.stream,
                     *addresses, *(uniforms[v.name] for v in step.uniforms))

@@ -33,6 +33,8 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from graphc.lower.loopir import (
     STATUS,
     AccInit,
@@ -40,11 +42,14 @@ from graphc.lower.loopir import (
     AccSet,
     AccUpdate,
     BufferSpec,
+    Check,
     Const,
+    Expr,
     Gemm,
     IBin,
     IConst,
     IndexExpr,
+    IValue,
     IVar,
     Load,
     Loop,
@@ -98,6 +103,154 @@ class Launch:
 
 
 @dataclass(frozen=True)
+class BlockFold:
+    """``acc = op(acc, value)`` over every point of ``loops`` (a loop nest, outermost first), shared by the
+    threads of a block: each thread folds the points ``lane, lane + B, ...`` of the flattened nest
+    (starting from ``acc`` in lane 0 and from op's identity in the others), then the block combines the
+    partial results by warp shuffles and shared memory, and every thread's ``acc`` holds the total."""
+
+    acc: str
+    op: str
+    dtype: np.dtype
+    loops: tuple[tuple[IVar, int], ...]
+    value: Expr
+
+    @property
+    def extent(self) -> int:
+        return math.prod(extent for _, extent in self.loops)
+
+
+@dataclass(frozen=True)
+class BlockFor:
+    """The points of the parallel loop nest ``loops`` spread over a block's threads (``lane, lane + B, ...``
+    of the flattened nest), each running ``body``."""
+
+    loops: tuple[tuple[IVar, int], ...]
+    body: tuple[Stmt, ...]
+
+    @property
+    def extent(self) -> int:
+        return math.prod(extent for _, extent in self.loops)
+
+
+@dataclass(frozen=True)
+class Lane0:
+    """Statements with memory effects (stores, checks) that one thread of the block runs: lane 0."""
+
+    body: tuple[Stmt, ...]
+
+
+BlockStmt = BlockFold | BlockFor | Lane0 | AccInit | AccSet | AccUpdate
+"""What a block launch's body holds; accumulator statements run in every thread (the same values)."""
+
+FOLD_IDENTITIES = {"add": 0, "multiply": 1, "maximum": -math.inf, "minimum": math.inf}
+BLOCK_FOLD_DTYPES = frozenset({"float32", "float64", "int32", "int64"})
+BLOCK_FOLD_MIN = 64  # points a row's reduction needs before a block of threads shares it
+
+
+def fold_identity(op: str, dtype: np.dtype) -> object:
+    """The value ``x`` with ``op(x, y) == y`` for every ``y`` of ``dtype``."""
+    identity = FOLD_IDENTITIES[op]
+    if dtype.kind == "i" and identity in (-math.inf, math.inf):
+        info = np.iinfo(dtype)
+        return info.min if identity < 0 else info.max
+    return identity
+
+
+@dataclass(frozen=True)
+class BlockLaunch:
+    """One block of ``block`` threads per point of ``space`` (a row): a row's long reductions and loops are
+    shared by its threads (``body``, of :data:`BlockStmt`).  ``uniforms`` as for :class:`Launch`."""
+
+    name: str
+    params: tuple[BufferSpec, ...]
+    space: tuple[tuple[IVar, int], ...]
+    body: tuple[BlockStmt, ...]
+    block: int
+    uniforms: tuple[IVar, ...] = ()
+
+    @property
+    def rows(self) -> int:
+        return math.prod(extent for _, extent in self.space)
+
+    @property
+    def size(self) -> int:
+        return self.rows * self.block
+
+    @property
+    def threads_per_block(self) -> int:
+        return self.block
+
+    @property
+    def grid(self) -> int:
+        return self.rows
+
+    def describe(self) -> str:
+        dims = ", ".join(f"{var.name} < {extent}" for var, extent in self.space) or "one row"
+        folds = sum(1 for s in self.body if isinstance(s, BlockFold))
+        return f"{self.name}: grid {self.grid} x block {self.block} (a block per row over ({dims}), {folds} block " \
+               f"reduction{'s' if folds != 1 else ''})"
+
+
+def block_form(launch: Launch) -> BlockLaunch | None:
+    """``launch`` with a block per point of its space sharing each row's work, when its body is a row's
+    worth of reductions (accumulators folded over loop nests of at least BLOCK_FOLD_MIN points) and
+    parallel loops, with nothing else but accumulator updates, stores and checks; else None."""
+    body: list[BlockStmt] = []
+    dtypes: dict[str, np.dtype] = {}
+    longest = 0
+    for s in launch.body:
+        fold = _fold_nest(s)
+        if isinstance(s, AccInit):
+            dtypes[s.name] = np.dtype(s.init.dtype)
+            body.append(s)
+        elif isinstance(s, (AccSet, AccUpdate)):
+            body.append(s)
+        elif fold is not None:
+            loops, update = fold
+            dtype = dtypes.get(update.name)
+            if dtype is None or dtype.name not in BLOCK_FOLD_DTYPES or update.op not in FOLD_IDENTITIES:
+                return None
+            folded = BlockFold(update.name, update.op, dtype, loops, update.value)
+            longest = max(longest, folded.extent)
+            body.append(folded)
+        elif isinstance(s, Loop) and s.parallel and not _uses_accumulator_updates(s):
+            loops, inner = _collapse(s)
+            longest = max(longest, math.prod(extent for _, extent in loops))
+            body.append(BlockFor(loops, inner))
+        elif isinstance(s, (Store, Check)):
+            if body and isinstance(body[-1], Lane0):
+                body[-1] = Lane0((*body[-1].body, s))
+            else:
+                body.append(Lane0((s,)))
+        else:
+            return None
+    if not any(isinstance(s, BlockFold) for s in body) or longest < BLOCK_FOLD_MIN:
+        return None
+    block = min(launch.block, max(32, 1 << (longest - 1).bit_length()))
+    return BlockLaunch(launch.name, launch.params, launch.space, tuple(body), block, launch.uniforms)
+
+
+def _fold_nest(s: Stmt) -> tuple[tuple[tuple[IVar, int], ...], AccUpdate] | None:
+    """``(loops, update)`` when ``s`` is a loop nest (each body one statement) around one AccUpdate."""
+    loops: list[tuple[IVar, int]] = []
+    while isinstance(s, Loop) and len(s.body) == 1 and isinstance(s.extent, int):
+        loops.append((s.var, s.extent))
+        s = s.body[0]
+    if not loops or not isinstance(s, AccUpdate) or _mentions(s.value, s.name):
+        return None
+    return tuple(loops), s
+
+
+def _mentions(e: object, acc: str) -> bool:
+    return any(isinstance(n, AccRef) and n.name == acc for n in _walk(e))
+
+
+def _uses_accumulator_updates(s: Stmt) -> bool:
+    return any(isinstance(n, (AccInit, AccSet, AccUpdate)) for n in _walk(s))
+
+
+@dataclass(frozen=True)
 class LibraryGemm:
     """``gemm`` run by a BLAS library (cuBLAS on a GPU).  BLAS is column-major, so the row-major
     ``C = A B`` is computed as the column-major ``C^T = B^T A^T``: ``first`` / ``second`` are the library
@@ -141,7 +294,9 @@ class HostLoop:
         return f"{self.name}: {self.extent} x [{inner}]"
 
 
-Step = Launch | LibraryGemm | HostLoop
+Kernel = Launch | BlockLaunch
+"""A launch of generated code."""
+Step = Launch | BlockLaunch | LibraryGemm | HostLoop
 
 
 def plan_kernel(kernel: LoopKernel, block: int = BLOCK, library_gemm: bool = False) -> list[Step]:
@@ -163,10 +318,12 @@ class _Planner:
         def name() -> str:
             return f"{prefix}_{len(steps)}"
 
-        def launch(space: tuple[tuple[IVar, int], ...], stmts: Sequence[Stmt]) -> Launch:
+        def launch(space: tuple[tuple[IVar, int], ...], stmts: Sequence[Stmt]) -> Launch | BlockLaunch:
             used = {n for n in _walk(tuple(stmts)) if isinstance(n, IVar)}
-            return Launch(name(), self.params(stmts), space, tuple(stmts), self.block,
-                          tuple(v for v in host if v in used))
+            space, stmts = widen(space, stmts)
+            plain = Launch(name(), self.params(stmts), space, tuple(stmts), self.block,
+                           tuple(v for v in host if v in used))
+            return block_form(plain) or plain
 
         def flush() -> None:
             if serial:
@@ -217,6 +374,47 @@ class _Planner:
         if first is None or second is None:
             return None
         return first, second, offsets
+
+
+VECTOR_BYTES = 16  # a 128-bit load or store
+WIDEN_MIN = 1 << 16  # elements an elementwise launch needs before each thread takes several
+
+
+def widen(space: tuple[tuple[IVar, int], ...], body: Sequence[Stmt]) -> tuple[tuple[tuple[IVar, int], ...], list[Stmt]]:
+    """A large one-dimensional elementwise launch with each thread doing ``w`` neighbouring points (its body
+    repeated for ``var = w * t + 0 .. w - 1``), so that LLVM merges each buffer's accesses into 128-bit
+    vector loads and stores (kernel buffers are 16-byte aligned).  ``w`` is 16 bytes over the widest
+    element, at most 4; other launches are returned as they are."""
+    if len(space) != 1 or not all(isinstance(s, Store) for s in body):
+        return space, list(body)
+    (var, extent), = space
+    if extent < WIDEN_MIN or any(isinstance(n, (AccRef, IValue)) for n in _walk(tuple(body))):
+        return space, list(body)
+    widest = max(n.dtype.itemsize if isinstance(n, Load) else 1 for n in _walk(tuple(body)))
+    widest = max([widest, *(_store_itemsize(s) for s in body)])
+    width = min(4, VECTOR_BYTES // widest)
+    if width < 2 or extent % width:
+        return space, list(body)
+    outer = IVar(_name("w"))
+    widened = [_substitute(s, var, iadd(imul(outer, width), IConst(k))) for k in range(width) for s in body]
+    return ((outer, extent // width),), widened  # type: ignore[return-value]
+
+
+def _store_itemsize(s: Store) -> int:
+    value = s.value
+    return np.dtype(getattr(value, "dtype", np.int8)).itemsize
+
+
+def _substitute(node: object, var: IVar, replacement: IndexExpr) -> object:
+    """``node`` (a statement or expression) with loop variable ``var`` replaced by ``replacement``."""
+    if node == var:
+        return replacement
+    if isinstance(node, tuple):
+        return tuple(_substitute(n, var, replacement) for n in node)
+    fields = getattr(node, "__dataclass_fields__", None)
+    if not fields or isinstance(node, (IConst, Const, BufferSpec)):
+        return node
+    return type(node)(**{name: _substitute(getattr(node, name), var, replacement) for name in fields})
 
 
 def evaluate_index(e: object, uniforms: Mapping[str, int]) -> int:
@@ -395,5 +593,6 @@ def _params_used(kernel: LoopKernel, body: Sequence[Stmt]) -> tuple[BufferSpec, 
     return tuple(p for p in kernel.params if p.name in found)
 
 
-__all__ = ["BLOCK", "HostLoop", "Launch", "LibraryGemm", "Step", "evaluate_index", "gemm_loops", "plan_kernel",
-           "static_index"]
+__all__ = ["BLOCK", "BlockFold", "BlockFor", "BlockLaunch", "BlockStmt", "HostLoop", "Lane0", "Launch", "LibraryGemm",
+           "Kernel", "Step", "block_form", "fold_identity", "evaluate_index", "gemm_loops", "plan_kernel",
+           "static_index", "widen"]

@@ -16,25 +16,28 @@ NVIDIA's libdevice (``__nv_exp`` ...), whose bitcode ships with the CUDA toolkit
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import llvmlite.binding as llvm
+import numpy as np
 from llvmlite import ir
 
-from graphc.backends.cuda.launch import Launch
+from graphc.backends.cuda.launch import BlockFold, BlockFor, BlockLaunch, Kernel, Lane0, Launch, fold_identity
 from graphc.codegen import scalar
 from graphc.codegen.loops import LoopEmitter
 from graphc.codegen.target import Target, initialize, new_module, optimize_parsed
-from graphc.codegen.types import I64, storage_type
+from graphc.codegen.types import I64, constant, storage_type, value_type
 from graphc.errors import ArgumentError
-from graphc.lower.loopir import Check, LoopKernel
+from graphc.lower.loopir import STATUS, Check, IVar, LoopKernel
 
 TRIPLE = "nvptx64-nvidia-cuda"
 DEFAULT_ARCH = "sm_80"  # Ampere: what the emitted PTX assumes unless a device or --arch says otherwise
 I32 = ir.IntType(32)
+WARP = 32
 
 
 class CudaToolkitMissing(ArgumentError):
@@ -69,6 +72,30 @@ def _sreg(b: ir.IRBuilder, name: str) -> ir.Value:
     return b.zext(b.call(fn, []), I64)
 
 
+def _branching_check(emitter: LoopEmitter, s: Check) -> None:
+    """Store ``s.code`` to the status word only where ``s.ok`` is false (threads never store 0 over
+    another's fault)."""
+    b = emitter.b
+    failed = emitter.fn.append_basic_block(f"fault{s.code}")
+    after = emitter.fn.append_basic_block(f"checked{s.code}")
+    b.cbranch(emitter._expr(s.ok), after, failed)
+    b.position_at_end(failed)
+    pointer, _ = emitter.buffers[STATUS]
+    b.store(ir.Constant(I64, s.code), pointer)
+    b.branch(after)
+    b.position_at_end(after)
+
+
+BUFFER_ALIGNMENT = 16  # every kernel buffer starts on an allocation or arena boundary (256 bytes)
+
+
+def _align_buffers(fn: ir.Function, count: int) -> None:
+    """Tell LLVM the first ``count`` (buffer) arguments are 16-byte aligned, so that it can merge neighbouring
+    accesses into 128-bit vector loads and stores."""
+    for arg in fn.args[:count]:
+        arg.attributes.align = BUFFER_ALIGNMENT
+
+
 class _LaunchEmitter(LoopEmitter):
     """One launch as a ``ptx_kernel``."""
 
@@ -78,6 +105,7 @@ class _LaunchEmitter(LoopEmitter):
         fn = ir.Function(module, ir.FunctionType(ir.VoidType(), types), launch.name)
         fn.calling_convention = "ptx_kernel"
         super().__init__(fn, kernel, LIBDEVICE)
+        _align_buffers(fn, len(launch.params))
         for var, arg in zip(launch.uniforms, fn.args[len(launch.params):]):
             arg.name = var.name
             self.indices[var.name] = arg
@@ -102,23 +130,164 @@ class _LaunchEmitter(LoopEmitter):
         return self._finish()
 
     def _check(self, s: Check) -> None:
+        _branching_check(self, s)
+
+
+_FULL_MASK = ir.Constant(I32, 0xFFFFFFFF)
+
+
+def _call(b: ir.IRBuilder, name: str, result: ir.Type, args: Sequence[ir.Value]) -> ir.Value:
+    module = b.module
+    fn = module.globals.get(name) or ir.Function(module, ir.FunctionType(result, [a.type for a in args]), name)
+    return b.call(fn, list(args))
+
+
+def _shuffle(b: ir.IRBuilder, mode: str, value: ir.Value, lane: int) -> ir.Value:
+    """``__shfl_sync(full mask, value, lane)`` in ``mode`` ``"down"`` or ``"idx"``, for 32- and 64-bit values
+    (a 64-bit value moves as two 32-bit halves)."""
+    ty = value.type
+    clamp = ir.Constant(I32, 31)
+    arg = ir.Constant(I32, lane)
+    intrinsic = f"llvm.nvvm.shfl.sync.{mode}.i32"
+    if isinstance(ty, (ir.FloatType, ir.DoubleType)):
+        bits = ir.IntType(32 if isinstance(ty, ir.FloatType) else 64)
+        return b.bitcast(_shuffle(b, mode, b.bitcast(value, bits), lane), ty)
+    if ty.width == 32:
+        return _call(b, intrinsic, I32, [_FULL_MASK, value, arg, clamp])
+    low = _call(b, intrinsic, I32, [_FULL_MASK, b.trunc(value, I32), arg, clamp])
+    high = _call(b, intrinsic, I32, [_FULL_MASK, b.trunc(b.lshr(value, ir.Constant(ty, 32)), I32), arg, clamp])
+    return b.or_(b.shl(b.zext(high, ty), ir.Constant(ty, 32)), b.zext(low, ty))
+
+
+class _BlockEmitter(LoopEmitter):
+    """A :class:`BlockLaunch` as a ``ptx_kernel``: block ``ctaid.x`` is the row, ``tid.x`` the lane."""
+
+    def __init__(self, module: ir.Module, launch: BlockLaunch) -> None:
+        kernel = LoopKernel(launch.name, list(launch.params), [])
+        types = [storage_type(p.dtype).as_pointer() for p in launch.params] + [I64] * len(launch.uniforms)
+        fn = ir.Function(module, ir.FunctionType(ir.VoidType(), types), launch.name)
+        fn.calling_convention = "ptx_kernel"
+        super().__init__(fn, kernel, LIBDEVICE)
+        _align_buffers(fn, len(launch.params))
+        for var, arg in zip(launch.uniforms, fn.args[len(launch.params):]):
+            arg.name = var.name
+            self.indices[var.name] = arg
+        self.launch = launch
+        self.module = module
+        self._shared: dict[str, ir.GlobalVariable] = {}
+
+    def emit(self) -> ir.Function:
         b = self.b
-        failed = self.fn.append_basic_block(f"fault{s.code}")
-        after = self.fn.append_basic_block(f"checked{s.code}")
-        b.cbranch(self._expr(s.ok), after, failed)
-        b.position_at_end(failed)
-        pointer, _ = self.buffers["status"]
-        b.store(ir.Constant(I64, s.code), pointer)
-        b.branch(after)
-        b.position_at_end(after)
+        self.lane = _sreg(b, "tid.x")
+        remaining = _sreg(b, "ctaid.x")
+        for var, extent in reversed(self.launch.space):
+            size = ir.Constant(I64, extent)
+            self.indices[var.name] = b.urem(remaining, size, name=var.name)
+            remaining = b.udiv(remaining, size)
+        for s in self.launch.body:
+            if isinstance(s, BlockFold):
+                self._fold(s)
+            elif isinstance(s, BlockFor):
+                self._spread(s.loops, lambda body=s.body: self._statements(body))
+            elif isinstance(s, Lane0):
+                first = self.fn.append_basic_block("lane0")
+                after = self.fn.append_basic_block("lane0.done")
+                b.cbranch(b.icmp_unsigned("==", self.lane, ir.Constant(I64, 0)), first, after)
+                b.position_at_end(first)
+                self._statements(s.body)
+                self.b.branch(after)
+                self.b.position_at_end(after)
+            else:
+                self._statements([s])
+        return self._finish()
+
+    def _check(self, s: Check) -> None:
+        _branching_check(self, s)
+
+    def _spread(self, loops: Sequence[tuple[IVar, int]], body: Callable[[], None]) -> None:
+        """``for (point = lane; point < extent; point += B)`` over the flattened ``loops``."""
+        b = self.b
+        extent = math.prod(e for _, e in loops)
+        start = b.block
+        loop = self.fn.append_basic_block("spread")
+        done = self.fn.append_basic_block("spread.done")
+        b.cbranch(b.icmp_unsigned("<", self.lane, ir.Constant(I64, extent)), loop, done)
+        b.position_at_end(loop)
+        point = b.phi(I64, name="point")
+        point.add_incoming(self.lane, start)
+        remaining = point
+        for var, e in reversed(loops):
+            self.indices[var.name] = b.urem(remaining, ir.Constant(I64, e), name=var.name)
+            remaining = b.udiv(remaining, ir.Constant(I64, e))
+        body()
+        following = self.b.add(point, ir.Constant(I64, self.launch.block), flags=["nuw", "nsw"])
+        point.add_incoming(following, self.b.block)
+        self.b.cbranch(self.b.icmp_unsigned("<", following, ir.Constant(I64, extent)), loop, done)
+        self.b.position_at_end(done)
+
+    def _shared_array(self, dtype: np.dtype) -> ir.GlobalVariable:
+        name = f"{self.launch.name}.shared.{dtype.name}"
+        if name not in self._shared:
+            array = ir.GlobalVariable(self.module, ir.ArrayType(value_type(dtype), WARP), name, addrspace=3)
+            array.linkage = "internal"
+            array.initializer = ir.Constant(array.value_type, ir.Undefined)
+            array.align = 8
+            self._shared[name] = array
+        return self._shared[name]
+
+    def _combine(self, op: str, dtype: np.dtype, x: ir.Value, y: ir.Value) -> ir.Value:
+        return scalar.emit(self.b, op, [x, y], dtype, dtype, {}, self.math_library)
+
+    def _warp_fold(self, op: str, dtype: np.dtype, value: ir.Value) -> ir.Value:
+        for offset in (16, 8, 4, 2, 1):
+            value = self._combine(op, dtype, value, _shuffle(self.b, "down", value, offset))
+        return value
+
+    def _fold(self, s: BlockFold) -> None:
+        b = self.b
+        slot, _ = self.accumulators[s.acc]
+        identity = fold_identity(s.op, s.dtype)
+        if s.op == "add" and s.dtype.kind == "f":
+            identity = -0.0  # x + -0.0 == x for every x, -0.0 included
+        ident = constant(s.dtype, identity)
+        zero = ir.Constant(I64, 0)
+        partial = self.allocas.alloca(value_type(s.dtype), name=f"{s.acc}.part")
+        b.store(b.select(b.icmp_unsigned("==", self.lane, zero), b.load(slot), ident), partial)
+
+        def update() -> None:
+            self.b.store(self._combine(s.op, s.dtype, self.b.load(partial), self._expr(s.value)), partial)
+
+        self._spread(s.loops, update)
+        b = self.b
+        warps = self.launch.block // WARP
+        lane_in_warp = b.urem(self.lane, ir.Constant(I64, WARP))
+        warp = b.udiv(self.lane, ir.Constant(I64, WARP))
+        total = self._warp_fold(s.op, s.dtype, b.load(partial))
+        shared = self._shared_array(s.dtype)
+        _call(b, "llvm.nvvm.barrier0", ir.VoidType(), [])  # an earlier fold's readers are done with shared
+        write = self.fn.append_basic_block("fold.share")
+        shared_done = self.fn.append_basic_block("fold.shared")
+        b.cbranch(b.icmp_unsigned("==", lane_in_warp, zero), write, shared_done)
+        b.position_at_end(write)
+        b.store(total, b.gep(shared, [ir.Constant(I32, 0), b.trunc(warp, I32)], inbounds=True))
+        b.branch(shared_done)
+        b.position_at_end(shared_done)
+        _call(b, "llvm.nvvm.barrier0", ir.VoidType(), [])
+        read = b.load(b.gep(shared, [ir.Constant(I32, 0), b.trunc(b.select(
+            b.icmp_unsigned("<", lane_in_warp, ir.Constant(I64, warps)), lane_in_warp, zero), I32)], inbounds=True))
+        second = b.select(b.icmp_unsigned("<", lane_in_warp, ir.Constant(I64, warps)), read, ident)
+        b.store(_shuffle(b, "idx", self._warp_fold(s.op, s.dtype, second), 0), slot)
 
 
-def emit_module(launches: Sequence[Launch], arch: str = DEFAULT_ARCH, name: str = "graphc_gpu") -> ir.Module:
+def emit_module(launches: Sequence[Kernel], arch: str = DEFAULT_ARCH, name: str = "graphc_gpu") -> ir.Module:
     """The LLVM IR of every launch, as one module for ``arch``."""
     module = new_module(name, target(arch))
     for launch in launches:
         try:
-            _LaunchEmitter(module, launch).emit()
+            if isinstance(launch, BlockLaunch):
+                _BlockEmitter(module, launch).emit()
+            else:
+                _LaunchEmitter(module, launch).emit()
         except scalar.UnsupportedScalar as exc:
             raise ArgumentError(str(exc)) from None
     return module
@@ -168,7 +337,7 @@ def compile_ptx(module: ir.Module, arch: str = DEFAULT_ARCH, opt: int = 3) -> st
     return machine.machine(opt, jit=False).emit_assembly(ref)
 
 
-def launches_ptx(launches: Sequence[Launch], arch: str = DEFAULT_ARCH) -> str:
+def launches_ptx(launches: Sequence[Kernel], arch: str = DEFAULT_ARCH) -> str:
     """The PTX of ``launches`` for ``arch``."""
     return compile_ptx(emit_module(launches, arch), arch)
 

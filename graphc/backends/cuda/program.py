@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphc.backends.cuda.launch import HostLoop, Launch, LibraryGemm, Step, plan_kernel
+from graphc.backends.cuda.launch import HostLoop, Kernel, LibraryGemm, Step, plan_kernel
 from graphc.errors import ArgumentError
 from graphc.ir.registry import AbstractValue
 from graphc.ir.tensor import Tensor
@@ -42,7 +42,7 @@ class PlannedStep:
     parameters, in order."""
 
     index: int
-    step: Launch | LibraryGemm
+    step: Kernel | LibraryGemm
     slots: tuple[int, ...]
 
 
@@ -74,7 +74,7 @@ class GpuProgram:
         self.fresh: list[Buffer] = [lowered.buffers[slot] for slot in sorted(lowered.handed_back)]
         self.arena_offsets, self.arena_bytes = plan_arena(lowered.arena_sizes(), lowered.lifetimes, ALIGNMENT)
         self.status_slot = lowered.slots.get(STATUS)
-        self.flat: list[Launch | LibraryGemm] = []
+        self.flat: list[Kernel | LibraryGemm] = []
         self.schedule: list[Planned] = []
         self.kernel_steps: list[tuple[str, list[Step]]] = []
         for kernel in lowered.kernels:
@@ -96,9 +96,9 @@ class GpuProgram:
         return planned
 
     @property
-    def launches(self) -> list[Launch]:
+    def launches(self) -> list[Kernel]:
         """The generated kernels (the BLAS calls left out)."""
-        return [step for step in self.flat if isinstance(step, Launch)]
+        return [step for step in self.flat if not isinstance(step, LibraryGemm)]
 
     @property
     def library_calls(self) -> list[LibraryGemm]:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from graphc.backends.cuda.device import DeviceMemory, GpuDevice, View
-from graphc.backends.cuda.launch import Launch
+from graphc.backends.cuda.launch import LibraryGemm
 from graphc.backends.cuda.program import GpuProgram
 from graphc.backends.cuda_sim.interpreter import EmulatorFault, Translated, run_launch, run_library_gemm
 
@@ -54,7 +54,7 @@ class SimDevice(GpuDevice):
         step = loaded.program.flat[index]
         buffers = {p.name: self._bytes(view, int(p.size) * p.dtype.itemsize).view(p.dtype)
                    for p, view in zip(step.params, views)}
-        if isinstance(step, Launch):
+        if not isinstance(step, LibraryGemm):
             run_launch(loaded.translated(index), buffers, {v.name: uniforms[v.name] for v in step.uniforms})
         else:
             run_library_gemm(step, buffers, uniforms)
@@ -71,7 +71,7 @@ class SimModule:
         found = self._translated.get(index)
         if found is None:
             step = self.program.flat[index]
-            assert isinstance(step, Launch)
+            assert not isinstance(step, LibraryGemm)
             found = self._translated[index] = Translated(step)
         return found
 

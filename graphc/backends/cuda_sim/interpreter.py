@@ -26,12 +26,22 @@ written shows up in the results.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from graphc.backends.cuda.launch import Launch, LibraryGemm, evaluate_index
+from graphc.backends.cuda.launch import (
+    BlockFold,
+    BlockFor,
+    BlockLaunch,
+    Lane0,
+    Launch,
+    LibraryGemm,
+    evaluate_index,
+    fold_identity,
+)
 from graphc.errors import GraphcError
 from graphc.ir.registry import get_op
 from graphc.lower.loopir import (
@@ -86,35 +96,51 @@ class _Runtime:
             at = int(index[thread]) if index.ndim else int(index)
             raise self.fault(f"thread {thread} {what} element {at} of buffer {name} (of {size} elements)")
 
-    def _race(self, name: str, index: np.ndarray, owners: np.ndarray, what: str) -> None:
-        bad = (owners != -1) & (owners != self.tid)
+    def _active(self, index: Any, mask: Any) -> tuple[np.ndarray, np.ndarray]:
+        full = np.broadcast_to(index, (self.count,))
+        return (full, self.tid) if mask is None else (full[mask], self.tid[mask])
+
+    def _race_of(self, name: str, index: np.ndarray, tid: np.ndarray, owners: np.ndarray, what: str) -> None:
+        bad = (owners != -1) & (owners != tid)
         if bad.any():
-            thread = int(np.argmax(bad))
-            other = int(owners[thread])
+            k = int(np.argmax(bad))
+            other = int(owners[k])
             who = f"thread {other}" if other >= 0 else "other threads"
-            raise self.fault(f"data race on element {int(index[thread])} of buffer {name}: thread {thread} "
+            raise self.fault(f"data race on element {int(index[k])} of buffer {name}: thread {int(tid[k])} "
                              f"{what} it after {who} of the same launch")
 
-    def read(self, name: str, index: Any) -> None:
-        """Record that every thread reads element ``index`` of ``name`` (a buffer the launch writes)."""
-        full = np.broadcast_to(index, (self.count,))
-        self._race(name, full, self.writer[name][full], "reads")
+    def read(self, name: str, index: Any, mask: Any = None) -> None:
+        """Record that every (active) thread reads element ``index`` of ``name`` (a buffer the launch writes)."""
+        full, tid = self._active(index, mask)
+        self._race_of(name, full, tid, self.writer[name][full], "reads")
         readers = self.reader[name]
         seen = readers[full]
-        readers[full] = np.where((seen == -1) | (seen == self.tid), self.tid, -2)
+        readers[full] = np.where((seen == -1) | (seen == tid), tid, -2)
 
-    def write(self, name: str, index: Any) -> None:
-        """Record that every thread writes element ``index`` of ``name``."""
-        full = np.broadcast_to(index, (self.count,))
+    def write(self, name: str, index: Any, mask: Any = None) -> None:
+        """Record that every (active) thread writes element ``index`` of ``name``."""
+        full, tid = self._active(index, mask)
         writer = self.writer[name]
-        self._race(name, full, writer[full], "writes")
-        self._race(name, full, self.reader[name][full], "overwrites")
-        writer[full] = self.tid
-        lost = writer[full] != self.tid  # another thread of this statement wrote the same element
+        self._race_of(name, full, tid, writer[full], "writes")
+        self._race_of(name, full, tid, self.reader[name][full], "overwrites")
+        writer[full] = tid
+        lost = writer[full] != tid  # another thread of this statement wrote the same element
         if lost.any():
-            thread = int(np.argmax(lost))
-            raise self.fault(f"data race on element {int(full[thread])} of buffer {name}: threads {thread} and "
-                             f"{int(writer[full[thread]])} both write it")
+            k = int(np.argmax(lost))
+            raise self.fault(f"data race on element {int(full[k])} of buffer {name}: threads {int(tid[k])} and "
+                             f"{int(writer[full[k]])} both write it")
+
+    def block_combine(self, partial: np.ndarray, combine: Callable[..., Any], identity: Any, block: int) -> np.ndarray:
+        """The block-wide fold of each thread's ``partial``, as a GPU computes it, in every thread: a warp
+        shuffle tree in each warp, each warp's lane 0 writing its total to shared memory, a barrier, then
+        every warp folding the shared totals with the same tree, and lane 0's result broadcast (shfl.idx)."""
+        warps = block // WARP
+        lanes = partial.reshape(-1, warps, WARP)  # (row, warp, lane)
+        shared = _warp_fold(lanes, combine)[:, :, 0]  # lane 0 of each warp: st.shared [warp]; bar.sync
+        second = np.full((lanes.shape[0], WARP), identity, dtype=partial.dtype)
+        second[:, :warps] = shared  # lanes >= warps read the identity instead of shared memory
+        total = _warp_fold(second, combine)[:, 0]
+        return np.repeat(total, block)
 
     def guarded(self, fn: Callable[..., Any], dtype: np.dtype, *args: Any) -> Any:
         """``fn(*args)`` for an op whose reference raises on bad input (an integer to a negative power):
@@ -124,6 +150,22 @@ class _Runtime:
         except (ArithmeticError, ValueError, GraphcError):
             self.poisoned = True
             return np.zeros(np.broadcast(*args).shape, dtype)
+
+
+WARP = 32
+
+
+def shfl_down(values: np.ndarray, offset: int) -> np.ndarray:
+    """CUDA's ``__shfl_down_sync`` over the last axis (a warp's lanes): lane ``i`` gets lane ``i + offset``'s
+    value, and its own where that lane is outside the warp."""
+    return np.concatenate([values[..., offset:], values[..., WARP - offset:]], axis=-1)
+
+
+def _warp_fold(values: np.ndarray, combine: Callable[..., Any]) -> np.ndarray:
+    """The shuffle-down tree (offsets 16, 8, 4, 2, 1): lane 0 ends with the fold of the warp's 32 values."""
+    for offset in (16, 8, 4, 2, 1):
+        values = np.asarray(combine(values, shfl_down(values, offset)), values.dtype)
+    return values
 
 
 def _range_add(a: Range, b: Range) -> Range:
@@ -153,6 +195,7 @@ class _Translator:
         self.threads = launch.size
         self.written = {s.buffer for s in _statements(launch.body) if isinstance(s, Store)}
         self.tracked = self.threads > 1
+        self.mask: str | None = None  # the threads that run the statements being translated (None: all)
 
     def emit(self, line: str) -> None:
         self.lines.append("    " * self.depth + line)
@@ -215,7 +258,7 @@ class _Translator:
         if isinstance(e, Load):
             index, varying = self.checked(e.buffer, e.index, "reads")
             if self.tracked and e.buffer in self.written:
-                self.emit(f"R.read({e.buffer!r}, {index})")
+                self.emit(f"R.read({e.buffer!r}, {index}, {self.mask})")
             return self.temp(f"b_{e.buffer}[{index}]"), varying
         if isinstance(e, AccRef):
             return f"a_{e.name}", bool(self.launch.space)
@@ -241,8 +284,12 @@ class _Translator:
                 index, _ = self.checked(s.buffer, s.index, "writes")
                 value, _ = self.expr(s.value)
                 if self.tracked:
-                    self.emit(f"R.write({s.buffer!r}, {index})")
-                self.emit(f"b_{s.buffer}[{index}] = {value}")
+                    self.emit(f"R.write({s.buffer!r}, {index}, {self.mask})")
+                if self.mask is None:
+                    self.emit(f"b_{s.buffer}[{index}] = {value}")
+                else:
+                    where = f"np.broadcast_to({index}, ({self.threads},))[{self.mask}]"
+                    self.emit(f"b_{s.buffer}[{where}] = np.broadcast_to({value}, ({self.threads},))[{self.mask}]")
             elif isinstance(s, Loop):
                 if int(s.extent) <= 0:
                     continue
@@ -267,6 +314,8 @@ class _Translator:
                 self.emit(f"a_{s.name} = np.array(np.broadcast_to({value}, a_{s.name}.shape), {dt})")
             elif isinstance(s, Check):
                 ok, _ = self.expr(s.ok)
+                if self.mask is not None:
+                    ok = self.temp(f"np.broadcast_to({ok}, ({self.threads},))[{self.mask}]")
                 self.emit(f"if not np.all({ok}): S[0] = {int(s.code)}")
             else:
                 raise EmulatorFault(f"launch {self.launch.describe()}: cannot run statement {type(s).__name__}")
@@ -278,18 +327,86 @@ class _Translator:
         raise EmulatorFault(f"launch {self.launch.describe()}: accumulator {name} is never declared")
 
 
+class _BlockTranslator(_Translator):
+    """A :class:`BlockLaunch`: thread ``t`` is lane ``t % B`` of block (row) ``t // B``."""
+
+    def source(self) -> str:
+        launch = self.launch
+        assert isinstance(launch, BlockLaunch)
+        header = ["def launch(B, U, R, S):"]
+        header += [f"    b_{p.name} = B[{p.name!r}]" for p in launch.params]
+        header.append("    lane = U['lane']")
+        for var, extent in launch.space:
+            header.append(f"    {var.name} = U[{var.name!r}]")
+            self.ranges[var.name] = (0, extent - 1)
+            self.varying.add(var.name)
+        for var in launch.uniforms:
+            header.append(f"    {var.name} = U[{var.name!r}]")
+            self.ranges[var.name] = None
+        self.varying.add("lane")
+        self.emit("lane0 = lane == 0")
+        for s in launch.body:
+            if isinstance(s, BlockFold):
+                self.fold(s)
+            elif isinstance(s, BlockFor):
+                self.spread(s.loops, lambda body=s.body: self.statements(body))
+            elif isinstance(s, Lane0):
+                self.mask = "lane0"
+                self.statements(s.body)
+                self.mask = None
+            else:
+                self.statements([s])
+        return "\n".join(header + self.lines + ["    return None"])
+
+    def spread(self, loops: tuple[tuple[IVar, int], ...], body: Callable[[], None]) -> None:
+        """``body`` at points ``lane, lane + B, ...`` of the flattened ``loops`` (lanes past the end run it
+        on point 0 with their stores, checks and race records masked off)."""
+        block = self.launch.block
+        extent = math.prod(e for _, e in loops)
+        self.emit(f"for step in range({-(-extent // block)}):")
+        self.depth += 1
+        self.emit(f"point = step * {block} + lane")
+        self.emit(f"active = point < {extent}")
+        self.emit("point = np.where(active, point, 0)")
+        for var, e in reversed(loops):
+            self.emit(f"{var.name} = point % {e}")
+            self.emit(f"point = point // {e}")
+            self.ranges[var.name] = (0, e - 1)
+            self.varying.add(var.name)
+        previous, self.mask = self.mask, "active"
+        body()
+        self.mask = previous
+        self.depth -= 1
+
+    def fold(self, s: BlockFold) -> None:
+        fn = self.constant(get_op(s.op).reference)
+        identity = fold_identity(s.op, s.dtype)
+        if s.op == "add" and s.dtype.kind == "f":
+            identity = -0.0  # x + -0.0 == x for every x, -0.0 included
+        ident = self.constant(np.asarray(identity, s.dtype))
+        self.emit(f"part = np.where(lane0, a_{s.acc}, {ident})")
+
+        def update() -> None:
+            value, _ = self.expr(s.value)
+            self.emit(f"part = np.where(active, np.asarray({fn}(part, {value}), part.dtype), part)")
+
+        self.spread(s.loops, update)
+        self.emit(f"a_{s.acc} = R.block_combine(part, {fn}, {ident}, {self.launch.block})")
+
+
 def _statements(body: Any) -> Any:
     for s in body:
         yield s
-        if isinstance(s, Loop):
+        if isinstance(s, (Loop, BlockFor, Lane0)):
             yield from _statements(s.body)
 
 
 class Translated:
     """A launch as a Python function (``fn``), the buffers it writes, and the function's source."""
 
-    def __init__(self, launch: Launch) -> None:
-        translator = _Translator(launch, {p.name: int(p.size) for p in launch.params})
+    def __init__(self, launch: Launch | BlockLaunch) -> None:
+        kind = _BlockTranslator if isinstance(launch, BlockLaunch) else _Translator
+        translator = kind(launch, {p.name: int(p.size) for p in launch.params})  # type: ignore[arg-type]
         self.launch = launch
         self.source = translator.source()
         self.written = translator.written
@@ -305,6 +422,9 @@ def run_launch(translated: Translated, buffers: Mapping[str, np.ndarray], unifor
     runtime = _Runtime(launch, buffers, translated.written)
     values: dict[str, Any] = dict(uniforms)
     remaining = runtime.tid
+    if isinstance(launch, BlockLaunch):  # thread = row * B + lane
+        values["lane"] = remaining % launch.block
+        remaining = remaining // launch.block
     for var, extent in reversed(launch.space):  # the last variable varies fastest
         values[var.name] = remaining % extent
         remaining = remaining // extent
