@@ -4,10 +4,13 @@
 synthetic but learnable: 10 random class prototypes in 784 dimensions, each sample a prototype
 plus a lot of noise.  Training compiles one function whose ``updates`` come from
 ``gc.optimizers.SGD(...).updates(loss, params)`` (Theano style: ``theano.function([x, y], cost,
-updates=updates)``); a second function measures the accuracy on a held-out set.
+updates=updates)``); a second function measures the accuracy on a held-out set.  ``--device cuda`` runs both on a GPU (the
+weights stay there between steps).
 """
 
 from __future__ import annotations
+
+import argparse
 
 import numpy as np
 
@@ -35,7 +38,7 @@ def glorot(rng: np.random.Generator, n_in: int, n_out: int) -> np.ndarray:
     return rng.uniform(-bound, bound, (n_in, n_out)).astype(np.float32)
 
 
-def main() -> None:
+def main(device: str = "cpu") -> None:
     rng = np.random.default_rng(1234)
     x_train, y_train, x_test, y_test = make_data(rng)
 
@@ -55,8 +58,8 @@ def main() -> None:
 
     # --- compile: one training step (with updates) and an evaluation function ---
     opt = gc.optimizers.SGD(0.1, momentum=0.9)
-    train = gc.function([x, y], loss, updates=opt.updates(loss, params), name="train")
-    evaluate = gc.function([x, y], [loss, accuracy], name="evaluate")
+    train = gc.function([x, y], loss, updates=opt.updates(loss, params), name="train", device=device)
+    evaluate = gc.function([x, y], [loss, accuracy], name="evaluate", device=device)
 
     test_loss0, test_acc0 = evaluate(x_test, y_test)
     print(f"before training: test loss {test_loss0:.4f}, accuracy {test_acc0:.3f} (chance: {1 / N_CLASSES:.3f})")
@@ -77,4 +80,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, cuda-sim or reference")
+    main(parser.parse_args().device)

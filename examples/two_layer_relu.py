@@ -4,10 +4,13 @@ A batch of 32 random inputs (500 features) goes through 50 hidden ReLU units to 
 loss is the mean squared error against random targets.  The graph is built once from placeholders
 and Variables; ``SGD(...).minimize(loss)`` adds the gradient (``gc.grad``) and the update ops, and
 each ``sess.run([loss, train_op], feed_dict)`` computes the loss and then applies one step.  The
-first loss is checked against NumPy, and the network must fit the batch.
+first loss is checked against NumPy, and the network must fit the batch.  ``--device cuda`` trains
+on a GPU (``--device cuda-sim``: the CUDA backend's kernels in its emulator).
 """
 
 from __future__ import annotations
+
+import argparse
 
 import numpy as np
 
@@ -17,7 +20,7 @@ BATCH, D_IN, HIDDEN, D_OUT = 32, 500, 50, 500
 STEPS, PRINT_EVERY = 300, 25
 
 
-def main() -> None:
+def main(device: str = "cpu") -> None:
     rng = np.random.default_rng(0)
 
     # --- build the graph (nothing runs here) ---
@@ -35,7 +38,7 @@ def main() -> None:
     y_batch = rng.standard_normal((BATCH, D_OUT), np.float32)
     expected_first = np.mean(np.square(np.maximum(x_batch @ w1.value, 0) @ w2.value - y_batch))
 
-    sess = gc.Session()
+    sess = gc.Session(device=device)
     losses = []
     for step in range(STEPS):
         loss_value, _ = sess.run([loss, train_op], feed_dict={x: x_batch, y: y_batch})
@@ -50,4 +53,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, cuda-sim or reference")
+    main(parser.parse_args().device)

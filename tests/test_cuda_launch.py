@@ -6,9 +6,9 @@ Only the mapping is checked here (the structure of the launches); running them n
 from __future__ import annotations
 
 import graphc as gc
-from graphc.backends.cuda.launch import BlockLaunch, Launch, plan_kernel
+from graphc.backends.cuda.launch import AtomicAdd, BlockLaunch, Launch, plan_kernel
 from graphc.backends.cuda.program import gpu_policy
-from graphc.lower.loopir import Gemm, Loop
+from graphc.lower.loopir import Gemm, Loop, Store
 from graphc.lower.program import LoweredProgram
 
 
@@ -56,10 +56,21 @@ def test_a_matrix_product_is_a_generated_gemm_then_its_epilogue() -> None:
     assert not any(isinstance(s, Gemm) for launch in plan for s in launch.body)
 
 
-def test_a_scatter_add_does_not_spread_colliding_indices_over_threads() -> None:
+def test_a_scatter_add_spreads_over_threads_with_atomic_adds() -> None:
     x = gc.placeholder("float32", (4, 3), name="x")
     idx = gc.placeholder("int64", (5,), name="idx")
     (gx,) = gc.grad(gc.sum(gc.take(x, idx, axis=0)), [x])
     plans = launches([gx])
     scatter = [launch for plan in plans for launch in plan if "status" in {p.name for p in launch.params}]
-    assert scatter and all(len(launch.space) == 1 for launch in scatter)  # only the leading (pre) loop
+    assert len(scatter) == 1 and [extent for _, extent in scatter[0].space] == [1, 5, 3]  # every (p, j, q)
+    adds = [s for s in _statements(scatter[0].body) if isinstance(s, AtomicAdd)]
+    assert len(adds) == 1 and not any(isinstance(s, Store) for s in _statements(scatter[0].body))
+
+
+def _statements(body: tuple) -> list:
+    found = []
+    for s in body:
+        found.append(s)
+        if isinstance(s, Loop):
+            found += _statements(s.body)
+    return found

@@ -14,7 +14,7 @@ import pytest
 
 import graphc as gc
 from graphc.backends.cuda.device import GpuArray
-from graphc.backends.cuda.launch import Launch
+from graphc.backends.cuda.launch import AtomicAdd, Launch
 from graphc.backends.cuda_sim import device as sim
 from graphc.backends.cuda_sim.interpreter import EmulatorFault, Translated, run_launch
 from graphc.lower.loopir import BufferSpec, Const, IBin, IConst, IVar, Load, ScalarOp, Store
@@ -199,3 +199,24 @@ def test_long_row_reductions_share_a_block_and_agree_with_numpy(shape: tuple[int
     labels_bad[-1] = shape[1]
     with pytest.raises(gc.ExecutionError, match="out of range"):  # a check inside a block launch
         fn(xv, labels_bad)
+
+
+def test_atomic_adds_take_turns_but_race_with_plain_accesses() -> None:
+    t = IVar("t")
+    zero = IBin("*", t, IConst(0))
+    out = np.zeros(4, np.float32)
+    _run(_launch((AtomicAdd("out", zero, Const(1.5, F32)),)), out=out)
+    assert out.tolist() == [6, 0, 0, 0]  # four threads, one element
+    plain_then_atomic = (Store("out", t, Const(1.0, F32)), AtomicAdd("out", zero, Const(1.0, F32)))
+    with pytest.raises(EmulatorFault, match="thread 1 adds into it after thread 0"):
+        _run(_launch(plain_then_atomic), out=np.zeros(4, np.float32))
+
+
+def test_scatter_adds_with_repeated_indices_agree_with_numpy() -> None:
+    rng = np.random.default_rng(3)
+    table = gc.placeholder("float64", (50, 8))
+    ids = gc.placeholder("int32", (200,))
+    (grad,) = gc.grad(gc.sum(gc.take(table, ids, axis=0) * gc.constant(rng.standard_normal((200, 8)))), [table])
+    feeds = {table: rng.standard_normal((50, 8)), ids: rng.integers(0, 5, 200).astype(np.int32)}  # many repeats
+    np.testing.assert_allclose(gc.Session(device="cuda-sim").run(grad, feeds),
+                               gc.Session(device="reference").run(grad, feeds), rtol=1e-12, atol=1e-12)

@@ -103,6 +103,65 @@ class Launch:
 
 
 @dataclass(frozen=True)
+class AtomicAdd:
+    """``buffer[index] += value`` as one indivisible read-modify-write (``atomicAdd``): threads adding into
+    the same element each get their turn, in an order the GPU chooses."""
+
+    buffer: str
+    index: IndexExpr
+    value: Expr
+
+
+ATOMIC_DTYPES = frozenset({"float32", "float64", "int32", "int64"})
+
+
+def atomic_form(stmt: Stmt) -> Loop | None:
+    """A loop nest that only adds into buffers (read-modify-write stores ``b[i] = b[i] + v`` with ``v`` not
+    reading ``b``, and checks), such as a scatter-add or col2im, as a parallel nest of :class:`AtomicAdd`:
+    its iterations then commute (up to the order of float additions), whatever the loops' flags say.
+    None for any other statement, and for nests that are already parallel all the way down."""
+    if not isinstance(stmt, Loop) or not isinstance(stmt.extent, int):
+        return None
+    loops: list[Loop] = []
+    current: Stmt = stmt
+    while isinstance(current, Loop) and len(current.body) == 1 and isinstance(current.body[0], Loop):
+        loops.append(current)
+        current = current.body[0]
+    if not isinstance(current, Loop):
+        return None
+    loops.append(current)
+    if all(loop.parallel for loop in loops) or not all(isinstance(loop.extent, int) for loop in loops):
+        return None
+    body: list[Stmt] = []
+    for s in current.body:
+        add = _read_modify_add(s)
+        if add is not None:
+            body.append(add)
+        elif isinstance(s, Check):
+            body.append(s)
+        else:
+            return None
+    if not any(isinstance(s, AtomicAdd) for s in body):
+        return None
+    nest: Stmt = Loop(current.var, current.extent, tuple(body), parallel=True)  # type: ignore[arg-type]
+    for loop in reversed(loops[:-1]):
+        nest = Loop(loop.var, loop.extent, (nest,), parallel=True)
+    return nest  # type: ignore[return-value]
+
+
+def _read_modify_add(s: Stmt) -> AtomicAdd | None:
+    if not (isinstance(s, Store) and isinstance(s.value, ScalarOp) and s.value.op == "add"):
+        return None
+    old, value = s.value.args
+    if not (isinstance(old, Load) and old.buffer == s.buffer and old.index == s.index) \
+            or old.dtype.name not in ATOMIC_DTYPES or s.value.dtype != old.dtype:
+        return None
+    if any(isinstance(n, Load) and n.buffer == s.buffer for n in _walk(value)):
+        return None
+    return AtomicAdd(s.buffer, s.index, value)
+
+
+@dataclass(frozen=True)
 class BlockFold:
     """``acc = op(acc, value)`` over every point of ``loops`` (a loop nest, outermost first), shared by the
     threads of a block: each thread folds the points ``lane, lane + B, ...`` of the flattened nest
@@ -339,7 +398,7 @@ class _Planner:
                 flush()
                 steps.append(LibraryGemm(name(), self.params([stmt]), stmt, *library))
                 continue
-            stmt = _batched_products_parallel(stmt)
+            stmt = atomic_form(stmt) or _batched_products_parallel(stmt)
             if isinstance(stmt, Gemm):
                 stmt = gemm_loops(stmt)
             if isinstance(stmt, Loop) and stmt.parallel:
@@ -584,7 +643,7 @@ def _walk(node: object) -> Iterator[object]:
 def _params_used(kernel: LoopKernel, body: Sequence[Stmt]) -> tuple[BufferSpec, ...]:
     found = set()
     for n in _walk(tuple(body)):
-        if isinstance(n, (Load, Store)):
+        if isinstance(n, (Load, Store, AtomicAdd)):
             found.add(n.buffer)
         elif isinstance(n, Gemm):
             found.update((n.a, n.b, n.c))
@@ -593,6 +652,6 @@ def _params_used(kernel: LoopKernel, body: Sequence[Stmt]) -> tuple[BufferSpec, 
     return tuple(p for p in kernel.params if p.name in found)
 
 
-__all__ = ["BLOCK", "BlockFold", "BlockFor", "BlockLaunch", "BlockStmt", "HostLoop", "Lane0", "Launch", "LibraryGemm",
-           "Kernel", "Step", "block_form", "fold_identity", "evaluate_index", "gemm_loops", "plan_kernel",
-           "static_index", "widen"]
+__all__ = ["BLOCK", "AtomicAdd", "BlockFold", "BlockFor", "BlockLaunch", "BlockStmt", "HostLoop", "Kernel", "Lane0",
+           "Launch", "LibraryGemm", "Step", "atomic_form", "block_form", "evaluate_index", "fold_identity",
+           "gemm_loops", "plan_kernel", "static_index", "widen"]

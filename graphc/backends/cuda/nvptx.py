@@ -21,12 +21,22 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
 
-from graphc.backends.cuda.launch import BlockFold, BlockFor, BlockLaunch, Kernel, Lane0, Launch, fold_identity
+from graphc.backends.cuda.launch import (
+    AtomicAdd,
+    BlockFold,
+    BlockFor,
+    BlockLaunch,
+    Kernel,
+    Lane0,
+    Launch,
+    fold_identity,
+)
 from graphc.codegen import scalar
 from graphc.codegen.loops import LoopEmitter
 from graphc.codegen.target import Target, initialize, new_module, optimize_parsed
@@ -132,6 +142,20 @@ class _LaunchEmitter(LoopEmitter):
     def _check(self, s: Check) -> None:
         _branching_check(self, s)
 
+    def _statements(self, body: Sequence[Any]) -> None:
+        _statements_with_atomics(self, body, super()._statements)
+
+
+def _statements_with_atomics(emitter: LoopEmitter, body: Sequence[Any], base: Callable[[Sequence[Any]], None]) -> None:
+    """``body`` with :class:`AtomicAdd` as ``atomicrmw add`` / ``fadd`` (relaxed ordering), the rest by ``base``."""
+    for s in body:
+        if isinstance(s, AtomicAdd):
+            pointer, dtype = emitter.buffers[s.buffer]
+            address = emitter.b.gep(pointer, [emitter._index(s.index)], inbounds=True)
+            emitter.b.atomic_rmw("fadd" if dtype.kind == "f" else "add", address, emitter._expr(s.value), "monotonic")
+        else:
+            base([s])
+
 
 _FULL_MASK = ir.Constant(I32, 0xFFFFFFFF)
 
@@ -203,6 +227,9 @@ class _BlockEmitter(LoopEmitter):
 
     def _check(self, s: Check) -> None:
         _branching_check(self, s)
+
+    def _statements(self, body: Sequence[Any]) -> None:
+        _statements_with_atomics(self, body, super()._statements)
 
     def _spread(self, loops: Sequence[tuple[IVar, int]], body: Callable[[], None]) -> None:
         """``for (point = lane; point < extent; point += B)`` over the flattened ``loops``."""

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from graphc.backends.cuda.launch import (
+    AtomicAdd,
     BlockFold,
     BlockFor,
     BlockLaunch,
@@ -130,6 +131,14 @@ class _Runtime:
             raise self.fault(f"data race on element {int(full[k])} of buffer {name}: threads {int(tid[k])} and "
                              f"{int(writer[full[k]])} both write it")
 
+    def atomic(self, name: str, index: Any, mask: Any = None) -> None:
+        """Record that every (active) thread adds atomically into element ``index`` of ``name``: atomic adds
+        do not race with each other, but do with a plain access by another thread of the launch."""
+        full, tid = self._active(index, mask)
+        self._race_of(name, full, tid, self.writer[name][full], "adds into")
+        self._race_of(name, full, tid, self.reader[name][full], "adds into")
+        self.writer[name][full] = ATOMIC
+
     def block_combine(self, partial: np.ndarray, combine: Callable[..., Any], identity: Any, block: int) -> np.ndarray:
         """The block-wide fold of each thread's ``partial``, as a GPU computes it, in every thread: a warp
         shuffle tree in each warp, each warp's lane 0 writing its total to shared memory, a barrier, then
@@ -153,6 +162,7 @@ class _Runtime:
 
 
 WARP = 32
+ATOMIC = -3  # the owner recorded for an element updated by atomic adds
 
 
 def shfl_down(values: np.ndarray, offset: int) -> np.ndarray:
@@ -193,7 +203,7 @@ class _Translator:
         self.ranges: dict[str, Range] = {}
         self.varying: set[str] = set()  # variables with one value per thread
         self.threads = launch.size
-        self.written = {s.buffer for s in _statements(launch.body) if isinstance(s, Store)}
+        self.written = {s.buffer for s in _statements(launch.body) if isinstance(s, (Store, AtomicAdd))}
         self.tracked = self.threads > 1
         self.mask: str | None = None  # the threads that run the statements being translated (None: all)
 
@@ -290,6 +300,16 @@ class _Translator:
                 else:
                     where = f"np.broadcast_to({index}, ({self.threads},))[{self.mask}]"
                     self.emit(f"b_{s.buffer}[{where}] = np.broadcast_to({value}, ({self.threads},))[{self.mask}]")
+            elif isinstance(s, AtomicAdd):
+                index, _ = self.checked(s.buffer, s.index, "adds into")
+                value, _ = self.expr(s.value)
+                if self.tracked:
+                    self.emit(f"R.atomic({s.buffer!r}, {index}, {self.mask})")
+                where = f"np.broadcast_to({index}, ({self.threads},))"
+                values = f"np.broadcast_to({value}, ({self.threads},))"
+                if self.mask is not None:
+                    where, values = f"{where}[{self.mask}]", f"{values}[{self.mask}]"
+                self.emit(f"np.add.at(b_{s.buffer}, {where}, {values})  # colliding threads take turns")
             elif isinstance(s, Loop):
                 if int(s.extent) <= 0:
                     continue
@@ -454,7 +474,7 @@ def run_library_gemm(step: LibraryGemm, buffers: Mapping[str, np.ndarray], unifo
     a = _matrix(buffers[g.a], a_offset, (g.m, g.k), g.a_strides, "A", step)
     b = _matrix(buffers[g.b], b_offset, (g.k, g.n), g.b_strides, "B", step)
     c = _matrix(buffers[g.c], c_offset, (g.m, g.n), (g.ldc, 1), "C", step)
-    c[...] = np.matmul(a, b, dtype=g.dtype) if g.k else 0
+    c[...] = np.matmul(a, b) if g.k else 0  # (a dtype= argument would keep NumPy from calling its BLAS)
 
 
 __all__ = ["EmulatorFault", "Translated", "run_launch", "run_library_gemm"]
