@@ -1,6 +1,7 @@
 """Run every graphc benchmark and print a summary table with the targets, met or not.
 
     python3 benchmarks/run_all.py [--quick] [--only a,b,...] [--threads N] [--repeat N] [--markdown] [--in-process]
+    python3 benchmarks/run_all.py --device cuda [...]      the GPU sections (i)-(m) of bench_gpu.py
 
 Sections (see docs/performance.md):
   (a) a**2 + b**2 + 2*a*b, 1e6 and 1e7 float32          target at 1e7: >= 4x NumPy
@@ -46,12 +47,26 @@ SECTION_MODULES = {
     "g": "bench_overhead",
     "h": "bench_compile",
 }
+GPU_SECTION_MODULES = {key: "bench_gpu" for key in "ijklm"}  # --device cuda (or cuda-sim, at smoke sizes)
+DEVICE_OPTION = "--device"
 CHILD_OPTION = "--rows-json"
 
 
 def section(key: str) -> Section:
     """The section ``key`` from its module (imported on demand: a child imports only what it runs)."""
-    return importlib.import_module(SECTION_MODULES[key]).SECTIONS[key]
+    return importlib.import_module({**SECTION_MODULES, **GPU_SECTION_MODULES}[key]).SECTIONS[key]
+
+
+def device_of(argv: Sequence[str] | None) -> str:
+    """The ``--device`` on the command line (``cpu`` when absent), read before the parser is built: it
+    chooses the sections."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    for i, arg in enumerate(args):
+        if arg == DEVICE_OPTION and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(DEVICE_OPTION + "="):
+            return arg.split("=", 1)[1]
+    return "cpu"
 
 
 def rows_to_json(rows: list[Row], error: str | None) -> str:
@@ -78,7 +93,8 @@ def run_isolated(chosen: Sequence[str], cfg: Config, markdown: bool) -> int:
         for key in chosen:
             path = os.path.join(tmp, f"{key}.json")
             cmd = [sys.executable, "-X", "faulthandler", os.path.abspath(__file__), "--only", key,
-                   "--threads", str(cfg.threads), "--repeat", str(cfg.repeat), CHILD_OPTION, path]
+                   "--threads", str(cfg.threads), "--repeat", str(cfg.repeat), CHILD_OPTION, path,
+                   DEVICE_OPTION, os.environ.get("GRAPHC_BENCH_DEVICE", "cpu")]
             if cfg.quick:
                 cmd.append("--quick")
             sys.stdout.flush()
@@ -98,8 +114,13 @@ def run_isolated(chosen: Sequence[str], cfg: Config, markdown: bool) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the chosen sections (a child runs one and writes its rows); exit status."""
-    keys = list(SECTION_MODULES)
+    device = device_of(argv)
+    keys = list(SECTION_MODULES if device == "cpu" else GPU_SECTION_MODULES)
+    os.environ["GRAPHC_BENCH_DEVICE"] = device  # read by bench_gpu in this process and in the children
     parser = make_parser(keys, __doc__ or "")
+    parser.add_argument(DEVICE_OPTION, default="cpu",
+                        help="cpu (default: sections a-h), or cuda / cuda:N (sections i-m, on a GPU; cuda-sim runs "
+                             "them on the CUDA emulator at smoke sizes)")
     parser.add_argument("--in-process", action="store_true", help="run every section in this process")
     parser.add_argument(CHILD_OPTION, default=None, help=argparse.SUPPRESS)  # internal: a child writes its rows here
     cfg, chosen, args = parse_args(parser, keys, argv)

@@ -1,6 +1,6 @@
 """Looking at what graphc did to a training step: an interactive report in the browser.
 
-    python3 examples/inspect_report.py [OUT.html]
+    python3 examples/inspect_report.py [OUT.html] [--device DEVICE]
 
 A small classifier (16 inputs, 32 hidden ReLU units, 4 classes) is built in name scopes (``dense``,
 ``logits``, ``loss``), with the loss written by hand as ``-sum(log(softmax(z)) * one_hot(y))``; Adam
@@ -12,8 +12,8 @@ checked against NumPy, and training must lower the loss.
 
 from __future__ import annotations
 
+import argparse
 import os
-import sys
 import tempfile
 
 import numpy as np
@@ -23,7 +23,7 @@ import graphc as gc
 BATCH, D_IN, HIDDEN, CLASSES, STEPS = 64, 16, 32, 4, 40
 
 
-def main() -> None:
+def main(device: str = "cpu", out: str | None = None) -> None:
     rng = np.random.default_rng(0)
     x = gc.placeholder("float32", (None, D_IN), name="x")
     labels = gc.placeholder("int64", (None,), name="labels")
@@ -40,7 +40,8 @@ def main() -> None:
     with gc.name_scope("loss"):
         # the naive formula on purpose: the stabilize phase rewrites it into the stable fused op
         loss = gc.mean(-gc.sum(gc.log(gc.softmax(logits)) * gc.one_hot(labels, CLASSES), axis=1))
-    step = gc.function([x, labels], loss, updates=gc.optimizers.Adam(0.01).updates(loss, [w1, b1, w2, b2]))
+    step = gc.function([x, labels], loss, updates=gc.optimizers.Adam(0.01).updates(loss, [w1, b1, w2, b2]),
+                       device=device)
 
     xs = rng.standard_normal((BATCH, D_IN)).astype(np.float32)
     ys = (xs[:, :CLASSES].argmax(axis=1)).astype(np.int64)  # a learnable rule
@@ -55,10 +56,14 @@ def main() -> None:
     assert last < 0.5 * first, (first, last)
     print(f"loss {first:.4f} -> {last:.4f} after {STEPS + 1} Adam steps")
 
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(tempfile.gettempdir(), "report.html")
+    out = out or os.path.join(tempfile.gettempdir(), "report.html")
     gc.report(step, out, title="graphc report: a small classifier's Adam step")
     print(f"wrote {out}: open it in a browser")
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", nargs="?", help="where to write the report (default: report.html in the temp folder)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, cuda-sim or reference")
+    arguments = parser.parse_args()
+    main(arguments.device, arguments.out)

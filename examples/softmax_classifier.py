@@ -4,8 +4,8 @@
 synthetic but learnable: 10 random class prototypes in 784 dimensions, each sample a prototype
 plus a lot of noise.  Training compiles one function whose ``updates`` come from
 ``gc.optimizers.SGD(...).updates(loss, params)`` (Theano style: ``theano.function([x, y], cost,
-updates=updates)``); a second function measures the accuracy on a held-out set.  ``--device cuda`` runs both on a GPU (the
-weights stay there between steps).
+updates=updates)``); a second function measures the accuracy on a held-out set.  ``--device cuda``
+runs both on a GPU (the weights stay there between steps).
 """
 
 from __future__ import annotations

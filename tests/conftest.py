@@ -64,18 +64,7 @@ def _compile_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
 CPU_EVERY_CASE = os.environ.get("GRAPHC_TEST_CPU", "").lower() == "all"
 
 
-def _gpu_present() -> bool:
-    """Whether device="cuda" can run here (pycuda installed and a GPU visible)."""
-    try:
-        from graphc.backends.cuda.driver import gpu_available
-    except ImportError:
-        return False
-    return gpu_available()
-
-
-COMPILED_DEVICES = ["cpu", "cuda-sim"]
-if os.environ.get("GRAPHC_TEST_CUDA") != "0" and _gpu_present():
-    COMPILED_DEVICES.append("cuda")
+from util import COMPILED_DEVICES  # noqa: E402  (tests/ is on sys.path from the top of this file)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

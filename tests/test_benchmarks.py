@@ -15,6 +15,18 @@ ROOT = pathlib.Path(__file__).parent.parent
 SECTIONS = "abcdefgh"
 
 
+def test_gpu_sections_run_on_the_cuda_emulator() -> None:
+    """``run_all.py --device cuda-sim --quick``: the GPU sections' code runs (on a GPU: ``--device cuda``)."""
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--device", "cuda-sim",
+                             "--quick", "--threads", "1", "--in-process"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    for key in "ijklm":
+        assert f"== ({key}) " in result.stdout and f"({key}) FAILED" not in result.stdout, out
+    assert "1-element call on cuda-sim" in result.stdout.split("SUMMARY", 1)[1], out
+
+
 def test_run_all_quick() -> None:
     """``run_all.py --quick`` exits 0, every section starts and prints a result, and the summary names them all."""
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--quick", "--threads", "1"],

@@ -18,8 +18,11 @@ from graphc.backends.cuda.launch import AtomicAdd, Launch
 from graphc.backends.cuda_sim import device as sim
 from graphc.backends.cuda_sim.interpreter import EmulatorFault, Translated, run_launch
 from graphc.lower.loopir import BufferSpec, Const, IBin, IConst, IVar, Load, ScalarOp, Store
+from util import COMPILED_DEVICES
 
 F32 = np.dtype(np.float32)
+GPU_DEVICES = [d for d in COMPILED_DEVICES if d.startswith("cuda")]  # cuda-sim, and cuda where a GPU is present
+on_gpus = pytest.mark.parametrize("gpu", GPU_DEVICES)
 
 
 def _launch(body: tuple, size: int = 4, buffers: tuple[str, ...] = ("out",)) -> Launch:
@@ -86,45 +89,49 @@ def test_a_training_step_keeps_variables_on_the_device(monkeypatch: pytest.Monke
     np.testing.assert_allclose(weights["cuda-sim"].value, weights["reference"].value, rtol=1e-5)
 
 
-def test_a_value_on_one_device_is_usable_everywhere() -> None:
+@on_gpus
+def test_a_value_on_one_device_is_usable_everywhere(gpu: str) -> None:
     w = gc.Variable(np.arange(3, dtype=np.float32))
-    gc.Session(device="cuda-sim").run(gc.assign(w, w * 2.0))
-    assert isinstance(w._resident, GpuArray) and w._resident.device == "cuda-sim:0"
+    gc.Session(device=gpu).run(gc.assign(w, w * 2.0))
+    assert isinstance(w._resident, GpuArray) and w._resident.device == f"{gpu}:0"
     assert gc.Session(device="cuda-sim:1").run(w + 1.0).tolist() == [1, 3, 5]  # copied over through the host
     assert gc.Session(device="cpu").run(w * 1.0).tolist() == [0, 2, 4]
     np.testing.assert_array_equal(w.value, [0, 2, 4])
     w.assign(np.ones(3, np.float32))  # a value set on the host replaces the one on the device
     assert w._resident is None
-    assert gc.Session(device="cuda-sim").run(w + 1.0).tolist() == [2, 2, 2]
+    assert gc.Session(device=gpu).run(w + 1.0).tolist() == [2, 2, 2]
 
 
-def test_fetched_values_are_fresh_host_arrays() -> None:
+@on_gpus
+def test_fetched_values_are_fresh_host_arrays(gpu: str) -> None:
     w = gc.Variable(np.zeros(2, np.float32))
     new = gc.assign(w, w + 1.0)
-    fetched = gc.Session(device="cuda-sim").run(new)
+    fetched = gc.Session(device=gpu).run(new)
     fetched[:] = 100  # the caller's copy: the variable is not changed through it
     assert isinstance(fetched, np.ndarray) and w.value.tolist() == [1, 1]
 
 
-def test_run_time_faults_name_the_op_and_the_users_line() -> None:
+@on_gpus
+def test_run_time_faults_name_the_op_and_the_users_line(gpu: str) -> None:
     x = gc.placeholder("float32", (4, 2))
     idx = gc.placeholder("int64", (3,))
     picked = gc.take(x, idx, axis=0)
     with pytest.raises(gc.ExecutionError, match=r"take.*test_cuda_sim\.py:\d+.*out of range"):
-        gc.Session(device="cuda-sim").run(picked, {x: np.zeros((4, 2), np.float32), idx: np.array([0, 7, 1])})
+        gc.Session(device=gpu).run(picked, {x: np.zeros((4, 2), np.float32), idx: np.array([0, 7, 1])})
     n = gc.placeholder("int32", (3,))
     with pytest.raises(gc.ExecutionError, match="negative integer powers"):
-        gc.Session(device="cuda-sim").run(n ** n, {n: np.array([2, -1, 3], np.int32)})
+        gc.Session(device=gpu).run(n ** n, {n: np.array([2, -1, 3], np.int32)})
 
 
-def test_the_generated_code_and_launch_shapes_are_shown() -> None:
+@on_gpus
+def test_the_generated_code_and_launch_shapes_are_shown(gpu: str) -> None:
     x = gc.placeholder("float32", (None, 300), name="x")
-    fn = gc.function([x], gc.softmax(gc.exp(x)), device="cuda-sim")
+    fn = gc.function([x], gc.softmax(gc.exp(x)), device=gpu)
     fn(np.zeros((2, 300), np.float32))
     assert ".entry" in fn.source() and fn.source() == fn.source("ptx")
     assert "grid" in fn.source("launches")
     shown = gc.dprint(fn)
-    assert re.search(r"launches on cuda-sim for \(x(_\d+)?: \[2, 300\]\):", shown) and "block" in shown
+    assert re.search(rf"launches on {gpu} for \(x(_\d+)?: \[2, 300\]\):", shown) and "block" in shown
     with pytest.raises(gc.ArgumentError, match="'ptx' or 'launches'"):
         fn.source("llvm")
 
@@ -181,14 +188,15 @@ def test_a_block_reduction_combines_partials_in_the_gpus_tree_order(block: int) 
         assert (total[row * block:(row + 1) * block] == total[row * block]).all()  # every thread has it
 
 
+@on_gpus
 @pytest.mark.parametrize("shape", [(3, 1000), (1, 70), (4, 64)])
-def test_long_row_reductions_share_a_block_and_agree_with_numpy(shape: tuple[int, int]) -> None:
+def test_long_row_reductions_share_a_block_and_agree_with_numpy(shape: tuple[int, int], gpu: str) -> None:
     rng = np.random.default_rng(1)
     x = gc.placeholder("float64", shape)
     labels = gc.placeholder("int64", shape[:1])
     outputs = [gc.sum(x, axis=1), gc.max(x, axis=1), gc.min(x), gc.prod(x * 0.001 + 1.0, axis=1), gc.softmax(x),
                gc.logsumexp(x, axis=1), gc.softmax_cross_entropy(x, labels)]
-    fn = gc.function([x, labels], outputs, device="cuda-sim")
+    fn = gc.function([x, labels], outputs, device=gpu)
     xv, lv = rng.standard_normal(shape), rng.integers(0, shape[1], shape[:1])
     got = fn(xv, lv)
     want = gc.function([x, labels], outputs, device="reference")(xv, lv)
@@ -212,11 +220,12 @@ def test_atomic_adds_take_turns_but_race_with_plain_accesses() -> None:
         _run(_launch(plain_then_atomic), out=np.zeros(4, np.float32))
 
 
-def test_scatter_adds_with_repeated_indices_agree_with_numpy() -> None:
+@on_gpus
+def test_scatter_adds_with_repeated_indices_agree_with_numpy(gpu: str) -> None:
     rng = np.random.default_rng(3)
     table = gc.placeholder("float64", (50, 8))
     ids = gc.placeholder("int32", (200,))
     (grad,) = gc.grad(gc.sum(gc.take(table, ids, axis=0) * gc.constant(rng.standard_normal((200, 8)))), [table])
     feeds = {table: rng.standard_normal((50, 8)), ids: rng.integers(0, 5, 200).astype(np.int32)}  # many repeats
-    np.testing.assert_allclose(gc.Session(device="cuda-sim").run(grad, feeds),
+    np.testing.assert_allclose(gc.Session(device=gpu).run(grad, feeds),
                                gc.Session(device="reference").run(grad, feeds), rtol=1e-12, atol=1e-12)

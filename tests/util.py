@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 
 import graphc as gc
+
+
+def _gpu_present() -> bool:
+    """Whether device="cuda" can run here (pycuda installed and a GPU visible)."""
+    try:
+        from graphc.backends.cuda.driver import gpu_available
+    except ImportError:
+        return False
+    return gpu_available()
+
+
+COMPILED_DEVICES = ["cpu", "cuda-sim"]
+"""The devices the op suites run on besides the reference (tests/conftest.py); "cuda" where a GPU and pycuda
+are present (GRAPHC_TEST_CUDA=0 leaves it out)."""
+if os.environ.get("GRAPHC_TEST_CUDA") != "0" and _gpu_present():
+    COMPILED_DEVICES.append("cuda")
 
 DEVICE = "reference"
 """The device ``run``, ``function`` and ``check_grad`` use unless told otherwise; the ``device`` fixture

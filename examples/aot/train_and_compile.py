@@ -42,8 +42,9 @@ TOLERANCE = 1e-5
 LINE = re.compile(r"^row (\d+): class (-?\d+), probability (\S+)$")
 
 
-def train(rng: np.random.Generator) -> tuple[list[gc.Variable], np.ndarray]:
-    """Train as ../softmax_classifier.py does (fewer epochs); returns the parameters and the test images."""
+def train(rng: np.random.Generator, device: str = "cpu") -> tuple[list[gc.Variable], np.ndarray]:
+    """Train as ../softmax_classifier.py does (fewer epochs) on ``device``; returns the parameters and the
+    test images."""
     x_train, y_train, x_test, y_test = make_data(rng)
     x = gc.placeholder("float32", (None, N_IN), name="x_train")
     y = gc.placeholder("int64", (None,), name="y_train")
@@ -53,8 +54,9 @@ def train(rng: np.random.Generator) -> tuple[list[gc.Variable], np.ndarray]:
               gc.Variable(np.zeros(N_CLASSES, np.float32), name="b_out")]
     logits = logits_of(x, params)
     loss = gc.mean(gc.softmax_cross_entropy(logits, y))
-    step = gc.function([x, y], loss, updates=gc.optimizers.SGD(0.1, momentum=0.9).updates(loss, params))
-    accuracy = gc.function([x, y], gc.mean(gc.cast(gc.argmax(logits, axis=1) == y, "float32")))
+    step = gc.function([x, y], loss, updates=gc.optimizers.SGD(0.1, momentum=0.9).updates(loss, params),
+                       device=device)
+    accuracy = gc.function([x, y], gc.mean(gc.cast(gc.argmax(logits, axis=1) == y, "float32")), device=device)
     for epoch in range(EPOCHS):
         losses = [float(step(x_train[i], y_train[i])) for i in np.split(rng.permutation(N_TRAIN), N_TRAIN // BATCH)]
         print(f"epoch {epoch}: train loss {np.mean(losses):.4f}")
@@ -137,11 +139,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--build-dir", type=Path, default=HERE / "build",
                         help="where the graph file, the library, the header and the C program go "
                              "(default: %(default)s)")
-    build_dir = parser.parse_args(argv).build_dir.resolve()
+    parser.add_argument("--device", default="cpu",
+                        help="where to train: cpu (default), cuda, cuda:N, cuda-sim or reference (the library "
+                             "is compiled for this machine's CPU either way)")
+    args = parser.parse_args(argv)
+    build_dir = args.build_dir.resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
 
     rng = np.random.default_rng(1234)
-    params, x_test = train(rng)
+    params, x_test = train(rng, args.device)
 
     # the inference graph, saved with its trained weights, and what gc.function says it computes
     x, probabilities, classes = inference_graph(params)

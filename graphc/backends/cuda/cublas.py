@@ -28,10 +28,13 @@ def _library_candidates() -> list[str]:
     for entry in sys.path:
         folder = Path(entry) / "nvidia" / "cublas" / "lib"
         found += [str(folder / name) for name in _NAMES if (folder / name).is_file()]
-    for variable in ("CUDA_HOME", "CUDA_PATH"):
-        if variable in os.environ:
-            folder = Path(os.environ[variable]) / "lib64"
-            found += [str(folder / name) for name in _NAMES if (folder / name).is_file()]
+    for entry in sys.path:  # the CUDA 13 wheels' layout
+        folder = Path(entry) / "nvidia" / "cu13" / "lib"
+        found += [str(folder / name) for name in _NAMES if (folder / name).is_file()]
+    homes = [Path(os.environ[v]) for v in ("CUDA_HOME", "CUDA_PATH") if v in os.environ] + [Path("/usr/local/cuda")]
+    for home in homes:
+        folder = home / "lib64"
+        found += [str(folder / name) for name in _NAMES if (folder / name).is_file()]
     return [*found, *_NAMES]  # last: the dynamic loader's own search
 
 

@@ -58,6 +58,10 @@ class GpuDevice(ABC):
         """What ``run_step`` needs for ``program`` (a GpuProgram): compiled modules, prepared launches."""
 
     @abstractmethod
+    def synchronize(self) -> None:
+        """Wait until everything issued on the device so far has finished."""
+
+    @abstractmethod
     def run_step(self, loaded: Any, index: int, views: Sequence[View], uniforms: Mapping[str, int]) -> None:
         """Run step ``index`` (of the program's ``flat`` list) on its parameters' buffers, in order, with
         the current values of the host loop variables it reads (``uniforms``)."""

@@ -123,6 +123,10 @@ class CudaDevice(GpuDevice):
         with self.current():
             self.driver.memset_d8_async(memory.address + offset, 0, nbytes, self.stream)
 
+    def synchronize(self) -> None:
+        with self.current():
+            self.stream.synchronize()
+
     def load(self, program: GpuProgram, ptx: str | None = None) -> _Loaded:
         """Load the program's PTX (compiled for this device's architecture) and prepare its launches."""
         from graphc.backends.cuda.nvptx import launches_ptx

@@ -106,11 +106,12 @@ def _align_buffers(fn: ir.Function, count: int) -> None:
         arg.attributes.align = BUFFER_ALIGNMENT
 
 
-class _LaunchEmitter(LoopEmitter):
-    """One launch as a ``ptx_kernel``."""
+class _KernelEmitter(LoopEmitter):
+    """A launch as a ``ptx_kernel``: its buffers (16-byte aligned pointers), then the host loop variables
+    it reads (``i64`` values); checks branch around their store; atomic adds are ``atomicrmw``."""
 
-    def __init__(self, module: ir.Module, launch: Launch) -> None:
-        kernel = LoopKernel(launch.name, list(launch.params), list(launch.body))
+    def __init__(self, module: ir.Module, launch: Kernel) -> None:
+        kernel = LoopKernel(launch.name, list(launch.params), [])
         types = [storage_type(p.dtype).as_pointer() for p in launch.params] + [I64] * len(launch.uniforms)
         fn = ir.Function(module, ir.FunctionType(ir.VoidType(), types), launch.name)
         fn.calling_convention = "ptx_kernel"
@@ -119,6 +120,20 @@ class _LaunchEmitter(LoopEmitter):
         for var, arg in zip(launch.uniforms, fn.args[len(launch.params):]):
             arg.name = var.name
             self.indices[var.name] = arg
+        self.module = module
+
+    def _check(self, s: Check) -> None:
+        _branching_check(self, s)
+
+    def _statements(self, body: Sequence[Any]) -> None:
+        _statements_with_atomics(self, body, super()._statements)
+
+
+class _LaunchEmitter(_KernelEmitter):
+    """A :class:`Launch`: one thread per point of its space."""
+
+    def __init__(self, module: ir.Module, launch: Launch) -> None:
+        super().__init__(module, launch)
         self.launch = launch
 
     def emit(self) -> ir.Function:
@@ -139,11 +154,6 @@ class _LaunchEmitter(LoopEmitter):
         self._statements(self.launch.body)
         return self._finish()
 
-    def _check(self, s: Check) -> None:
-        _branching_check(self, s)
-
-    def _statements(self, body: Sequence[Any]) -> None:
-        _statements_with_atomics(self, body, super()._statements)
 
 
 def _statements_with_atomics(emitter: LoopEmitter, body: Sequence[Any], base: Callable[[Sequence[Any]], None]) -> None:
@@ -183,21 +193,12 @@ def _shuffle(b: ir.IRBuilder, mode: str, value: ir.Value, lane: int) -> ir.Value
     return b.or_(b.shl(b.zext(high, ty), ir.Constant(ty, 32)), b.zext(low, ty))
 
 
-class _BlockEmitter(LoopEmitter):
-    """A :class:`BlockLaunch` as a ``ptx_kernel``: block ``ctaid.x`` is the row, ``tid.x`` the lane."""
+class _BlockEmitter(_KernelEmitter):
+    """A :class:`BlockLaunch`: block ``ctaid.x`` is the row, ``tid.x`` the lane."""
 
     def __init__(self, module: ir.Module, launch: BlockLaunch) -> None:
-        kernel = LoopKernel(launch.name, list(launch.params), [])
-        types = [storage_type(p.dtype).as_pointer() for p in launch.params] + [I64] * len(launch.uniforms)
-        fn = ir.Function(module, ir.FunctionType(ir.VoidType(), types), launch.name)
-        fn.calling_convention = "ptx_kernel"
-        super().__init__(fn, kernel, LIBDEVICE)
-        _align_buffers(fn, len(launch.params))
-        for var, arg in zip(launch.uniforms, fn.args[len(launch.params):]):
-            arg.name = var.name
-            self.indices[var.name] = arg
+        super().__init__(module, launch)
         self.launch = launch
-        self.module = module
         self._shared: dict[str, ir.GlobalVariable] = {}
 
     def emit(self) -> ir.Function:
@@ -225,11 +226,6 @@ class _BlockEmitter(LoopEmitter):
                 self._statements([s])
         return self._finish()
 
-    def _check(self, s: Check) -> None:
-        _branching_check(self, s)
-
-    def _statements(self, body: Sequence[Any]) -> None:
-        _statements_with_atomics(self, body, super()._statements)
 
     def _spread(self, loops: Sequence[tuple[IVar, int]], body: Callable[[], None]) -> None:
         """``for (point = lane; point < extent; point += B)`` over the flattened ``loops``."""

@@ -47,6 +47,9 @@ class SimDevice(GpuDevice):
     def fill_zero(self, view: View, nbytes: int) -> None:
         self._bytes(view, nbytes)[:] = 0
 
+    def synchronize(self) -> None:
+        pass  # the emulator runs each step when it is issued
+
     def load(self, program: GpuProgram) -> SimModule:
         return SimModule(program)
 

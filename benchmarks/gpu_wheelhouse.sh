@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Prepare benchmarks/gpu-wheelhouse/ (git-ignored) for benchmarks/gpu_check.sh, on a machine with internet:
+# a pycuda wheel built for the GPU machine's Python (3.12 there; CUDA headers from CUDA_ROOT, default
+# /usr/local/cuda), pycuda's sdist as a fallback that gpu_check.sh builds there, and the pure wheels pycuda
+# needs.  Usage: benchmarks/gpu_wheelhouse.sh [PYTHON] (default: python3.12).
+set -euo pipefail
+cd "$(dirname "$0")"
+PYTHON="${1:-python3.12}"
+OUT=gpu-wheelhouse
+PYCUDA_VERSION=2026.1
+mkdir -p "$OUT"
+export CUDA_ROOT="${CUDA_ROOT:-/usr/local/cuda}" PATH="${CUDA_ROOT}/bin:$PATH"
+"$PYTHON" -m pip download -q --no-deps --no-binary :all: --no-build-isolation "pycuda==${PYCUDA_VERSION}" -d "$OUT" \
+    || curl -sSLo "$OUT/pycuda-${PYCUDA_VERSION}.tar.gz" \
+        "https://files.pythonhosted.org/packages/source/p/pycuda/pycuda-${PYCUDA_VERSION}.tar.gz"
+"$PYTHON" -m pip wheel -q --no-deps -w "$OUT" "$OUT/pycuda-${PYCUDA_VERSION}.tar.gz"
+version="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+"$PYTHON" -m pip download -q --only-binary :all: --python-version "$version" \
+    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any \
+    pytools platformdirs mako markupsafe siphash24 typing-extensions -d "$OUT"
+ls -l "$OUT"
