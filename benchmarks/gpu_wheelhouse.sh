@@ -13,7 +13,12 @@ export CUDA_ROOT="${CUDA_ROOT:-/usr/local/cuda}" PATH="${CUDA_ROOT}/bin:$PATH"
 "$PYTHON" -m pip download -q --no-deps --no-binary :all: --no-build-isolation "pycuda==${PYCUDA_VERSION}" -d "$OUT" \
     || curl -sSLo "$OUT/pycuda-${PYCUDA_VERSION}.tar.gz" \
         "https://files.pythonhosted.org/packages/source/p/pycuda/pycuda-${PYCUDA_VERSION}.tar.gz"
-"$PYTHON" -m pip wheel -q --no-deps -w "$OUT" "$OUT/pycuda-${PYCUDA_VERSION}.tar.gz"
+build="$(mktemp -d)"
+tar -xzf "$OUT/pycuda-${PYCUDA_VERSION}.tar.gz" -C "$build"
+(cd "$build/pycuda-${PYCUDA_VERSION}" \
+    && "$PYTHON" configure.py --cuda-root="$CUDA_ROOT" --no-cuda-enable-curand >/dev/null \
+    && "$PYTHON" -m pip wheel -q --no-deps -w "$OLDPWD/$OUT" .)  # graphc uses no cuRAND
+rm -rf "$build"
 version="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
 "$PYTHON" -m pip download -q --only-binary :all: --python-version "$version" \
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any \

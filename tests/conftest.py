@@ -77,17 +77,36 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("device", ["reference", *COMPILED_DEVICES], indirect=True)
 
 
+ASSEMBLE_EVERY_KERNEL = os.environ.get("GRAPHC_TEST_PTXAS", "").lower() == "all"
+"""GRAPHC_TEST_PTXAS=all: every graph a test compiles on "cuda-sim" is also emitted as PTX and assembled by
+ptxas for sm_80 and sm_90 (slow; tests/test_cuda_ptx.py assembles every kernel kind in the default run)."""
+
+
 @pytest.fixture
-def device(request: pytest.FixtureRequest) -> Iterator[str]:
+def device(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The device the test runs on (``util.DEVICE`` while it runs)."""
     import util
 
     name = getattr(request, "param", "reference")
+    compiled: list[object] = []
+    if ASSEMBLE_EVERY_KERNEL and name == "cuda-sim":
+        from graphc.backends.cuda_sim.backend import CudaSimBackend
+
+        compile_ = CudaSimBackend.compile
+        monkeypatch.setattr(CudaSimBackend, "compile", lambda self, *a, **k: compiled.append(
+            compile_(self, *a, **k)) or compiled[-1])
     previous, util.DEVICE = util.DEVICE, name
     try:
         yield name
     finally:
         util.DEVICE = previous
+    if compiled:
+        from graphc.backends.cuda.nvptx import launches_ptx
+        from graphc.backends.cuda.ptxas import assemble
+
+        for executable in compiled:
+            for arch in ("sm_80", "sm_90"):
+                assemble(launches_ptx(executable.program.launches, arch), arch)  # type: ignore[attr-defined]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,4 +1,5 @@
-"""Every op in the registry runs on device="cpu" and agrees with the reference.
+"""Every op in the registry runs on device="cpu" (and on the CUDA backend: its emulator "cuda-sim", and "cuda"
+where a GPU is present) and agrees with the reference.
 
 The registry is walked: each op that computes something has a sample graph here (elementwise ops are
 all run, for every dtype, by test_cpu_backend.py), so an op registered without a CPU lowering, or
@@ -16,7 +17,7 @@ import pytest
 import graphc as gc
 from graphc.ir.build import constant, make_node
 from graphc.ir.registry import REGISTRY
-from util import DEVICES, assert_within, path_bounds, random_array
+from util import COMPILED_DEVICES, DEVICES, assert_within, path_bounds, random_array
 
 NO_CODE = {"placeholder", "variable", "constant", "parameter", "group", "kernel_output"}
 RNG = np.random.default_rng(3)
@@ -87,14 +88,15 @@ def test_every_op_that_computes_has_a_sample() -> None:
     assert set(SAMPLES) - needed == set(), "samples of ops no longer registered"
 
 
+@pytest.mark.parametrize("device", COMPILED_DEVICES)
 @pytest.mark.parametrize("name", sorted(SAMPLES))
-def test_op_runs_on_cpu_like_the_reference(name: str) -> None:
+def test_op_runs_on_cpu_like_the_reference(name: str, device: str) -> None:
     out = SAMPLES[name]()
     assert any(n.op == name for n in gc.Graph([out]).nodes) or name == "fused"
     variables = [n for n in gc.Graph([out]).nodes if n.op == "variable"]
     start = [v.value for v in variables]
     (bound,) = path_bounds(out, FEEDS, DEVICES)  # docs/numerics.md: the same bits, or within the bounds
-    got = gc.Session(device="cpu").run(out, FEEDS)
+    got = gc.Session(device=device).run(out, FEEDS)
     for v, value in zip(variables, start):  # assign and assign_add change them: both devices start alike
         v.assign(value)
     want = gc.Session(device="reference").run(out, FEEDS)

@@ -205,7 +205,9 @@ class _Translator:
         self.threads = launch.size
         self.written = {s.buffer for s in _statements(launch.body) if isinstance(s, (Store, AtomicAdd))}
         self.tracked = self.threads > 1
+        self.private = _private_buffers(launch, self.written)  # race-free by construction: not tracked
         self.mask: str | None = None  # the threads that run the statements being translated (None: all)
+        self.memo: list[dict[str, str]] = [{}]  # index code -> the temporary holding it, per loop scope
 
     def emit(self, line: str) -> None:
         self.lines.append("    " * self.depth + line)
@@ -250,10 +252,23 @@ class _Translator:
         code, varying = self.expr(e.value)
         return self.temp(f"np.asarray({code}).astype(np.int64)"), None, varying
 
+    def tracks(self, buffer: str) -> bool:
+        """Whether accesses to ``buffer`` are recorded for the race check."""
+        return self.tracked and buffer in self.written and buffer not in self.private
+
+    def scope(self) -> None:
+        """Entering a loop body: index temporaries computed inside it are not reused after it."""
+        self.memo.append({})
+
+    def unscope(self) -> None:
+        self.memo.pop()
+
     def checked(self, buffer: str, e: Any, what: str) -> tuple[str, bool]:
         code, ranged, varying = self.index(e)
         size = self.sizes[buffer]
-        name = self.temp(code)
+        name = next((m[code] for m in reversed(self.memo) if code in m), None)
+        if name is None:
+            name = self.memo[-1][code] = self.temp(code)
         if ranged is None:
             self.emit(f"R.bounds({buffer!r}, {name}, {what!r})")
         elif ranged[0] < 0 or ranged[1] >= size:
@@ -267,7 +282,7 @@ class _Translator:
             return self.constant(np.asarray(e.value, dtype=e.dtype)), False
         if isinstance(e, Load):
             index, varying = self.checked(e.buffer, e.index, "reads")
-            if self.tracked and e.buffer in self.written:
+            if self.tracks(e.buffer):
                 self.emit(f"R.read({e.buffer!r}, {index}, {self.mask})")
             return self.temp(f"b_{e.buffer}[{index}]"), varying
         if isinstance(e, AccRef):
@@ -293,7 +308,7 @@ class _Translator:
             if isinstance(s, Store):
                 index, _ = self.checked(s.buffer, s.index, "writes")
                 value, _ = self.expr(s.value)
-                if self.tracked:
+                if self.tracks(s.buffer):
                     self.emit(f"R.write({s.buffer!r}, {index}, {self.mask})")
                 if self.mask is None:
                     self.emit(f"b_{s.buffer}[{index}] = {value}")
@@ -303,7 +318,7 @@ class _Translator:
             elif isinstance(s, AtomicAdd):
                 index, _ = self.checked(s.buffer, s.index, "adds into")
                 value, _ = self.expr(s.value)
-                if self.tracked:
+                if self.tracks(s.buffer):
                     self.emit(f"R.atomic({s.buffer!r}, {index}, {self.mask})")
                 where = f"np.broadcast_to({index}, ({self.threads},))"
                 values = f"np.broadcast_to({value}, ({self.threads},))"
@@ -316,7 +331,9 @@ class _Translator:
                 self.ranges[s.var.name] = (0, int(s.extent) - 1)
                 self.emit(f"for {s.var.name} in range({int(s.extent)}):")
                 self.depth += 1
+                self.scope()
                 self.statements(s.body)
+                self.unscope()
                 self.emit("pass")
                 self.depth -= 1
             elif isinstance(s, AccInit):
@@ -394,7 +411,9 @@ class _BlockTranslator(_Translator):
             self.ranges[var.name] = (0, e - 1)
             self.varying.add(var.name)
         previous, self.mask = self.mask, "active"
+        self.scope()
         body()
+        self.unscope()
         self.mask = previous
         self.depth -= 1
 
@@ -412,6 +431,85 @@ class _BlockTranslator(_Translator):
 
         self.spread(s.loops, update)
         self.emit(f"a_{s.acc} = R.block_combine(part, {fn}, {ident}, {self.launch.block})")
+
+
+def _affine(e: Any) -> tuple[dict[str, int], int] | None:
+    """``e`` as ``sum(coefficient * variable) + constant`` with static coefficients (None otherwise)."""
+    if isinstance(e, IVar):
+        return {e.name: 1}, 0
+    if isinstance(e, IConst):
+        return ({}, e.value) if isinstance(e.value, int) else None
+    if not isinstance(e, IBin):
+        return None
+    a, b = _affine(e.a), _affine(e.b)
+    if a is None or b is None:
+        return None
+    if e.op == "+":
+        terms = dict(a[0])
+        for name, c in b[0].items():
+            terms[name] = terms.get(name, 0) + c
+        return terms, a[1] + b[1]
+    if a[0] and b[0]:
+        return None
+    (terms, k), scale = (a, b[1]) if a[0] else (b, a[1])
+    return {name: c * scale for name, c in terms.items()}, k * scale
+
+
+def _injective(e: Any, space: tuple[tuple[IVar, int], ...]) -> bool:
+    """Whether index ``e`` takes a different value at every point of ``space`` (and depends on nothing else):
+    an affine index whose coefficients, smallest first, each exceed the span of the ones before."""
+    found = _affine(e)
+    if found is None:
+        return False
+    terms, _ = found
+    extents = {var.name: extent for var, extent in space}
+    if set(terms) - set(extents) or any(extents[v] > 1 and terms.get(v, 0) <= 0 for v in extents):
+        return False
+    reach = 0
+    for coefficient, extent in sorted((terms[v], extents[v]) for v in terms if extents[v] > 1):
+        if coefficient <= reach:
+            return False
+        reach += coefficient * (extent - 1)
+    return True
+
+
+def _private_buffers(launch: Launch | BlockLaunch, written: set[str]) -> set[str]:
+    """Buffers the launch writes whose every access uses one index, injective over the launch's threads: each
+    thread then touches its own elements only, so no race is possible and none needs recording."""
+    if not isinstance(launch, Launch):
+        return set()
+    indices: dict[str, set[Any]] = {name: set() for name in written}
+    for n in _walk_all(launch.body):
+        if isinstance(n, (Load, Store, AtomicAdd)) and n.buffer in indices:
+            indices[n.buffer].add(n.index)
+    return {name for name, found in indices.items() if _disjoint_per_thread(found, launch.space)}
+
+
+def _disjoint_per_thread(indices: set[Any], space: tuple[tuple[IVar, int], ...]) -> bool:
+    """Whether no element reached through ``indices`` is reached by two threads: one injective index, or
+    several (a widened launch's ``w * t + k``) that differ only in constants spanning less than the smallest
+    stride."""
+    forms = [_affine(e) for e in indices]
+    if not forms or any(f is None for f in forms) or not _injective(next(iter(indices)), space):
+        return False
+    terms = forms[0][0]  # type: ignore[index]
+    if any(f[0] != terms for f in forms):  # type: ignore[index]
+        return False
+    constants = [f[1] for f in forms]  # type: ignore[index]
+    extents = {var.name: extent for var, extent in space}
+    strides = [c for v, c in terms.items() if extents[v] > 1]
+    return not strides or max(constants) - min(constants) < min(strides)
+
+
+def _walk_all(node: Any) -> Any:
+    """Every statement and expression inside ``node``."""
+    yield node
+    children = node if isinstance(node, tuple) else (
+        getattr(node, f) for f in getattr(node, "__dataclass_fields__", ()))
+    for child in children:
+        if isinstance(child, (tuple, Store, Load, AtomicAdd, Loop, ScalarOp, AccInit, AccUpdate, AccSet, Check,
+                              IValue, IBin)):
+            yield from _walk_all(child)
 
 
 def _statements(body: Any) -> Any:
