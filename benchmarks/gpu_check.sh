@@ -15,7 +15,8 @@ VENV=/tmp/graphc-gpu-venv
 set -e
 "$PYTHON" -m venv --system-site-packages "$VENV"  # keeps the machine's numpy, llvmlite, torch, jax
 PIP=("$VENV/bin/python" -m pip install -q --no-index --find-links benchmarks/gpu-wheelhouse)
-export CUDA_ROOT="${CUDA_ROOT:-/usr/local/cuda}" PATH="${CUDA_ROOT}/bin:$PATH"
+export CUDA_ROOT="${CUDA_ROOT:-/usr/local/cuda}"
+export PATH="${CUDA_ROOT}/bin:$PATH"
 "${PIP[@]}" pycuda || "${PIP[@]}" --no-build-isolation benchmarks/gpu-wheelhouse/pycuda-*.tar.gz
 "${PIP[@]}" --no-deps --no-build-isolation -e .
 "$VENV/bin/python" - <<'PY'

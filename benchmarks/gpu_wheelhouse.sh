@@ -9,10 +9,12 @@ PYTHON="${1:-python3.12}"
 OUT=gpu-wheelhouse
 PYCUDA_VERSION=2026.1
 mkdir -p "$OUT"
-export CUDA_ROOT="${CUDA_ROOT:-/usr/local/cuda}" PATH="${CUDA_ROOT}/bin:$PATH"
-"$PYTHON" -m pip download -q --no-deps --no-binary :all: --no-build-isolation "pycuda==${PYCUDA_VERSION}" -d "$OUT" \
-    || curl -sSLo "$OUT/pycuda-${PYCUDA_VERSION}.tar.gz" \
-        "https://files.pythonhosted.org/packages/source/p/pycuda/pycuda-${PYCUDA_VERSION}.tar.gz"
+export CUDA_ROOT="${CUDA_ROOT:-/usr/local/cuda}"
+export PATH="${CUDA_ROOT}/bin:$PATH"
+url="$(curl -sSf -H "Accept: application/vnd.pypi.simple.v1+json" https://pypi.org/simple/pycuda/ | "$PYTHON" -c \
+    "import json, sys; print(next(f['url'] for f in json.load(sys.stdin)['files']
+                                  if f['filename'] == 'pycuda-${PYCUDA_VERSION}.tar.gz'))")"
+curl -sSfLo "$OUT/pycuda-${PYCUDA_VERSION}.tar.gz" "$url"  # the sdist: gpu_check.sh builds it if the wheel fails
 build="$(mktemp -d)"
 tar -xzf "$OUT/pycuda-${PYCUDA_VERSION}.tar.gz" -C "$build"
 (cd "$build/pycuda-${PYCUDA_VERSION}" \
