@@ -544,3 +544,22 @@ def test_a_graph_gives_the_same_bits_in_another_process_and_from_the_cache(cache
     (first, compiled), (second, loaded) = runs
     assert compiled > 0 and loaded == 0  # the second process ran the first one's code from the cache
     assert first == second == same_bits_digest() == same_bits_digest()  # and this process, twice
+
+
+def test_a_cache_hit_does_not_lower_the_graph_again(cache: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from graphc.backends.cpu import executable
+
+    def graph() -> tuple[list[gc.Tensor], gc.Tensor]:
+        x = gc.placeholder("float32", (4, 3))
+        idx = gc.placeholder("int64", (2,))
+        return [x, idx], gc.take(gc.exp(x) * 2.0, idx, axis=0) + 1.0
+
+    feeds = [np.ones((4, 3), np.float32), np.array([3, 1])]
+    inputs, out = graph()
+    first = gc.function(inputs, out)(*feeds)
+    monkeypatch.setattr(executable, "LoweredProgram", lambda *a, **k: pytest.fail("lowered again on a cache hit"))
+    inputs, out = graph()  # the same graph built again: its code and layout come from the cache
+    fn = gc.function(inputs, out)
+    np.testing.assert_array_equal(fn(*feeds), first)
+    with pytest.raises(gc.ExecutionError, match=r"take.*test_compile_cache\.py:\d+.*out of range"):
+        fn(feeds[0], np.array([0, 9]))  # the fault restored from the entry names the op and the line

@@ -200,18 +200,51 @@ def _entry_dir(create: bool) -> pathlib.Path | None:
 
 # ---- keys -------------------------------------------------------------------------------------------
 
+FINGERPRINT_FILE = "source-fingerprint.json"  # in the cache root: the digest and the files it is of
+_fingerprint_unsaved: list[dict[str, Any]] = []  # a digest this process computed, saved by the next store
+
+
 @functools.lru_cache(maxsize=1)
 def _source_fingerprint() -> str:
-    """A hash of graphc's own source files: editing the compiler invalidates what it compiled."""
+    """A hash of graphc's own source files: editing the compiler invalidates what it compiled.
+
+    Reading and hashing every source file costs tens of milliseconds, paid by every fresh process that
+    finds its code in the cache; so the digest is kept in the cache root beside the size and modification
+    time of each file (as Python's own bytecode cache does), and recomputed only when one of them differs.
+    A digest computed here is saved with the next entry this process stores (a miss writes nothing)."""
     package = pathlib.Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256()
     try:
-        for path in sorted(package.rglob("*.py")):
-            digest.update(path.relative_to(package).as_posix().encode() + b"\0")
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        paths = sorted(package.rglob("*.py"))
+        files = [[p.relative_to(package).as_posix(), st.st_size, st.st_mtime_ns] for p in paths for st in [p.stat()]]
     except OSError:  # unreadable sources: nothing this process compiles can be reused safely
         return os.urandom(16).hex()
+    root = cache_root()
+    if root is not None and _safe_dir(root):
+        with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
+            saved = json.loads((root / FINGERPRINT_FILE).read_text())
+            if saved.get("files") == files and isinstance(saved.get("digest"), str):
+                return str(saved["digest"])
+    digest = hashlib.sha256()
+    try:
+        for path in paths:
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    except OSError:
+        return os.urandom(16).hex()
+    _fingerprint_unsaved.append({"files": files, "digest": digest.hexdigest()})
     return digest.hexdigest()
+
+
+def _save_fingerprint(root: pathlib.Path) -> None:
+    """Keep the digest this process computed (if any) in the cache root, atomically."""
+    if not _fingerprint_unsaved:
+        return
+    record = _fingerprint_unsaved.pop()
+    with contextlib.suppress(OSError):
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=root)
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f)
+        os.replace(tmp, root / FINGERPRINT_FILE)
 
 
 def compiler_identity() -> tuple[str, ...]:
@@ -451,6 +484,7 @@ def store(key: str, entry: CachedCode) -> bool:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, _path(directory, key))
+        _save_fingerprint(directory.parent)
         return True
     except OSError as exc:
         _warn_once("write", f"cannot write to {directory}: {exc.strerror or exc}")
@@ -499,6 +533,8 @@ def clear() -> int:
                     removed += 1
         with contextlib.suppress(OSError):  # not empty: files graphc did not write
             sub.rmdir()
+    with contextlib.suppress(OSError):
+        (root / FINGERPRINT_FILE).unlink()
     return removed
 
 

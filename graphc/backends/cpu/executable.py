@@ -107,6 +107,39 @@ class _Arena:
         self.status = None if status is None else self.memory[base + executable.arena_offsets[status]:].view(np.int64)
 
 
+LAYOUT_VERSION = 1  # bump when program_layout's form changes
+
+
+def program_layout(lowered: LoweredProgram, nodes: Sequence[Tensor], wanted: Sequence[Tensor], alignment: int
+                   ) -> dict[str, Any]:
+    """What running a lowered program needs besides its code, as JSON data that refers to nodes by their
+    position in ``nodes`` (a fault raised inside a fused kernel by ``[position, index in its kernel]``): kept
+    with the code in the compile cache."""
+    positions = {node.id: k for k, node in enumerate(nodes)}
+    inner = {n.id: [positions[node.id], k] for node in nodes if node.op == "fused"
+             for k, n in enumerate(node.attrs["kernel"].nodes)}
+    fresh = [lowered.buffers[slot] for slot in sorted(lowered.handed_back)]
+    offsets, arena_bytes = plan_arena(lowered.arena_sizes(), lowered.lifetimes, alignment)
+    return {
+        "slots": [[name, slot] for name, slot in lowered.slots.items()],
+        "sources": [[positions[node_id], slot] for node_id, slot in lowered.sources],
+        "wanted": [slot for _, slot in lowered.wanted],
+        "constants": [[slot, positions[node.id]] for slot, node in lowered.constants],
+        "fresh": [[b.slot, [int(d) for d in b.shape], b.dtype.name] for b in fresh],
+        "faults": [[[positions[node.id], -1] if node.id in positions else inner[node.id], message]
+                   for node, message in lowered.faults],
+        "arena": [[slot, offset] for slot, offset in offsets.items()],
+        "arena_bytes": arena_bytes,
+        "per_call": sorted({slot for _, slot in lowered.sources} | {b.slot for b in fresh}),
+    }
+
+
+def _fault_node(nodes: Sequence[Tensor], where: Sequence[int]) -> Tensor:
+    position, inner = where
+    node = nodes[position]
+    return node if inner < 0 else node.attrs["kernel"].nodes[inner]
+
+
 class CpuExecutable(Executable):
     """A graph's nodes compiled for the concrete dtypes and shapes in ``avals`` for ``target`` with the
     lowering ``policy``; ``wanted`` are the nodes whose values each run returns (they get fresh arrays).
@@ -123,41 +156,51 @@ class CpuExecutable(Executable):
         loader = threading.Thread(target=load_runtime, args=(_likely_runtime_parts(self.nodes), target),
                                   kwargs={"compiler": compiler}, daemon=True)
         loader.start()
-        lowered = LoweredProgram(self.nodes, avals, wanted, policy)
-        kernels = lowered.kernels
-        self.slots, self.faults = lowered.slots, lowered.faults
-        self.sources, self.wanted = lowered.sources, lowered.wanted
-        self.constant_arrays = [(slot, np.asarray(node.attrs["value"], order="C")) for slot, node in lowered.constants]
-        self.fresh = [lowered.buffers[slot] for slot in sorted(lowered.handed_back)]
-        self.arena_offsets, self.arena_bytes = plan_arena(lowered.arena_sizes(), lowered.lifetimes, self.alignment)
-        per_call = sorted({slot for _, slot in self.sources} | {b.slot for b in self.fresh})
 
         def build() -> tuple[ir.Module, dict[str, Any]]:
+            lowered = LoweredProgram(self.nodes, avals, wanted, policy)
+            layout = program_layout(lowered, self.nodes, wanted, self.alignment)
             module = new_module("graphc_program", target)
             try:
-                emit_program(module, kernels, self.slots, target, threads)
+                emit_program(module, lowered.kernels, lowered.slots, target, threads)
             except UnsupportedScalar as exc:
                 raise ArgumentError(str(exc)) from None
             if ARRAY_DATA_OFFSET is not None:
-                emit_object_entry(module, per_call, ARRAY_DATA_OFFSET)
+                emit_object_entry(module, layout["per_call"], ARRAY_DATA_OFFSET)
             loader.join()
             parts = runtime_parts(module, target)
             load_runtime(parts, target, compiler=compiler)
-            return module, {"runtime_parts": parts}
+            return module, {"runtime_parts": parts, "layout": layout}
 
-        # the generated code depends only on the graph's structure and shapes (slots are derived from
-        # them deterministically), the slots passed per call (which values are handed back differs
-        # between programs over the same nodes), the target and these settings
-        settings = ("cpu-executable", GRAPH_OPT, threads, ARRAY_DATA_OFFSET, len(self.slots), tuple(per_call))
+        # the generated code and the layout depend only on the graph's structure and shapes (slots are
+        # derived from them deterministically), which of its nodes are handed back, the target and these
+        # settings; a cache hit restores the layout from the entry, so the graph is not lowered again
+        positions = {node.id: k for k, node in enumerate(self.nodes)}
+        settings = ("cpu-executable", LAYOUT_VERSION, GRAPH_OPT, threads, ARRAY_DATA_OFFSET,
+                    tuple(positions.get(t.id, -1) for t in wanted))
         key = cache.graph_key(self.nodes, avals, (target.triple, target.cpu, target.features), settings) \
             if cache is not None else None
-        self.module, _ = cached_compile(
+        self.module, meta = cached_compile(
             cache, key, build, target, opt=GRAPH_OPT,
             prepare=lambda meta: load_runtime(meta["runtime_parts"], target, compiler=compiler))
+        self._restore(meta["layout"], wanted)
         self._by_object = ARRAY_DATA_OFFSET is not None
         self._entry = _ENTRY_TYPE(self.module.address(OBJECT_ENTRY if self._by_object else ENTRY))
         self._free: list[_Arena] = []
         self._returned: dict[int, list[np.ndarray]] = {b.slot: [] for b in self.fresh}
+
+    def _restore(self, layout: dict[str, Any], wanted: Sequence[Tensor]) -> None:
+        """Buffer slots, sources, outputs, constants, faults and the arena plan from a :func:`program_layout`."""
+        nodes = self.nodes
+        self.slots = dict(layout["slots"])
+        self.sources = [(nodes[position].id, slot) for position, slot in layout["sources"]]
+        self.wanted = [(t.id, slot) for t, slot in zip(wanted, layout["wanted"])]
+        self.constant_arrays = [(slot, np.asarray(nodes[position].attrs["value"], order="C"))
+                                for slot, position in layout["constants"]]
+        self.fresh = [Buffer(slot, tuple(shape), np.dtype(dtype)) for slot, shape, dtype in layout["fresh"]]
+        self.faults = [(_fault_node(nodes, where), message) for where, message in layout["faults"]]
+        self.arena_offsets = {slot: offset for slot, offset in layout["arena"]}
+        self.arena_bytes = layout["arena_bytes"]
 
     def run(self, sources: Mapping[int, np.ndarray]) -> dict[int, np.ndarray | None]:
         """Run once; ``sources`` holds placeholder and Variable values (contiguous); returns the
