@@ -17,9 +17,12 @@ url="$(curl -sSf -H "Accept: application/vnd.pypi.simple.v1+json" https://pypi.o
 curl -sSfLo "$OUT/pycuda-${PYCUDA_VERSION}.tar.gz" "$url"  # the sdist: gpu_check.sh builds it if the wheel fails
 build="$(mktemp -d)"
 tar -xzf "$OUT/pycuda-${PYCUDA_VERSION}.tar.gz" -C "$build"
-(cd "$build/pycuda-${PYCUDA_VERSION}" \
-    && "$PYTHON" configure.py --cuda-root="$CUDA_ROOT" --no-cuda-enable-curand >/dev/null \
-    && "$PYTHON" -m pip wheel -q --no-deps -w "$OLDPWD/$OUT" .)  # graphc uses no cuRAND
+if ! (cd "$build/pycuda-${PYCUDA_VERSION}" \
+        && "$PYTHON" configure.py --cuda-root="$CUDA_ROOT" --no-cuda-enable-curand >/dev/null \
+        && "$PYTHON" -m pip wheel -q --no-deps -w "$OLDPWD/$OUT" .); then  # graphc uses no cuRAND
+    echo "gpu_wheelhouse.sh: no pycuda wheel built here (it links the CUDA driver's libcuda.so);" \
+         "gpu_check.sh builds the sdist on the GPU machine instead" >&2
+fi
 rm -rf "$build"
 version="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
 "$PYTHON" -m pip download -q --only-binary :all: --python-version "$version" \

@@ -547,7 +547,7 @@ def test_a_graph_gives_the_same_bits_in_another_process_and_from_the_cache(cache
 
 
 def test_a_cache_hit_does_not_lower_the_graph_again(cache: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from graphc.backends.cpu import executable
+    from graphc.lower import program
 
     def graph() -> tuple[list[gc.Tensor], gc.Tensor]:
         x = gc.placeholder("float32", (4, 3))
@@ -557,7 +557,7 @@ def test_a_cache_hit_does_not_lower_the_graph_again(cache: pathlib.Path, monkeyp
     feeds = [np.ones((4, 3), np.float32), np.array([3, 1])]
     inputs, out = graph()
     first = gc.function(inputs, out)(*feeds)
-    monkeypatch.setattr(executable, "LoweredProgram", lambda *a, **k: pytest.fail("lowered again on a cache hit"))
+    monkeypatch.setattr(program, "LoweredProgram", lambda *a, **k: pytest.fail("lowered again on a cache hit"))
     inputs, out = graph()  # the same graph built again: its code and layout come from the cache
     fn = gc.function(inputs, out)
     np.testing.assert_array_equal(fn(*feeds), first)

@@ -12,35 +12,21 @@ here; they differ only in where the buffers' memory comes from.  Slots hold:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 import graphc.lower.rules  # noqa: F401  (registers every lowering rule)
 from graphc.errors import ArgumentError
 from graphc.ir.registry import AbstractValue
-from graphc.ir.symbolic import DynamicDimError, Size, hint
+from graphc.ir.symbolic import DynamicDimError, Size
 from graphc.ir.tensor import Tensor
+from graphc.lower.arena import Buffer, plan_arena, plan_groups
 from graphc.lower.builder import LoweringContext, Unsupported, buffer_name, kernel_output_buffers
 from graphc.lower.loopir import DIMS, STATUS, BufferSpec, LoopKernel
 from graphc.lower.policy import LoweringPolicy
 from graphc.lower.registry import lower_node
 from graphc.ops.kernel import inner_avals
-
-
-@dataclass(frozen=True)
-class Buffer:
-    """A computed value or scratch buffer: its slot, shape and dtype."""
-
-    slot: int
-    shape: tuple[Size, ...]
-    dtype: np.dtype
-
-    @property
-    def nbytes(self) -> Size:
-        return math.prod(self.shape) * self.dtype.itemsize
 
 
 class LoweredProgram:
@@ -134,44 +120,6 @@ class LoweredProgram:
     def arena_sizes(self) -> dict[int, Size]:
         """Bytes of each arena buffer, by slot."""
         return {slot: self.buffers[slot].nbytes for slot in self.lifetimes}
-
-
-def plan_arena(sizes: Mapping[int, int], lifetimes: Mapping[int, tuple[int, int]], align: int = 64
-               ) -> tuple[dict[int, int], int]:
-    """Byte offsets for buffers (``slot -> nbytes``) live over kernel ranges ``slot -> (first, last)``:
-    two buffers share bytes only if their ranges are disjoint.  Greedy, largest first, each at the
-    lowest ``align``-byte aligned offset that fits beside the already placed buffers it overlaps in time.
-    Returns the offsets and the arena size."""
-    offsets: dict[int, int] = {}
-    placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
-    for slot in sorted(sizes, key=lambda s: (-sizes[s], s)):
-        size = -(-sizes[slot] // align) * align
-        first, last = lifetimes[slot]
-        busy = sorted((o, e) for o, e, f, la in placed if f <= last and first <= la)
-        offset = 0
-        for o, e in busy:
-            if offset + size <= o:
-                break
-            offset = max(offset, e)
-        offsets[slot] = offset
-        placed.append((offset, offset + size, first, last))
-    return offsets, max((e for _, e, _, _ in placed), default=0)
-
-
-def plan_groups(sizes: Mapping[int, Size], lifetimes: Mapping[int, tuple[int, int]]) -> list[list[int]]:
-    """Arena groups for buffers whose sizes are known only at run time: buffers in one group have
-    disjoint lifetimes, so they share the group's bytes (the largest member's size).  First fit,
-    largest (at the size hint) first."""
-    groups: list[list[int]] = []
-    for slot in sorted(sizes, key=lambda s: (-hint(sizes[s]), s)):
-        first, last = lifetimes[slot]
-        for group in groups:
-            if all(lifetimes[o][1] < first or last < lifetimes[o][0] for o in group):
-                group.append(slot)
-                break
-        else:
-            groups.append([slot])
-    return groups
 
 
 __all__ = ["Buffer", "LoweredProgram", "plan_arena", "plan_groups"]

@@ -13,6 +13,7 @@ from typing import Any
 
 from llvmlite import ir
 
+from graphc.backends.cpu.entry import ENTRY, OBJECT_ENTRY
 from graphc.backends.cpu.runtime_lib import declare_gemm, runtime_suffix
 from graphc.backends.cpu.threadpool import TASK_TYPE, declare_parallel_for
 from graphc.codegen import scalar
@@ -30,8 +31,6 @@ from graphc.lower.loopir import (
     has_check,
 )
 
-ENTRY = "graphc_entry"
-OBJECT_ENTRY = "graphc_entry_objects"
 VOID_PTR = ir.IntType(8).as_pointer()
 PARALLEL_MIN_WORK = 1 << 16  # innermost iterations below which a loop stays on one thread
 TASKS_PER_THREAD = 4  # ranges per thread: the pool balances them when threads are uneven

@@ -22,24 +22,25 @@ import ctypes
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from llvmlite import ir
 
 from graphc.backends.base import CodeCache, Executable
-from graphc.backends.cpu.emitter import ENTRY, OBJECT_ENTRY, emit_object_entry, emit_program
+from graphc.backends.cpu.entry import ENTRY, OBJECT_ENTRY
 from graphc.backends.cpu.library import CompiledModule, cached_compile
 from graphc.backends.cpu.runtime_lib import RUNTIME_OPT, Compiler, load_runtime, runtime_parts
-from graphc.codegen.scalar import UnsupportedScalar
 from graphc.codegen.target import Target, new_module
 from graphc.errors import ArgumentError
 from graphc.ir.interpret import execution_fault
 from graphc.ir.registry import AbstractValue
 from graphc.ir.tensor import Tensor
-from graphc.lower.loopir import STATUS
+from graphc.lower.arena import Buffer, plan_arena
 from graphc.lower.policy import LoweringPolicy
-from graphc.lower.program import Buffer, LoweredProgram, plan_arena
+
+if TYPE_CHECKING:
+    from graphc.lower.program import LoweredProgram
 
 _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_void_p))
 
@@ -103,11 +104,12 @@ class _Arena:
             self.table[slot] = self.memory.ctypes.data + base + offset
         for slot, array in executable.constant_arrays:
             self.table[slot] = array.ctypes.data
-        status = executable.slots.get(STATUS)
+        status = executable.status_slot
         self.status = None if status is None else self.memory[base + executable.arena_offsets[status]:].view(np.int64)
 
 
 LAYOUT_VERSION = 1  # bump when program_layout's form changes
+STATUS_BUFFER = "status"  # the loop IR's fault status word (graphc.lower.loopir.STATUS)
 
 
 def program_layout(lowered: LoweredProgram, nodes: Sequence[Tensor], wanted: Sequence[Tensor], alignment: int
@@ -131,6 +133,7 @@ def program_layout(lowered: LoweredProgram, nodes: Sequence[Tensor], wanted: Seq
         "arena": [[slot, offset] for slot, offset in offsets.items()],
         "arena_bytes": arena_bytes,
         "per_call": sorted({slot for _, slot in lowered.sources} | {b.slot for b in fresh}),
+        "status": lowered.slots.get(STATUS_BUFFER),
     }
 
 
@@ -158,6 +161,11 @@ class CpuExecutable(Executable):
         loader.start()
 
         def build() -> tuple[ir.Module, dict[str, Any]]:
+            # only a miss lowers and emits: a cache hit needs none of these modules (tens of ms to import)
+            from graphc.backends.cpu.emitter import emit_object_entry, emit_program
+            from graphc.codegen.scalar import UnsupportedScalar
+            from graphc.lower.program import LoweredProgram
+
             lowered = LoweredProgram(self.nodes, avals, wanted, policy)
             layout = program_layout(lowered, self.nodes, wanted, self.alignment)
             module = new_module("graphc_program", target)
@@ -201,6 +209,7 @@ class CpuExecutable(Executable):
         self.faults = [(_fault_node(nodes, where), message) for where, message in layout["faults"]]
         self.arena_offsets = {slot: offset for slot, offset in layout["arena"]}
         self.arena_bytes = layout["arena_bytes"]
+        self.status_slot: int | None = layout["status"]
 
     def run(self, sources: Mapping[int, np.ndarray]) -> dict[int, np.ndarray | None]:
         """Run once; ``sources`` holds placeholder and Variable values (contiguous); returns the

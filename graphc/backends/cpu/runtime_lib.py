@@ -26,7 +26,6 @@ import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
 
-from graphc.backends.cpu.gemm import emit_gemm, gemm_config
 from graphc.backends.cpu.library import CompiledModule
 from graphc.backends.cpu.target import host_target
 from graphc.backends.cpu.threadpool import I8P, I64, PARALLEL_FOR, TASK_TYPE, declare_parallel_for, emit_thread_pool
@@ -64,6 +63,8 @@ def declare_gemm(module: ir.Module, dtype: Any, suffix: str = "") -> ir.Function
 
 def _emit_gemm_driver(module: ir.Module, dtype: np.dtype, target: Target, parallel_for: ir.Function) -> None:
     """Emit the single-threaded GEMM for ``dtype`` and its multi-threaded driver."""
+    from graphc.backends.cpu.gemm import emit_gemm, gemm_config  # imported only when a part is compiled
+
     cfg = gemm_config(dtype, target)
     single = emit_gemm(module, f"graphc_gemm_{dtype.name}", dtype, target)
     block = module.globals[f"graphc_gemm_{dtype.name}_block"]
