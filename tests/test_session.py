@@ -283,3 +283,24 @@ def test_training_step_with_updates_changes_variables() -> None:
     out = step(np.ones((4, 2)))
     assert_same(out, np.zeros(4, np.float32))
     assert_same(w.value, np.ones(2, np.float32))
+
+
+def test_repeated_calls_take_the_prepared_path_and_anything_else_the_checked_one() -> None:
+    x = gc.placeholder("float32", (None, 3), name="fast_x")
+    idx = gc.placeholder("int64", (2,), name="fast_idx")
+    f = gc.function([x, idx], [gc.take(x * 2.0, idx, axis=0), gc.sum(x)])
+    a = np.arange(12, dtype=np.float32).reshape(4, 3)
+    first = f(a, np.array([0, 3]))
+    assert f._fast is not None  # arrays needing no conversion: the next call of this kind skips it
+    again = f(a, np.array([0, 3]))
+    np.testing.assert_array_equal(again[0], first[0])
+    np.testing.assert_array_equal(f(np.asfortranarray(a), np.array([1, 2]))[0], a[[1, 2]] * 2)  # converted
+    np.testing.assert_array_equal(f(a[:2], np.array([1, 0]))[0], a[[1, 0]] * 2)  # another shape
+    np.testing.assert_array_equal(f(a.tolist(), [3, 3])[0], a[[3, 3]] * 2)  # lists
+    f(a, np.array([0, 3]))
+    with pytest.raises(gc.ExecutionError, match=r"out of range(.|\n)*in the call at .*test_session\.py"):
+        f(a, np.array([0, 9]))  # a fault on the prepared path names the op and the calling line
+    with pytest.raises(gc.FeedError):
+        f(a)
+    with pytest.raises(gc.FeedError):
+        f(a.astype(np.float64)[:, :2], np.array([0, 1]))

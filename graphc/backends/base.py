@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -96,6 +96,18 @@ class Executable(ABC):
         """Run once: ``sources`` holds the values of placeholders and Variables (by node id: NumPy arrays,
         or for a backend with ``device_values`` also its own :class:`DeviceArray`); returns the value of
         every wanted node (``None`` for ``group``; a ``DeviceArray`` where the backend kept it on its device)."""
+
+    def bind(self, source_ids: Sequence[int], wanted_ids: Sequence[int]) -> Callable[[Sequence[Any]], list[Any]]:
+        """A call taking the source values in the order of ``source_ids`` and returning the values of
+        ``wanted_ids`` in order: what a run does, prepared once (backends may make it cheaper than
+        :meth:`run`; this default goes through it)."""
+        run = self.run
+
+        def call(values: Sequence[Any]) -> list[Any]:
+            result = run(dict(zip(source_ids, values)))
+            return [result[node_id] for node_id in wanted_ids]
+
+        return call
 
     def source(self, kind: str) -> str:
         """The generated code as text (``kind`` is backend-specific: ``"llvm"``, ``"asm"``, ``"ptx"``)."""

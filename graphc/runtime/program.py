@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,8 @@ from graphc.ops.state import Variable, convert_value
 _update_lock = threading.Lock()
 
 Signature = tuple[tuple[int, ...], ...]
+Runner = Callable[[Sequence[np.ndarray]], "list[np.ndarray | None]"]
+"""One shape signature's run: the placeholders' values in, the outputs' values out (see Program.runner)."""
 
 
 def device_options(device: str, threads: int | None = None, cpu: str | None = None) -> DeviceOptions:
@@ -101,6 +103,7 @@ class Program:
         self.memory_space = f"{backend_name}:{self.options.index}"  # where device values live ("cuda:0")
         self._plans: dict[Signature, dict[int, AbstractValue]] = {}
         self._executables: dict[Signature, Executable] = {}
+        self._runners: dict[Signature, Runner] = {}
         self._lock = threading.Lock()
         self._shape_matches = {p.id: _shape_test(p.shape) for p in self.placeholders}
         self._wanted = [*self.outputs, *self.updates]
@@ -195,33 +198,59 @@ class Program:
             raise with_call_site(exc) from None
 
     def run(self, feeds: dict[int, np.ndarray]) -> list[np.ndarray | None]:
-        """Run with converted feeds (the dict is used as the run's table of source values); apply
-        updates together at the end; return the outputs' values."""
+        """Run with converted feeds; apply updates together at the end; return the outputs' values."""
         signature = tuple([feeds[p.id].shape for p in self.placeholders])
-        sources: dict[int, Any] = feeds
-        on_device = self.backend.device_values
-        for var in self.variables:
-            sources[var.id] = var.read_on(self.memory_space) if on_device else var.read()
+        runner = self._runners.get(signature)
+        if runner is None:
+            runner = self.runner(signature, feeds)
+        return runner([feeds[p.id] for p in self.placeholders])
+
+    def prepared(self, signature: Signature) -> Runner | None:
+        """The prepared run of ``signature`` if it has been made (None otherwise)."""
+        return self._runners.get(signature)
+
+    def runner(self, signature: Signature, feeds: Mapping[int, np.ndarray]) -> Runner:
+        """The run of this shape signature as one prepared call taking the placeholders' converted values in
+        order (compiling it first if needed): reads the Variables, runs the executable, applies the updates
+        together at the end and returns the outputs' values."""
         executable = self._executables.get(signature)
         if executable is None:
             executable = self._executable(signature, self.plan(feeds, signature))
-        values = executable.run(sources)
-        if self.updates:
-            owned = self.backend.fresh_outputs  # then update values are fresh arrays nobody else holds
-            with _update_lock:
-                for node in self.updates:
-                    var = node.inputs[0]
-                    assert isinstance(var, Variable)
-                    new = values[node.id]
-                    if isinstance(new, DeviceArray):
-                        var.set_resident(new)  # stays on the device for the next step
-                    else:
-                        var.set_value(new, owned=owned)
-        if on_device:
-            return [None if (value := values[o.id]) is None else value.to_host() if isinstance(value, DeviceArray)
-                    else np.array(value, copy=True) for o in self.outputs]
-        return [None if (value := values[o.id]) is None else value if fresh else np.array(value, copy=True)
-                for o, fresh in zip(self.outputs, self._fresh_outputs)]
+        variables = self.variables
+        bound = executable.bind([*(p.id for p in self.placeholders), *(v.id for v in variables)],
+                                [*(o.id for o in self.outputs), *(u.id for u in self.updates)])
+        on_device, memory_space = self.backend.device_values, self.memory_space
+        owned = self.backend.fresh_outputs  # then update values are fresh arrays nobody else holds
+        outputs = len(self.outputs)
+        updates = [(outputs + k, node.inputs[0]) for k, node in enumerate(self.updates)]
+        fresh = self._fresh_outputs
+
+        # nothing to add or apply: the executable's call is the whole run
+        plain = bound if not (variables or updates or on_device) and all(fresh) else None
+
+        def run(values: Sequence[np.ndarray]) -> list[np.ndarray | None]:
+            if on_device:
+                results = bound([*values, *(var.read_on(memory_space) for var in variables)])
+            else:
+                results = bound([*values, *(var.read() for var in variables)])
+            if updates:
+                with _update_lock:
+                    for k, var in updates:
+                        new = results[k]
+                        if isinstance(new, DeviceArray):
+                            var.set_resident(new)  # stays on the device for the next step
+                        else:
+                            var.set_value(new, owned=owned)
+            if on_device:
+                return [None if (value := results[k]) is None else value.to_host() if isinstance(value, DeviceArray)
+                        else np.array(value, copy=True) for k in range(outputs)]
+            return [None if (value := results[k]) is None else value if fresh[k] else np.array(value, copy=True)
+                    for k in range(outputs)]
+
+        chosen = plain or run
+        with self._lock:
+            self._runners[signature] = chosen
+        return chosen
 
 
 def infer_all(nodes: Sequence[Tensor], feeds: Mapping[int, Any]) -> dict[int, AbstractValue]:

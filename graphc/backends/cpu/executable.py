@@ -12,7 +12,7 @@ Buffers are slots of a pointer table handed to ``graphc_entry``:
   from several Python threads each take their own arena from a free list.
 
 So a call allocates nothing but the arrays it returns, and not even those when the caller has
-dropped the ones an earlier call returned (see ``CpuExecutable._output_array``).  Ops the backend cannot lower yet are
+dropped the ones an earlier call returned (see ``_recycled``).  Ops the backend cannot lower yet are
 refused when the graph is first compiled, naming the op and the user's line.
 """
 
@@ -108,6 +108,21 @@ class _Arena:
         self.status = None if status is None else self.memory[base + executable.arena_offsets[status]:].view(np.int64)
 
 
+def _recycled(b: Buffer, returned: list[np.ndarray]) -> np.ndarray:
+    """An array for a value handed back: one this executable returned earlier if nothing but this
+    executable refers to it any more (the caller dropped it, and no view, Variable or buffer export keeps
+    it), else a new one.  Large outputs thus skip the page faults of fresh memory in loops that discard
+    each result.  ``list.pop`` is atomic, so concurrent calls never share an array."""
+    while returned:
+        try:
+            array = returned.pop()
+        except IndexError:
+            break
+        if sys.getrefcount(array) == 2:  # this local and getrefcount's argument
+            return array
+    return np.empty(b.shape, b.dtype)
+
+
 LAYOUT_VERSION = 1  # bump when program_layout's form changes
 STATUS_BUFFER = "status"  # the loop IR's fault status word (graphc.lower.loopir.STATUS)
 
@@ -196,6 +211,7 @@ class CpuExecutable(Executable):
         self._entry = _ENTRY_TYPE(self.module.address(OBJECT_ENTRY if self._by_object else ENTRY))
         self._free: list[_Arena] = []
         self._returned: dict[int, list[np.ndarray]] = {b.slot: [] for b in self.fresh}
+        self._default_call: Callable[[Sequence[Any]], list[Any]] | None = None
 
     def _restore(self, layout: dict[str, Any], wanted: Sequence[Tensor]) -> None:
         """Buffer slots, sources, outputs, constants, faults and the arena plan from a :func:`program_layout`."""
@@ -214,54 +230,70 @@ class CpuExecutable(Executable):
     def run(self, sources: Mapping[int, np.ndarray]) -> dict[int, np.ndarray | None]:
         """Run once; ``sources`` holds placeholder and Variable values (contiguous); returns the
         values of the ``wanted`` nodes."""
-        try:
-            arena = self._free.pop()
-        except IndexError:
-            arena = _Arena(self)
-        try:
-            table = arena.table
-            address = id if self._by_object else _data_address
-            for node_id, slot in self.sources:
-                table[slot] = address(sources[node_id])
-            fresh: dict[int, np.ndarray] = {}
-            for b in self.fresh:
-                array = fresh[b.slot] = self._output_array(b)
-                table[b.slot] = address(array)
-            self._entry(table)
-            fault = int(arena.status[0]) if arena.status is not None else 0
-        finally:
-            self._free.append(arena)
-        if fault:
-            raise execution_fault(*self.faults[fault - 1])
-        for slot, array in fresh.items():
-            self._returned[slot].append(array)
-        values: dict[int, np.ndarray | None] = {}
-        for node_id, slot in self.wanted:
-            values[node_id] = None if slot is None else fresh[slot] if slot in fresh else self._source(slot, sources)
-        return values
+        call = self._default_call
+        if call is None:
+            call = self._default_call = self.bind([node_id for node_id, _ in self.sources],
+                                                  [node_id for node_id, _ in self.wanted])
+        values = call([sources[node_id] for node_id, _ in self.sources])
+        return dict(zip((node_id for node_id, _ in self.wanted), values))
 
-    def _output_array(self, b: Buffer) -> np.ndarray:
-        """An array for a value handed back: one this executable returned earlier if nothing but this
-        executable refers to it any more (the caller dropped it, and no view, Variable or buffer
-        export keeps it), else a new one.  Large outputs thus skip the page faults of fresh memory
-        in loops that discard each result.  ``list.pop`` is atomic, so concurrent calls never share
-        an array."""
-        returned = self._returned[b.slot]
-        while returned:
+    def bind(self, source_ids: Sequence[int], wanted_ids: Sequence[int]) -> Callable[[Sequence[Any]], list[Any]]:
+        """A run as one prepared call: the table slots of the sources and outputs worked out once, so a call
+        fills the pointer table, makes (or recycles) the output arrays, makes one native call and picks the
+        wanted values, with nothing else in Python."""
+        slot_of = dict(self.sources)
+        source_slots = [slot_of.get(node_id) for node_id in source_ids]  # None: a source the code never reads
+        filled = [(slot, k) for k, slot in enumerate(source_slots) if slot is not None]
+        wanted_slot = dict(self.wanted)
+        fresh = self.fresh
+        fresh_index = {b.slot: k for k, b in enumerate(fresh)}
+        constant = dict(self.constant_arrays)
+        # where each wanted value comes from: ("fresh", k), ("source", k), ("constant", array) or None
+        picks: list[tuple[str, Any] | None] = []
+        for node_id in wanted_ids:
+            slot = wanted_slot[node_id]
+            if slot is None:
+                picks.append(None)
+            elif slot in fresh_index:
+                picks.append(("fresh", fresh_index[slot]))
+            elif slot in constant:
+                picks.append(("constant", constant[slot]))
+            else:
+                picks.append(("source", next(k for k, s in enumerate(source_slots) if s == slot)))
+        address = id if self._by_object else _data_address
+        free, entry, faults = self._free, self._entry, self.faults
+        recycle = [(b, self._returned[b.slot]) for b in fresh]
+        fresh_slots = [b.slot for b in fresh]
+        in_order = picks == [("fresh", k) for k in range(len(fresh))]  # the common case: the outputs as they come
+
+        def pick(values: Sequence[Any], outputs: list[np.ndarray]) -> list[Any]:
+            return [None if p is None else outputs[p[1]] if p[0] == "fresh" else values[p[1]] if p[0] == "source"
+                    else p[1] for p in picks]
+
+        def call(values: Sequence[Any]) -> list[Any]:
             try:
-                array = returned.pop()
+                arena = free.pop()
             except IndexError:
-                break
-            if sys.getrefcount(array) == 2:  # this local and getrefcount's argument
-                return array
-        return np.empty(b.shape, b.dtype)
+                arena = _Arena(self)
+            try:
+                table = arena.table
+                for slot, k in filled:
+                    table[slot] = address(values[k])
+                outputs = [_recycled(b, returned) for b, returned in recycle]
+                for slot, array in zip(fresh_slots, outputs):
+                    table[slot] = address(array)
+                entry(table)
+                status = arena.status
+                fault = status[0] if status is not None else 0
+            finally:
+                free.append(arena)
+            if fault:
+                raise execution_fault(*faults[int(fault) - 1])
+            for (_, returned), array in zip(recycle, outputs):
+                returned.append(array)
+            return outputs if in_order else pick(values, outputs)
 
-    def _source(self, slot: int, sources: Mapping[int, np.ndarray]) -> np.ndarray:
-        """A wanted value that is not computed: a fed value, a Variable's or a constant's."""
-        for node_id, s in self.sources:
-            if s == slot:
-                return sources[node_id]
-        return next(array for s, array in self.constant_arrays if s == slot)
+        return call
 
     def source(self, kind: str = "llvm") -> str:
         """The optimised LLVM IR (``"llvm"``) or the machine code as assembly (``"asm"``)."""
