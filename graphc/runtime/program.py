@@ -104,6 +104,7 @@ class Program:
         self._plans: dict[Signature, dict[int, AbstractValue]] = {}
         self._executables: dict[Signature, Executable] = {}
         self._runners: dict[Signature, Runner] = {}
+        self._quick: tuple[list[tuple[np.dtype, tuple[int, ...]]], Runner] | None = None
         self._lock = threading.Lock()
         self._shape_matches = {p.id: _shape_test(p.shape) for p in self.placeholders}
         self._wanted = [*self.outputs, *self.updates]
@@ -205,9 +206,32 @@ class Program:
             runner = self.runner(signature, feeds)
         return runner([feeds[p.id] for p in self.placeholders])
 
-    def prepared(self, signature: Signature) -> Runner | None:
-        """The prepared run of ``signature`` if it has been made (None otherwise)."""
-        return self._runners.get(signature)
+    def remember_kind(self, values: Sequence[Any]) -> None:
+        """After a run with ``values`` (one per placeholder): if they needed no conversion (C-contiguous arrays
+        of the placeholders' dtypes), let :meth:`quick_runner` hand later values of the same dtypes and shapes
+        straight to that signature's prepared run."""
+        ndarray = np.ndarray
+        if len(values) != len(self.placeholders) or not all(
+                type(a) is ndarray and a.dtype is p.dtype and a.flags.c_contiguous
+                for a, p in zip(values, self.placeholders)):
+            return
+        runner = self._runners.get(tuple(a.shape for a in values))
+        if runner is not None:
+            self._quick = ([(p.dtype, a.shape) for a, p in zip(values, self.placeholders)], runner)
+
+    def quick_runner(self, values: Sequence[Any]) -> Runner | None:
+        """The prepared run for ``values`` if they are of the remembered kind (else None: convert them)."""
+        quick = self._quick
+        if quick is None:
+            return None
+        expected, runner = quick
+        if len(values) != len(expected):
+            return None
+        ndarray = np.ndarray
+        for a, (dtype, shape) in zip(values, expected):
+            if type(a) is not ndarray or a.dtype is not dtype or a.shape != shape or not a.flags.c_contiguous:
+                return None
+        return runner
 
     def runner(self, signature: Signature, feeds: Mapping[int, np.ndarray]) -> Runner:
         """The run of this shape signature as one prepared call taking the placeholders' converted values in

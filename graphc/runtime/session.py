@@ -6,8 +6,6 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from graphc.errors import ArgumentError, FeedError, GraphcError, GraphError
 from graphc.ir.build import where_text
 from graphc.ir.location import user_location
@@ -17,7 +15,7 @@ from graphc.nest import flatten
 from graphc.ops.state import Variable, assign
 from graphc.passes.engine import RewriteLog
 from graphc.passes.pipeline import OptimizedGraph
-from graphc.runtime.program import Program, Runner, call_site, device_options, with_call_site
+from graphc.runtime.program import Program, call_site, device_options, with_call_site
 
 
 def _flatten_tensors(structure: Any, what: str) -> tuple[list[Tensor], Any]:
@@ -26,6 +24,16 @@ def _flatten_tensors(structure: Any, what: str) -> tuple[list[Tensor], Any]:
     except TypeError as exc:
         raise GraphError(f"{what} must be tensors in (nested) lists, tuples or dicts; found a {exc}"
                          f"{where_text(user_location())}") from None
+
+
+def _fetch_key(fetches: Any) -> object:
+    """A cheap key for the common fetch structures (one tensor, a flat list or tuple of tensors); None for
+    others (they take the general path every time)."""
+    if isinstance(fetches, Tensor):
+        return fetches.id
+    if type(fetches) in (list, tuple) and all(isinstance(t, Tensor) for t in fetches):
+        return (type(fetches), *(t.id for t in fetches))
+    return None
 
 
 class Session:
@@ -44,6 +52,7 @@ class Session:
         self.device, self.threads = self.options.device, self.options.threads
         self.level = check_level(level)
         self._programs: dict[tuple[int, ...], Program] = {}
+        self._quick: dict[object, tuple[Program, Callable[[Sequence[Any]], Any]]] = {}
         self._lock = threading.Lock()
         self._closed = False
 
@@ -55,6 +64,17 @@ class Session:
         """
         if self._closed:
             raise GraphError("this Session is closed")
+        quick = self._quick.get(_fetch_key(fetches)) if feed_dict is not None else None
+        if quick is not None:  # fetches seen before, fed values of the last run's kind: no conversion needed
+            program, rebuild = quick
+            values = [feed_dict.get(p) for p in program.placeholders] if len(feed_dict) == len(
+                program.placeholders) else None
+            runner = program.quick_runner(values) if values is not None else None
+            if runner is not None:
+                try:
+                    return rebuild(runner(values))
+                except GraphcError as exc:
+                    raise with_call_site(exc) from None
         leaves, rebuild = _flatten_tensors(fetches, "fetches")
         feed_dict = dict(feed_dict or {})
         for key in feed_dict:
@@ -67,11 +87,17 @@ class Session:
             program = Program(leaves, level=self.level, device=self.options)
             with self._lock:
                 self._programs[key] = program
-        return rebuild(program.run_fed(feed_dict))
+        result = rebuild(program.run_fed(feed_dict))
+        fetch_key = _fetch_key(fetches)
+        if fetch_key is not None:
+            program.remember_kind([feed_dict[p] for p in program.placeholders])
+            self._quick[fetch_key] = (program, rebuild)
+        return result
 
     def close(self) -> None:
         self._closed = True
         self._programs.clear()
+        self._quick.clear()
 
     def __enter__(self) -> Session:
         return self
@@ -111,7 +137,6 @@ class Function:
         self._program = Program([*self.outputs, *self.updates], feedable=self.inputs, level=self.level,
                                 device=self.options)
         self.graph: OptimizedGraph = self._program.graph
-        self._fast: tuple[Callable[[Sequence[Any]], bool], Runner] | None = None
 
     def source(self, kind: str | None = None) -> str:
         """The generated code of the most recently compiled shape signature, after a first call: on
@@ -165,10 +190,11 @@ class Function:
 
     def __call__(self, *args: Any) -> Any:
         """Run with one value per input, in the order of ``inputs``; return the outputs."""
-        fast = self._fast
-        if fast is not None and fast[0](args):  # the arguments of the last call's kind: no conversion needed
+        program = self._program
+        runner = program.quick_runner(args)  # arguments of the last call's kind: no conversion needed
+        if runner is not None:
             try:
-                values = fast[1](args)
+                values = runner(args)
             except GraphcError as exc:
                 raise with_call_site(exc) from None
         else:
@@ -176,31 +202,9 @@ class Function:
                 expected = ", ".join(p.describe() for p in self.inputs) or "none"
                 raise FeedError(f"{self.name} takes {len(self.inputs)} inputs ({expected}), got {len(args)}"
                                 f"{call_site()}")
-            values = self._program.run_positional(args)
-            self._fast = self._fast_path(args)
+            values = program.run_positional(args)
+            program.remember_kind(args)
         return None if self._returns_none else self._rebuild(values[: len(self.outputs)])
-
-    def _fast_path(self, args: Sequence[Any]) -> tuple[Callable[[Sequence[Any]], bool], Runner] | None:
-        """For arguments that needed no conversion (C-contiguous arrays of the inputs' dtypes), a test that
-        later arguments are of the same dtypes and shapes, and the prepared run of that shape signature."""
-        dtypes = [p.dtype for p in self.inputs]
-        if not all(type(a) is np.ndarray and a.dtype is d and a.flags.c_contiguous for a, d in zip(args, dtypes)):
-            return None
-        runner = self._program.prepared(tuple(a.shape for a in args))
-        if runner is None:
-            return None
-        expected = [(d, a.shape) for a, d in zip(args, dtypes)]
-        count, ndarray = len(expected), np.ndarray
-
-        def same_kind(given: Sequence[Any]) -> bool:
-            if len(given) != count:
-                return False
-            for a, (dtype, shape) in zip(given, expected):
-                if type(a) is not ndarray or a.dtype is not dtype or a.shape != shape or not a.flags.c_contiguous:
-                    return False
-            return True
-
-        return same_kind, runner
 
     def __repr__(self) -> str:
         ins = ", ".join(p.name for p in self.inputs)
