@@ -304,3 +304,22 @@ def test_repeated_calls_take_the_prepared_path_and_anything_else_the_checked_one
         f(a)
     with pytest.raises(gc.FeedError):
         f(a.astype(np.float64)[:, :2], np.array([0, 1]))
+
+
+def test_large_outputs_are_reused_only_once_the_caller_has_dropped_them() -> None:
+    x = gc.placeholder("float32", (128, 256), name="reuse_x")
+    f = gc.function([x], x * 2.0)  # a 128 KiB output
+    ones = np.ones((128, 256), np.float32)
+    kept = f(ones)
+    address = kept.ctypes.data
+    second = f(ones * 3)
+    assert second.ctypes.data != address and (kept == 2).all()  # the caller still holds the first: not reused
+    del kept
+    second_address = second.ctypes.data
+    del second
+    third = f(ones * 5)
+    assert third.ctypes.data == second_address and (third == 10).all()  # dropped: its memory serves again
+    view = third[0]
+    del third
+    fourth = f(ones)
+    assert fourth.ctypes.data != view.base.ctypes.data and (view == 10).all()  # a view keeps it alive

@@ -108,7 +108,10 @@ class _Arena:
         self.status = None if status is None else self.memory[base + executable.arena_offsets[status]:].view(np.int64)
 
 
-def _recycled(b: Buffer, returned: list[np.ndarray]) -> np.ndarray:
+RECYCLE_MIN_BYTES = 1 << 16  # outputs this large are reused once the caller drops them (no fresh page faults)
+
+
+def _recycled(shape: tuple[int, ...], dtype: np.dtype, returned: list[np.ndarray]) -> np.ndarray:
     """An array for a value handed back: one this executable returned earlier if nothing but this
     executable refers to it any more (the caller dropped it, and no view, Variable or buffer export keeps
     it), else a new one.  Large outputs thus skip the page faults of fresh memory in loops that discard
@@ -120,7 +123,7 @@ def _recycled(b: Buffer, returned: list[np.ndarray]) -> np.ndarray:
             break
         if sys.getrefcount(array) == 2:  # this local and getrefcount's argument
             return array
-    return np.empty(b.shape, b.dtype)
+    return np.empty(shape, dtype)
 
 
 LAYOUT_VERSION = 1  # bump when program_layout's form changes
@@ -261,9 +264,12 @@ class CpuExecutable(Executable):
             else:
                 picks.append(("source", next(k for k, s in enumerate(source_slots) if s == slot)))
         address = id if self._by_object else _data_address
-        free, entry, faults = self._free, self._entry, self.faults
-        recycle = [(b, self._returned[b.slot]) for b in fresh]
-        fresh_slots = [b.slot for b in fresh]
+        free, entry, faults, empty = self._free, self._entry, self.faults, np.empty
+        # each output: its slot, shape and dtype, and the list of arrays returned earlier that a call may
+        # reuse (large outputs only: for small ones a new array is cheaper than the check)
+        makers = [(b.slot, b.shape, b.dtype, self._returned[b.slot] if b.nbytes >= RECYCLE_MIN_BYTES else None)
+                  for b in fresh]
+        recycled = [k for k, maker in enumerate(makers) if maker[3] is not None]
         in_order = picks == [("fresh", k) for k in range(len(fresh))]  # the common case: the outputs as they come
 
         def pick(values: Sequence[Any], outputs: list[np.ndarray]) -> list[Any]:
@@ -279,9 +285,11 @@ class CpuExecutable(Executable):
                 table = arena.table
                 for slot, k in filled:
                     table[slot] = address(values[k])
-                outputs = [_recycled(b, returned) for b, returned in recycle]
-                for slot, array in zip(fresh_slots, outputs):
+                outputs = []
+                for slot, shape, dtype, returned in makers:
+                    array = empty(shape, dtype) if returned is None else _recycled(shape, dtype, returned)
                     table[slot] = address(array)
+                    outputs.append(array)
                 entry(table)
                 status = arena.status
                 fault = status[0] if status is not None else 0
@@ -289,8 +297,8 @@ class CpuExecutable(Executable):
                 free.append(arena)
             if fault:
                 raise execution_fault(*faults[int(fault) - 1])
-            for (_, returned), array in zip(recycle, outputs):
-                returned.append(array)
+            for k in recycled:
+                makers[k][3].append(outputs[k])  # type: ignore[union-attr]
             return outputs if in_order else pick(values, outputs)
 
         return call
