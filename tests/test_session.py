@@ -291,7 +291,8 @@ def test_repeated_calls_take_the_prepared_path_and_anything_else_the_checked_one
     f = gc.function([x, idx], [gc.take(x * 2.0, idx, axis=0), gc.sum(x)])
     a = np.arange(12, dtype=np.float32).reshape(4, 3)
     first = f(a, np.array([0, 3]))
-    assert f._program._quick is not None  # arrays needing no conversion: the next call of this kind skips it
+    # arrays needing no conversion: the next call of this kind skips it
+    assert f._program.quick_runner((a, np.array([0, 3]))) is not None
     again = f(a, np.array([0, 3]))
     np.testing.assert_array_equal(again[0], first[0])
     np.testing.assert_array_equal(f(np.asfortranarray(a), np.array([1, 2]))[0], a[[1, 2]] * 2)  # converted

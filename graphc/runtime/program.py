@@ -104,7 +104,6 @@ class Program:
         self._plans: dict[Signature, dict[int, AbstractValue]] = {}
         self._executables: dict[Signature, Executable] = {}
         self._runners: dict[Signature, Runner] = {}
-        self._quick: tuple[list[tuple[np.dtype, tuple[int, ...]]], Runner] | None = None
         self._lock = threading.Lock()
         self._shape_matches = {p.id: _shape_test(p.shape) for p in self.placeholders}
         self._wanted = [*self.outputs, *self.updates]
@@ -217,21 +216,12 @@ class Program:
             return
         runner = self._runners.get(tuple(a.shape for a in values))
         if runner is not None:
-            self._quick = ([(p.dtype, a.shape) for a, p in zip(values, self.placeholders)], runner)
+            self.quick_runner = _kind_test([(p.dtype, a.shape) for a, p in zip(values, self.placeholders)], runner)
 
     def quick_runner(self, values: Sequence[Any]) -> Runner | None:
-        """The prepared run for ``values`` if they are of the remembered kind (else None: convert them)."""
-        quick = self._quick
-        if quick is None:
-            return None
-        expected, runner = quick
-        if len(values) != len(expected):
-            return None
-        ndarray = np.ndarray
-        for a, (dtype, shape) in zip(values, expected):
-            if type(a) is not ndarray or a.dtype is not dtype or a.shape != shape or not a.flags.c_contiguous:
-                return None
-        return runner
+        """The prepared run for ``values`` if they are of the remembered kind (else None: convert them).
+        Replaced by a test specialised to that kind once there is one (:meth:`remember_kind`)."""
+        return None
 
     def runner(self, signature: Signature, feeds: Mapping[int, np.ndarray]) -> Runner:
         """The run of this shape signature as one prepared call taking the placeholders' converted values in
@@ -275,6 +265,35 @@ class Program:
         with self._lock:
             self._runners[signature] = chosen
         return chosen
+
+
+def _kind_test(expected: Sequence[tuple[np.dtype, tuple[int, ...]]], runner: Runner
+               ) -> Callable[[Sequence[Any]], Runner | None]:
+    """``runner`` for values that are C-contiguous arrays of exactly these dtypes and shapes, else None (a
+    test written out for one argument, the common case, since it runs on every call)."""
+    ndarray = np.ndarray
+    count = len(expected)
+    if count == 1:
+        ((dtype, shape),) = expected
+
+        def test_one(values: Sequence[Any]) -> Runner | None:
+            if len(values) == 1:
+                a = values[0]
+                if type(a) is ndarray and a.dtype is dtype and a.shape == shape and a.flags.c_contiguous:
+                    return runner
+            return None
+
+        return test_one
+
+    def test(values: Sequence[Any]) -> Runner | None:
+        if len(values) != count:
+            return None
+        for a, (dtype, shape) in zip(values, expected):
+            if type(a) is not ndarray or a.dtype is not dtype or a.shape != shape or not a.flags.c_contiguous:
+                return None
+        return runner
+
+    return test
 
 
 def infer_all(nodes: Sequence[Tensor], feeds: Mapping[int, Any]) -> dict[int, AbstractValue]:

@@ -137,6 +137,8 @@ class Function:
         self._program = Program([*self.outputs, *self.updates], feedable=self.inputs, level=self.level,
                                 device=self.options)
         self.graph: OptimizedGraph = self._program.graph
+        # one tensor as the outputs, and nothing else wanted: a call returns the one value itself
+        self._plain = isinstance(outputs, Tensor) and not self.updates
 
     def source(self, kind: str | None = None) -> str:
         """The generated code of the most recently compiled shape signature, after a first call: on
@@ -197,6 +199,8 @@ class Function:
                 values = runner(args)
             except GraphcError as exc:
                 raise with_call_site(exc) from None
+            if self._plain:
+                return values[0]
         else:
             if len(args) != len(self.inputs):
                 expected = ", ".join(p.describe() for p in self.inputs) or "none"
