@@ -193,10 +193,9 @@ class CpuExecutable(Executable):
                 raise ArgumentError(str(exc)) from None
             if ARRAY_DATA_OFFSET is not None:
                 emit_object_entry(module, layout["per_call"], ARRAY_DATA_OFFSET)
-            loader.join()
-            parts = runtime_parts(module, target)
-            load_runtime(parts, target, compiler=compiler)
-            return module, {"runtime_parts": parts, "layout": layout}
+            # the runtime parts it calls are loaded (waiting for the loader thread, which compiles them
+            # meanwhile) only after this module's code is generated: ``prepare`` below
+            return module, {"runtime_parts": runtime_parts(module, target), "layout": layout}
 
         # the generated code and the layout depend only on the graph's structure and shapes (slots are
         # derived from them deterministically), which of its nodes are handed back, the target and these

@@ -65,13 +65,21 @@ class CompiledModule:
     loads object code that ``object_code()`` returned (here or in another process).
     """
 
-    def __init__(self, module: ir.Module | str, target: Target | None = None, opt: int = 3) -> None:
+    def __init__(self, module: ir.Module | str, target: Target | None = None, opt: int = 3,
+                 before_load: Callable[[], None] | None = None) -> None:
         self.target = target or default_target()
         self.opt = opt
         self.ref: llvm.ModuleRef | None = optimize(module, self.target, opt)
         self._ir_text: str | None = None
         self._asm: str | None = None
         self._machine = self.target.machine(opt)
+        if before_load is not None:
+            # optimise and generate code first (LLVM releases the GIL, so other threads compile meanwhile),
+            # then let the caller register the symbols the code links against, then load it
+            self._object = self._machine.emit_object(self.ref)
+            before_load()
+            self._load(self._object)
+            return
         self.engine = llvm.create_mcjit_compiler(self.ref, self._machine)
         objects: list[bytes] = []  # MCJIT hands its object file to the cache hook (no reference to self: no cycle)
         self.engine.set_object_cache(notify_func=lambda module, buffer: objects.append(bytes(buffer)))
@@ -101,17 +109,21 @@ class CompiledModule:
         self._asm = None
         self._object = bytes(obj)
         self._machine = self.target.machine(opt)
+        self._load(self._object)
+        return self
+
+    def _load(self, obj: bytes) -> None:
+        """Link object code into this process (no static constructors run)."""
         empty = llvm.parse_assembly("")
         empty.triple = self.target.triple
         empty.data_layout = str(self._machine.target_data)
         # creating the engine makes the process's own symbols (libc, libm) visible to the lookups below
         self.engine = llvm.create_mcjit_compiler(empty, self._machine)
-        missing = [name for name in undefined_symbols(self._object) or () if llvm.address_of_symbol(name) is None]
+        missing = [name for name in undefined_symbols(obj) or () if llvm.address_of_symbol(name) is None]
         if missing:
             raise UnresolvedSymbolError(missing)
-        self.engine.add_object_file(llvm.ObjectFileRef.from_data(self._object))
+        self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
         self.engine.finalize_object()
-        return self
 
     def address(self, name: str) -> int:
         """The address of function ``name`` in this process (``KeyError`` if there is none)."""
@@ -154,8 +166,9 @@ def cached_compile(cache: CodeCache | None, key: str | None, build: Callable[[],
     ``build()`` gives ``(llvmlite ir.Module or IR text, meta)``, which is compiled and stored (when
     ``key`` is not ``None``).
 
-    ``prepare(meta)``, if given, runs before a cached entry's object code is loaded: the place to
-    register the symbols it links against (e.g. load the runtime library parts named in ``meta``).
+    ``prepare(meta)``, if given, runs before the object code is loaded (a cached entry's, or the new one's,
+    after its code is generated): the place to register the symbols it links against (e.g. load the runtime
+    library parts named in ``meta``), which may be compiling on another thread meanwhile.
     An entry whose object code still needs a symbol this process does not define counts as a miss.
     """
     if cache is not None and key is not None:
@@ -168,7 +181,8 @@ def cached_compile(cache: CodeCache | None, key: str | None, build: Callable[[],
             except (UnresolvedSymbolError, ValueError):
                 pass
     module, meta = build()
-    compiled = CompiledModule(module, target, opt)
+    # on a miss, ``prepare`` runs between code generation and loading, as on a hit before loading
+    compiled = CompiledModule(module, target, opt, before_load=(lambda: prepare(meta)) if prepare else None)
     if cache is not None and key is not None:
         cache.store(key, CachedCode(compiled.object_code(), compiled.llvm_ir(), meta))
     return compiled, meta
