@@ -32,7 +32,7 @@ set +e
 start=$(date +%s)
 timeout 300 "$VENV/bin/python" -m pytest -q -n 8 -p no:cacheprovider -k "cuda and not cuda-sim" \
     tests/test_ops_elementwise.py tests/test_ops_reduce.py tests/test_ops_shape.py tests/test_ops_linalg.py \
-    tests/test_ops_nn.py tests/test_grad_nn.py tests/test_cuda_sim.py
+    tests/test_ops_nn.py tests/test_grad_nn.py tests/test_cuda_sim.py tests/test_cpu_coverage.py
 tests=$?
 echo "GPU tests: exit status $tests in $(( $(date +%s) - start )) s"
 (cd benchmarks && timeout 200 "$VENV/bin/python" run_all.py --device cuda --markdown)
