@@ -64,7 +64,8 @@ class Session:
         """
         if self._closed:
             raise GraphError("this Session is closed")
-        quick = self._quick.get(_fetch_key(fetches)) if feed_dict is not None else None
+        fetch_key = _fetch_key(fetches)
+        quick = self._quick.get(fetch_key) if feed_dict is not None else None
         if quick is not None:  # fetches seen before, fed values of the last run's kind: no conversion needed
             program, rebuild = quick
             values = [feed_dict.get(p) for p in program.placeholders] if len(feed_dict) == len(
@@ -88,7 +89,6 @@ class Session:
             with self._lock:
                 self._programs[key] = program
         result = rebuild(program.run_fed(feed_dict))
-        fetch_key = _fetch_key(fetches)
         if fetch_key is not None:
             program.remember_kind([feed_dict[p] for p in program.placeholders])
             self._quick[fetch_key] = (program, rebuild)

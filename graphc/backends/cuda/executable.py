@@ -33,6 +33,7 @@ class GpuExecutable(Executable):
             self.constants: dict[int, DeviceMemory] = {slot: device.upload(array) for slot, array in program.constants}
         self._arena: DeviceMemory | None = None
         self._host_constants = dict(program.constants)
+        self._source_of_slot = {slot: node_id for node_id, slot in program.sources}
 
     def _arena_memory(self) -> DeviceMemory:
         if self._arena is None:
@@ -72,7 +73,7 @@ class GpuExecutable(Executable):
             elif slot in self._host_constants:
                 values[node_id] = self._host_constants[slot]
             else:  # a fed value or a Variable's, handed back as it came
-                values[node_id] = next(sources[n] for n, s in program.sources if s == slot)
+                values[node_id] = sources[self._source_of_slot[slot]]
         return values
 
     def _issue(self, schedule: Sequence[Planned], views: Mapping[int, View], uniforms: dict[str, int]) -> None:

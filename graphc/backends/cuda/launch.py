@@ -156,7 +156,7 @@ def _read_modify_add(s: Stmt) -> AtomicAdd | None:
     if not (isinstance(old, Load) and old.buffer == s.buffer and old.index == s.index) \
             or old.dtype.name not in ATOMIC_DTYPES or s.value.dtype != old.dtype:
         return None
-    if any(isinstance(n, Load) and n.buffer == s.buffer for n in _walk(value)):
+    if any(isinstance(n, Load) and n.buffer == s.buffer for n in walk(value)):
         return None
     return AtomicAdd(s.buffer, s.index, value)
 
@@ -302,11 +302,11 @@ def _fold_nest(s: Stmt) -> tuple[tuple[tuple[IVar, int], ...], AccUpdate] | None
 
 
 def _mentions(e: object, acc: str) -> bool:
-    return any(isinstance(n, AccRef) and n.name == acc for n in _walk(e))
+    return any(isinstance(n, AccRef) and n.name == acc for n in walk(e))
 
 
 def _uses_accumulator_updates(s: Stmt) -> bool:
-    return any(isinstance(n, (AccInit, AccSet, AccUpdate)) for n in _walk(s))
+    return any(isinstance(n, (AccInit, AccSet, AccUpdate)) for n in walk(s))
 
 
 @dataclass(frozen=True)
@@ -378,7 +378,7 @@ class _Planner:
             return f"{prefix}_{len(steps)}"
 
         def launch(space: tuple[tuple[IVar, int], ...], stmts: Sequence[Stmt]) -> Launch | BlockLaunch:
-            used = {n for n in _walk(tuple(stmts)) if isinstance(n, IVar)}
+            used = {n for n in walk(tuple(stmts)) if isinstance(n, IVar)}
             space, stmts = widen(space, stmts)
             plain = Launch(name(), self.params(stmts), space, tuple(stmts), self.block,
                            tuple(v for v in host if v in used))
@@ -447,9 +447,9 @@ def widen(space: tuple[tuple[IVar, int], ...], body: Sequence[Stmt]) -> tuple[tu
     if len(space) != 1 or not all(isinstance(s, Store) for s in body):
         return space, list(body)
     (var, extent), = space
-    if extent < WIDEN_MIN or any(isinstance(n, (AccRef, IValue)) for n in _walk(tuple(body))):
+    if extent < WIDEN_MIN or any(isinstance(n, (AccRef, IValue)) for n in walk(tuple(body))):
         return space, list(body)
-    widest = max(n.dtype.itemsize if isinstance(n, Load) else 1 for n in _walk(tuple(body)))
+    widest = max(n.dtype.itemsize if isinstance(n, Load) else 1 for n in walk(tuple(body)))
     widest = max([widest, *(_store_itemsize(s) for s in body)])
     width = min(4, VECTOR_BYTES // widest)
     if width < 2 or extent % width:
@@ -487,16 +487,28 @@ def evaluate_index(e: object, uniforms: Mapping[str, int]) -> int:
     return a + b if e.op == "+" else a * b
 
 
-def static_index(e: object) -> int | None:
-    """The value of an index expression without loop variables or loaded values (None otherwise)."""
+def affine(e: object) -> tuple[dict[str, int], int] | None:
+    """Index expression ``e`` as ``sum(coefficient * variable) + constant`` (variables by name) with static
+    coefficients, or None when it is not of that form (a product of variables, a loaded value, a run-time
+    size)."""
+    if isinstance(e, IVar):
+        return {e.name: 1}, 0
     if isinstance(e, IConst):
-        return e.value if isinstance(e.value, int) else None
-    if isinstance(e, IBin):
-        a, b = static_index(e.a), static_index(e.b)
-        if a is None or b is None:
-            return None
-        return a + b if e.op == "+" else a * b
-    return None
+        return ({}, e.value) if isinstance(e.value, int) else None
+    if not isinstance(e, IBin):
+        return None
+    a, b = affine(e.a), affine(e.b)
+    if a is None or b is None:
+        return None
+    if e.op == "+":
+        terms = dict(a[0])
+        for name, c in b[0].items():
+            terms[name] = terms.get(name, 0) + c
+        return terms, a[1] + b[1]
+    if a[0] and b[0]:
+        return None
+    (terms, k), scale = (a, b[1]) if a[0] else (b, a[1])
+    return {name: c * scale for name, c in terms.items()}, k * scale
 
 
 def _uniform(e: object, host: tuple[IVar, ...]) -> bool:
@@ -522,7 +534,7 @@ def _accumulator_spans(body: Sequence[Stmt]) -> dict[str, tuple[int, int]]:
     for position, stmt in enumerate(body):
         if isinstance(stmt, AccInit):
             spans[stmt.name] = (position, position)
-        for n in _walk(stmt):
+        for n in walk(stmt):
             name = n.name if isinstance(n, (AccRef, AccUpdate, AccSet)) else None
             if name in spans:
                 spans[name] = (spans[name][0], position)
@@ -564,22 +576,9 @@ def _batched_products_parallel(stmt: Stmt) -> Stmt:
 
 
 def _coefficient(e: object, var: IVar) -> int | None:
-    """``c`` where ``e == c * var + (terms without var)`` with static ``c`` (None if not of that form)."""
-    if isinstance(e, IVar):
-        return 1 if e == var else 0
-    if isinstance(e, IConst):
-        return 0 if isinstance(e.value, int) else None
-    if isinstance(e, IBin):
-        a, b = _coefficient(e.a, var), _coefficient(e.b, var)
-        if a is None or b is None:
-            return None
-        if e.op == "+":
-            return a + b
-        if a == 0 and b == 0:
-            return 0
-        constant = static_index(e.b) if a else static_index(e.a)
-        return None if constant is None else (a or b) * constant
-    return None
+    """``c`` where ``e == c * var + (terms without var)`` with static ``c`` (None if ``e`` is not affine)."""
+    found = affine(e)
+    return None if found is None else found[0].get(var.name, 0)
 
 
 def _collapse(loop: Loop) -> tuple[tuple[tuple[IVar, int], ...], tuple[Stmt, ...]]:
@@ -631,18 +630,18 @@ def _expand_gemms(stmt: Stmt) -> Stmt:
     return stmt
 
 
-def _walk(node: object) -> Iterator[object]:
+def walk(node: object) -> Iterator[object]:
     """``node`` (a statement, an expression or a tuple of them) and everything inside it, at any depth."""
     yield node
     children = node if isinstance(node, tuple) else (
         getattr(node, name) for name in getattr(node, "__dataclass_fields__", ()))
     for child in children:
-        yield from _walk(child)
+        yield from walk(child)
 
 
 def _params_used(kernel: LoopKernel, body: Sequence[Stmt]) -> tuple[BufferSpec, ...]:
     found = set()
-    for n in _walk(tuple(body)):
+    for n in walk(tuple(body)):
         if isinstance(n, (Load, Store, AtomicAdd)):
             found.add(n.buffer)
         elif isinstance(n, Gemm):
@@ -653,5 +652,5 @@ def _params_used(kernel: LoopKernel, body: Sequence[Stmt]) -> tuple[BufferSpec, 
 
 
 __all__ = ["BLOCK", "AtomicAdd", "BlockFold", "BlockFor", "BlockLaunch", "BlockStmt", "HostLoop", "Kernel", "Lane0",
-           "Launch", "LibraryGemm", "Step", "atomic_form", "block_form", "evaluate_index", "fold_identity",
-           "gemm_loops", "plan_kernel", "static_index", "widen"]
+           "Launch", "LibraryGemm", "Step", "affine", "atomic_form", "block_form", "evaluate_index", "fold_identity",
+           "gemm_loops", "plan_kernel", "walk", "widen"]

@@ -100,10 +100,6 @@ class GpuProgram:
         """The generated kernels (the BLAS calls left out)."""
         return [step for step in self.flat if not isinstance(step, LibraryGemm)]
 
-    @property
-    def library_calls(self) -> list[LibraryGemm]:
-        return [step for step in self.flat if isinstance(step, LibraryGemm)]
-
     def describe(self) -> str:
         """Every kernel's launches, one line each: what ``dprint`` shows for a GPU device."""
         lines = []

@@ -40,8 +40,10 @@ from graphc.backends.cuda.launch import (
     Lane0,
     Launch,
     LibraryGemm,
+    affine,
     evaluate_index,
     fold_identity,
+    walk,
 )
 from graphc.errors import GraphcError
 from graphc.ir.registry import get_op
@@ -433,32 +435,10 @@ class _BlockTranslator(_Translator):
         self.emit(f"a_{s.acc} = R.block_combine(part, {fn}, {ident}, {self.launch.block})")
 
 
-def _affine(e: Any) -> tuple[dict[str, int], int] | None:
-    """``e`` as ``sum(coefficient * variable) + constant`` with static coefficients (None otherwise)."""
-    if isinstance(e, IVar):
-        return {e.name: 1}, 0
-    if isinstance(e, IConst):
-        return ({}, e.value) if isinstance(e.value, int) else None
-    if not isinstance(e, IBin):
-        return None
-    a, b = _affine(e.a), _affine(e.b)
-    if a is None or b is None:
-        return None
-    if e.op == "+":
-        terms = dict(a[0])
-        for name, c in b[0].items():
-            terms[name] = terms.get(name, 0) + c
-        return terms, a[1] + b[1]
-    if a[0] and b[0]:
-        return None
-    (terms, k), scale = (a, b[1]) if a[0] else (b, a[1])
-    return {name: c * scale for name, c in terms.items()}, k * scale
-
-
 def _injective(e: Any, space: tuple[tuple[IVar, int], ...]) -> bool:
     """Whether index ``e`` takes a different value at every point of ``space`` (and depends on nothing else):
     an affine index whose coefficients, smallest first, each exceed the span of the ones before."""
-    found = _affine(e)
+    found = affine(e)
     if found is None:
         return False
     terms, _ = found
@@ -479,7 +459,7 @@ def _private_buffers(launch: Launch | BlockLaunch, written: set[str]) -> set[str
     if not isinstance(launch, Launch):
         return set()
     indices: dict[str, set[Any]] = {name: set() for name in written}
-    for n in _walk_all(launch.body):
+    for n in walk(launch.body):
         if isinstance(n, (Load, Store, AtomicAdd)) and n.buffer in indices:
             indices[n.buffer].add(n.index)
     return {name for name, found in indices.items() if _disjoint_per_thread(found, launch.space)}
@@ -489,7 +469,7 @@ def _disjoint_per_thread(indices: set[Any], space: tuple[tuple[IVar, int], ...])
     """Whether no element reached through ``indices`` is reached by two threads: one injective index, or
     several (a widened launch's ``w * t + k``) that differ only in constants spanning less than the smallest
     stride."""
-    forms = [_affine(e) for e in indices]
+    forms = [affine(e) for e in indices]
     if not forms or any(f is None for f in forms) or not _injective(next(iter(indices)), space):
         return False
     terms = forms[0][0]  # type: ignore[index]
@@ -499,17 +479,6 @@ def _disjoint_per_thread(indices: set[Any], space: tuple[tuple[IVar, int], ...])
     extents = {var.name: extent for var, extent in space}
     strides = [c for v, c in terms.items() if extents[v] > 1]
     return not strides or max(constants) - min(constants) < min(strides)
-
-
-def _walk_all(node: Any) -> Any:
-    """Every statement and expression inside ``node``."""
-    yield node
-    children = node if isinstance(node, tuple) else (
-        getattr(node, f) for f in getattr(node, "__dataclass_fields__", ()))
-    for child in children:
-        if isinstance(child, (tuple, Store, Load, AtomicAdd, Loop, ScalarOp, AccInit, AccUpdate, AccSet, Check,
-                              IValue, IBin)):
-            yield from _walk_all(child)
 
 
 def _statements(body: Any) -> Any:
