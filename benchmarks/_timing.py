@@ -61,10 +61,15 @@ def threads_from_argv(argv: Sequence[str] | None = None) -> int:
 def early_thread_setup(argv: Sequence[str] | None = None) -> int:
     """Set the BLAS/OpenMP/numexpr (and jax) thread variables from ``--threads``; call before importing NumPy.
 
-    Returns the thread count.  When NumPy is already loaded the variables no longer reach OpenBLAS;
-    :func:`limit_blas` still limits it at run time.
+    With fewer threads than cores the process is also pinned to its first ``N`` cores (XLA sizes its pool
+    from the cores the process may use, whatever its flags say).  Returns the thread count.  When NumPy is
+    already loaded the variables no longer reach OpenBLAS; :func:`limit_blas` still limits it at run time.
     """
     threads = threads_from_argv(argv)
+    if hasattr(os, "sched_setaffinity") and threads < default_threads():
+        # the process runs on its first N cores: a library that sizes its pool from the cores it may use
+        # (XLA does, whatever its flags say) gets no more threads than the others
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
     for var in THREAD_ENV:
         os.environ[var] = str(threads)
     if threads == 1:

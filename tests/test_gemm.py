@@ -54,10 +54,12 @@ class Gemm:
         return c
 
 
-def _compile(target: Target, epilogue=None, extra_args=(), dtypes=DTYPES) -> dict:
+def _compile(target: Target, epilogue=None, extra_args=(), dtypes=DTYPES,
+             direct_max_b_bytes: int = gemm.DIRECT_MAX_B_BYTES) -> dict:
     module = new_module("gemm_test", target)
     for dtype in dtypes:
-        gemm.emit_gemm(module, _name(dtype), dtype, target, epilogue=epilogue, extra_args=extra_args)
+        gemm.emit_gemm(module, _name(dtype), dtype, target, epilogue=epilogue, extra_args=extra_args,
+                       direct_max_b_bytes=direct_max_b_bytes)
     compiled = CompiledModule(module, target)
     return {np.dtype(d): Gemm(compiled, _name(d), d, target, len(extra_args)) for d in dtypes}
 
@@ -65,6 +67,13 @@ def _compile(target: Target, epilogue=None, extra_args=(), dtypes=DTYPES) -> dic
 @pytest.fixture(scope="module")
 def host() -> dict:
     return _compile(Target.host())
+
+
+@pytest.fixture(scope="module", params=["packed", "direct"])
+def each_path(request) -> dict:
+    """The kernels with every product forced onto one path: packed panels, or the direct kernels
+    (which take every product whose B has contiguous rows; the others are packed still)."""
+    return _compile(Target.host(), direct_max_b_bytes=0 if request.param == "packed" else 1 << 62)
 
 
 def _reference(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -94,10 +103,10 @@ SHAPES = [(1, 1, 1), (7, 13, 17), (0, 5, 3), (5, 0, 3), (5, 3, 0), (0, 0, 0), (1
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_matches_numpy(host, rng, dtype, shape) -> None:
+def test_matches_numpy(each_path, rng, dtype, shape) -> None:
     M, N, K = shape
     a, b = _rand(rng, (M, K), dtype), _rand(rng, (K, N), dtype)
-    c = host[np.dtype(dtype)](a, b)
+    c = each_path[np.dtype(dtype)](a, b)
     _check(c, a, b)
     if K == 0:
         assert np.array_equal(c, np.zeros((M, N), dtype))
@@ -112,8 +121,8 @@ def test_float64_is_tight(host, rng, dtype) -> None:
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-def test_strided_and_transposed_operands(host, rng, dtype) -> None:
-    g = host[np.dtype(dtype)]
+def test_strided_and_transposed_operands(each_path, rng, dtype) -> None:
+    g = each_path[np.dtype(dtype)]
     big_a, big_b = _rand(rng, (150, 210), dtype), _rand(rng, (240, 180), dtype)
     cases = [
         (big_a[::2, ::3], big_b[:70, ::2]),  # non-contiguous both ways
@@ -122,8 +131,22 @@ def test_strided_and_transposed_operands(host, rng, dtype) -> None:
         (big_a[:61, :90], big_b[:45, :90].T),  # B transposed view (ldb_col = K)
         (big_a[::-1, ::-2][:40, :50], big_b[::-1][:50, :70]),  # negative strides
         (big_a[:9, 5:6], big_b[7:8, :33]),  # K = 1 slices
+        (big_a[:33, :150], big_b[:150, :37]),  # contiguous: every narrow tile of the direct path
+        (big_a[:100, :20].T, big_b[:100, :49]),  # A transposed, B with 3 vectors and a tail
     ]
+    for k, n in [(1, 1), (17, 3), (16, 64), (150, 70), (177, 129)]:  # B transposed: the transposing pack's
+        cases.append((big_a[:13, :k], big_b[:n, :k].T))  # edges in depth and columns
     for a, b in cases:
+        _check(g(a, b), a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_deep_transposed_b_takes_several_slabs(rng, dtype) -> None:
+    """A ``B = X^T`` deeper than one packed slab (``kc``) and wider than one panel, on the packed path."""
+    g = _compile(Target.host(), dtypes=[dtype], direct_max_b_bytes=0)[np.dtype(dtype)]
+    kc = gemm.gemm_config(dtype).kc
+    x = _rand(rng, (150, 2 * kc + 21), dtype)
+    for a, b in [(_rand(rng, (29, x.shape[1]), dtype), x.T), (_rand(rng, (7, 40), dtype), x[:, :40].T)]:
         _check(g(a, b), a, b)
 
 
@@ -307,14 +330,16 @@ def test_narrower_targets(host, rng, kind) -> None:
     else:
         target = Target(this.triple, "x86-64", "+sse2")
     kernels = _compile(target)
+    packed = _compile(target, direct_max_b_bytes=0)
     assert gemm.gemm_config(np.float32, target).lanes == (8 if kind == "avx2" else 4)
     for dtype, g in kernels.items():
-        for M, N, K in [(1, 1, 1), (7, 13, 17), (31, 33, 0), (100, 100, 100), (13, 70, 400)]:
-            a, b = _rand(rng, (M, K), dtype), _rand(rng, (K, N), dtype)
-            _check(g(a, b), a, b)
-            assert_within(g(a, b), host[np.dtype(dtype)](a, b), gemm_bound(a, b))
-        a, b = _rand(rng, (40, 30), dtype).T, _rand(rng, (33, 40), dtype).T
-        _check(g(a, b), a, b)
+        for path in (g, packed[dtype]):
+            for M, N, K in [(1, 1, 1), (7, 13, 17), (31, 33, 0), (100, 100, 100), (13, 70, 400), (30, 9, 20)]:
+                a, b = _rand(rng, (M, K), dtype), _rand(rng, (K, N), dtype)
+                _check(path(a, b), a, b)
+                assert_within(path(a, b), host[np.dtype(dtype)](a, b), gemm_bound(a, b))
+            a, b = _rand(rng, (40, 30), dtype).T, _rand(rng, (33, 40), dtype).T
+            _check(path(a, b), a, b)
     if kind == "avx2":
         asm = kernels[np.dtype(np.float32)].compiled.assembly()
         assert any(line.strip().startswith("vfmadd") and "ymm" in line for line in asm.splitlines())

@@ -308,3 +308,65 @@ def test_matmul_of_transposed_operand(rng: np.random.Generator) -> None:
     p = gc.placeholder("float64", (4, 3))
     assert_matmul(run(p.T @ p, {p: a}), a.T, a)
     assert_matmul(run(gc.matmul(p, p.T), {p: a}), a, a.T)
+
+
+FLAG_SHAPES = [((4, 3), (3, 5)), ((5, 2, 3), (3, 4)), ((2, 3), (5, 3, 4)), ((2, 1, 4, 5), (3, 5, 2)), ((7, 1), (1, 6))]
+
+
+@pytest.mark.parametrize("transpose_a", [False, True])
+@pytest.mark.parametrize("transpose_b", [False, True])
+@pytest.mark.parametrize("shapes", FLAG_SHAPES, ids=str)
+def test_transpose_flags(rng: np.random.Generator, shapes: tuple, transpose_a: bool, transpose_b: bool) -> None:
+    """matmul(a, b, transpose_a=, transpose_b=) multiplies by the operands with their last two axes
+    swapped (given in the swapped layout here), batched and broadcast as without the flags."""
+    (sa, sb) = shapes
+    swap = lambda s, t: (*s[:-2], s[-1], s[-2]) if t else s  # noqa: E731
+    a = random_array(rng, swap(sa, transpose_a), "float32")
+    b = random_array(rng, swap(sb, transpose_b), "float32")
+    pa, pb = gc.placeholder("float32", a.shape), gc.placeholder("float32", b.shape)
+    out = gc.matmul(pa, pb, transpose_a=transpose_a, transpose_b=transpose_b)
+    ea = np.swapaxes(a, -1, -2) if transpose_a else a
+    eb = np.swapaxes(b, -1, -2) if transpose_b else b
+    assert out.shape == np.matmul(ea, eb).shape
+    assert_matmul(run(out, {pa: a, pb: b}), ea, eb)
+
+
+@pytest.mark.parametrize("transpose_a", [False, True])
+@pytest.mark.parametrize("transpose_b", [False, True])
+def test_transpose_flags_gradients(transpose_a: bool, transpose_b: bool) -> None:
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((2, 4, 3) if transpose_a else (2, 3, 4))
+    b = rng.standard_normal((5, 4) if transpose_b else (4, 5))
+    gc.testing.check_grad(lambda x, y: gc.matmul(x, y, transpose_a=transpose_a, transpose_b=transpose_b), [a, b])
+    gc.testing.check_grad(lambda x, y: gc.matmul(x, y, transpose_a=transpose_a, transpose_b=transpose_b), [a, b],
+                          order=2, rtol=1e-4, atol=1e-6)
+
+
+def test_transposes_fold_into_the_product(rng: np.random.Generator) -> None:
+    """The optimiser turns a transpose of the last two axes feeding a matmul into its flag (no copy), and
+    the gradients of a dense layer need no transposes at all."""
+    x = gc.placeholder("float32", (None, 6), name="x")
+    w = gc.Variable(random_array(rng, (6, 3), "float32"), name="w")
+    pairs = gc.placeholder("float32", (2, 6, 5), name="pairs")
+    loss = gc.sum(gc.tanh(x @ w)) + gc.sum(gc.matmul(gc.transpose(pairs, (0, 2, 1)), pairs.T.T))
+    fn = gc.function([x, pairs], [loss, *gc.grad(loss, [x, w])])
+    text = gc.dprint(fn)
+    assert "transpose(" not in text, text
+    assert "transpose_a=True" in text and "transpose_b=True" in text
+    xv, pv = random_array(rng, (4, 6), "float32"), random_array(rng, (2, 6, 5), "float32")
+    wv = w.value
+    value, gx, gw = fn(xv, pv)
+    th = np.tanh(xv @ wv)
+    expected = th.sum() + np.matmul(np.swapaxes(pv, 1, 2), pv).sum()
+    np.testing.assert_allclose(value, expected, rtol=1e-4)
+    np.testing.assert_allclose(gx, (1 - th ** 2) @ wv.T, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(gw, xv.T @ (1 - th ** 2), rtol=1e-4, atol=1e-5)
+
+
+def test_transpose_flag_needs_a_matrix() -> None:
+    v = gc.placeholder("float32", (3,))
+    m = gc.placeholder("float32", (3, 4))
+    with pytest.raises(gc.ShapeError, match="transpose_a needs an operand of at least 2 dimensions"):
+        gc.matmul(v, m, transpose_a=True)
+    with pytest.raises(gc.ShapeError, match=r"contracted dimensions differ: \[3, 4\]\^T @ \[3, 4\]\^T"):
+        gc.matmul(m, m, transpose_a=True, transpose_b=True)

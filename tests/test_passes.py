@@ -38,6 +38,7 @@ REWRITE_TESTS = {
     "hoist_negation": "test_hoist_negation",
     "cast_chain": "test_cast_chain",
     "shape_chain": "test_shape_chain",
+    "transpose_into_matmul": "test_transpose_into_matmul",
     "where_same_branches": "test_where_same_branches",
     "stable_log": "test_stabilize",
     "stable_log1p": "test_stabilize",
@@ -432,6 +433,26 @@ def test_shape_chain_keeps_reshapes_of_unknown_shape() -> None:
     opt = not_fired(y, "shape_chain", level=1)
     assert ops(opt)["reshape"] == 2
     assert_exact(y, {x: np.resize(SPECIAL["float32"], (4, 4))})
+
+
+TRANSPOSE_MATMUL: list[Case] = [
+    ("x.T @ x", _unary("float32", lambda x: x.T @ x, (6, 5)), ["placeholder", "matmul"]),
+    ("x @ x.T", _unary("float64", lambda x: x @ x.T, (6, 5)), ["placeholder", "matmul"]),
+    ("x.T @ x.T.T: the double transpose collapses first", _unary("float32", lambda x: x.T @ x.T.T, (6, 5)),
+     ["placeholder", "matmul"]),
+    ("flag cleared", _unary("float32", lambda x: gc.matmul(x.T, x, transpose_a=True, transpose_b=True), (5, 5)),
+     ["placeholder", "matmul"]),
+    ("batched swap", _unary("float32", lambda x: gc.matmul(gc.transpose(x, (0, 2, 1)), x), (2, 6, 3)),
+     ["placeholder", "matmul"]),
+    ("a batch-axis transpose stays", _unary("float32", lambda x: gc.matmul(gc.transpose(x, (1, 0, 2)),
+                                                                            gc.transpose(x, (1, 2, 0))), (3, 3, 3)),
+     None),
+]
+
+
+@pytest.mark.parametrize("label, build, remaining", TRANSPOSE_MATMUL, ids=[c[0] for c in TRANSPOSE_MATMUL])
+def test_transpose_into_matmul(label: str, build: Callable, remaining: list[str] | None) -> None:
+    _check_canonical(build, "transpose_into_matmul", remaining)
 
 
 def test_where_same_branches() -> None:

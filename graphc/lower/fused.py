@@ -27,6 +27,7 @@ from graphc.lower.loopir import Expr, IVar, Load, Stmt
 from graphc.lower.reduce import reduction_statements
 from graphc.lower.registry import lowers
 from graphc.ops.kernel import Kernel, inner_avals
+from graphc.ops.linalg import matmul_flags
 
 
 def _elementwise_output(out: Tensor) -> bool:
@@ -46,7 +47,7 @@ def fused(node: Tensor, ctx: LoweringContext) -> list[Stmt]:
         temp = ctx.scratch(inner[host.id].dtype, math.prod(inner[host.id].shape), name=f"{buffer_name(node)}_host")
         operands = (params[a.id][0], inner[a.id]), (params[b.id][0], inner[b.id])
         if host.op == "matmul":
-            body += matmul_statements(*operands, temp, inner[host.id].dtype, ctx)
+            body += matmul_statements(*operands, temp, inner[host.id].dtype, ctx, matmul_flags(host))
         elif host.op == "conv2d":
             body += conv2d_statements(*operands, temp, host.attrs, ctx)
         else:

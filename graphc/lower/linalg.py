@@ -12,6 +12,7 @@ import numpy as np
 from graphc.ir.shapes import broadcast_shapes
 from graphc.ir.symbolic import Size, hint
 from graphc.ir.tensor import Tensor
+from graphc.ops.linalg import matmul_flags
 from graphc.lower.builder import (
     LoweringContext,
     Operand,
@@ -90,24 +91,29 @@ class MatrixProducts:
             self.ctx.scratch(self.dtype, self.pack_size, name=self.pack)
 
 
-def matmul_statements(a: Operand, b: Operand, dst: str, dtype: np.dtype,
-                      ctx: LoweringContext) -> list[Stmt]:
+def matmul_statements(a: Operand, b: Operand, dst: str, dtype: np.dtype, ctx: LoweringContext,
+                      transposed: tuple[bool, bool] = (False, False)) -> list[Stmt]:
     """Batched matmul with NumPy's broadcasting and 1-D rules, one product per matrix of the batch
-    (``a`` and ``b`` are operands: a buffer and its abstract value)."""
+    (``a`` and ``b`` are operands: a buffer and its abstract value).  ``transposed``: the matmul's
+    ``transpose_a`` / ``transpose_b``; a transposed operand is read with its last two strides swapped."""
     (src_a, a_aval), (src_b, b_aval) = a, b
+    ta, tb = transposed
     a_shape, b_shape = list(a_aval.shape), list(b_aval.shape)
     if len(a_shape) == 1:
         a_shape = [1, *a_shape]
     if len(b_shape) == 1:
         b_shape = [*b_shape, 1]
-    m, k, n = a_shape[-2], a_shape[-1], b_shape[-1]
+    m, k = (a_shape[-1], a_shape[-2]) if ta else (a_shape[-2], a_shape[-1])
+    n = b_shape[-2] if tb else b_shape[-1]
+    a_strides = (1, m) if ta else (k, 1)
+    b_strides = (1, k) if tb else (n, 1)
     batch = list(broadcast_shapes(tuple(a_shape[:-2]), tuple(b_shape[:-2])))
     a_batch = [s * m * k for s in broadcast_strides(a_shape[:-2], batch)]
     b_batch = [s * k * n for s in broadcast_strides(b_shape[:-2], batch)]
     c_batch = [s * m * n for s in row_major_strides(batch)]
     products = MatrixProducts(dst, dtype, ctx, in_dtype=a_aval.dtype)
     body = loop_nest(batch, ctx, lambda bv: products.product(
-        src_a, linear_index(bv, a_batch), (k, 1), src_b, linear_index(bv, b_batch), (n, 1), dst,
+        src_a, linear_index(bv, a_batch), a_strides, src_b, linear_index(bv, b_batch), b_strides, dst,
         linear_index(bv, c_batch), n, m, n, k), parallel=not products.gemm)
     products.finish()
     return body
@@ -116,7 +122,8 @@ def matmul_statements(a: Operand, b: Operand, dst: str, dtype: np.dtype,
 @lowers("matmul")
 def matmul(node: Tensor, ctx: LoweringContext) -> list[Stmt]:
     a, b = node.inputs
-    return matmul_statements(ctx.operand(a), ctx.operand(b), buffer_name(node), ctx.aval(node).dtype, ctx)
+    return matmul_statements(ctx.operand(a), ctx.operand(b), buffer_name(node), ctx.aval(node).dtype, ctx,
+                             matmul_flags(node))
 
 
 __all__ = ["MatrixProducts", "matmul_statements"]

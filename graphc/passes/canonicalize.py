@@ -20,6 +20,7 @@ from graphc.ir.tensor import Tensor
 from graphc.ops import elementwise as ew
 from graphc.ops._common import make_node
 from graphc.ops.like import sum_to_axes
+from graphc.ops.linalg import flags, matmul_flags
 from graphc.passes.engine import Rewrite, RewriteLog, RewriteRecord, made_by, producer
 from graphc.passes.patterns import broadcasts_into, constant_value, is_constant
 
@@ -170,6 +171,18 @@ def _shape_chain(node: Tensor) -> Tensor | None:
     return None
 
 
+def _transpose_into_matmul(node: Tensor) -> Tensor | None:
+    """matmul(transpose(x), y) -> matmul(x, y, transpose_a=True) when the transpose swaps only the last
+    two axes (and likewise for y, and a flag already set is cleared): the product reads the operand with
+    swapped strides instead of from a transposed copy.  Exact: the same products and sums."""
+    operands, transposed, changed = list(node.inputs), list(matmul_flags(node)), False
+    for i, t in enumerate(node.inputs):
+        n = t.ndim
+        if n >= 2 and made_by(t, "transpose") and t.attrs["perm"] == (*range(n - 2), n - 1, n - 2):
+            operands[i], transposed[i], changed = t.inputs[0], not transposed[i], True
+    return make_node("matmul", operands, **flags(*transposed)) if changed else None
+
+
 def _where_same(node: Tensor) -> Tensor | None:
     """where(c, x, x) -> x when c does not widen the shape (provably: an unknown dim of c could
     be larger than x's at run time)."""
@@ -190,6 +203,8 @@ REWRITES: list[Rewrite] = [
     Rewrite("shape_chain", PHASE, ("reshape", "transpose", "broadcast_to", "reshape_dims", "prod", "max", "min",
                                    "slice"), _shape_chain,
             "collapse chains of shape ops; drop shape ops and reductions that change nothing"),
+    Rewrite("transpose_into_matmul", PHASE, ("matmul",), _transpose_into_matmul,
+            "matmul(transpose(x), y) -> matmul(x, y, transpose_a=True) (a swap of the last two axes)"),
     Rewrite("where_same_branches", PHASE, ("where",), _where_same, "where(c, x, x) -> x"),
 ]
 

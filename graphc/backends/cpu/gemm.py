@@ -68,6 +68,15 @@ I1 = ir.IntType(1)
 I32 = ir.IntType(32)
 I64 = ir.IntType(64)
 UNROLL = 4
+DIRECT_MAX_B_BYTES = 512 * 1024
+
+
+def direct_tiles(cfg: GemmConfig) -> list[tuple[int, int]]:
+    """The ``(rows, vectors)`` tiles of the direct kernels: the packed path's ``mr x 1 .. nv`` for wide
+    blocks, and for blocks of fewer than ``nv`` vectors a taller tile with about as many accumulators
+    (12 x 1, 12 x 2 and 8 x 3 with 32 vector registers; 12 x 1 with 16)."""
+    narrow = {1: 12, 2: 12, 3: 8} if cfg.nv >= 4 else {1: 12}
+    return [(cfg.mr, nv) for nv in range(1, cfg.nv + 1)] + [(mr, nv) for nv, mr in narrow.items() if nv < cfg.nv]
 
 
 _EXTRA_ARGS: weakref.WeakKeyDictionary[ir.Function, tuple[ir.Argument, ...]] = weakref.WeakKeyDictionary()
@@ -163,8 +172,9 @@ def _if(b: ir.IRBuilder, cond: ir.Value, name: str) -> tuple[ir.Block, ir.Block]
 
 class _GemmEmitter:
     def __init__(self, module: ir.Module, name: str, cfg: GemmConfig, epilogue: Epilogue | None,
-                 extra_args: Sequence[ir.Type]) -> None:
+                 extra_args: Sequence[ir.Type], direct_max_b_bytes: int = DIRECT_MAX_B_BYTES) -> None:
         self.module, self.name, self.cfg, self.epilogue = module, name, cfg, epilogue
+        self.direct_max_b_bytes = direct_max_b_bytes
         self.extra_types = list(extra_args)
         self.T = ir.FloatType() if cfg.dtype == np.float32 else ir.DoubleType()
         self.P = self.T.as_pointer()
@@ -246,7 +256,16 @@ class _GemmEmitter:
             loop.next_carried = [b.gep(pa, [_c64(mr)]), b.gep(pb, [_c64(nr)]), *acc]
         acc = loop.results[2:]
 
-        # store: full tiles without masks, edge tiles with row guards and lane masks
+        self.finish_tile(b, acc, nv, c, ldc, mrem, nrem, first, last, row0, col0, col_last)
+        return fn
+
+    def finish_tile(self, b: ir.IRBuilder, acc: list[ir.Value], nv: int, c: ir.Value, ldc: ir.Value,
+                    mrem: ir.Value, nrem: ir.Value, first: ir.Value, last: ir.Value, row0: ir.Value,
+                    col0: ir.Value, col_last: ir.Value) -> None:
+        """Store a finished ``(len(acc) / nv) x nv``-vector tile at ``c`` and return: full tiles without masks,
+        edge tiles (fewer than the tile's rows or columns left) with row guards and lane masks."""
+        mr, W = len(acc) // nv, self.cfg.lanes
+        fn = b.function
         full = b.and_(b.icmp_signed("==", mrem, _c64(mr)), b.icmp_signed("==", nrem, _c64(nv * W)))
         bb_full = fn.append_basic_block("store.full")
         bb_edge = fn.append_basic_block("store.edge")
@@ -263,18 +282,78 @@ class _GemmEmitter:
                     cv = b.select(b.icmp_signed(">", cv, col_last_v), col_last_v, cv)
                 cols.append(cv)
             if edge:
-                nrem_v = self.splat(b, nrem, self.IV)
-                masks = [b.icmp_signed("<", ir.Constant(self.IV, [v * W + i for i in range(W)]), nrem_v)
-                         for v in range(nv)]
+                masks = [self.lane_mask(b, nrem, v * W) for v in range(nv)]
             self.emit_store(b, acc, c, ldc, mrem, first, last, row0, cols, masks)
             b.ret_void()
+
+    def lane_mask(self, b: ir.IRBuilder, count: ir.Value, offset: int) -> ir.Value:
+        """The lanes of the vector starting at column ``offset`` of a tile that lie below ``count``."""
+        W = self.cfg.lanes
+        return b.icmp_signed("<", ir.Constant(self.IV, [offset + i for i in range(W)]), self.splat(b, count, self.IV))
+
+    def emit_direct_kernel(self, mr: int, nv: int) -> ir.Function:
+        """``kernel(a, a_row, a_col, b, b_row, kb, c, ldc, mrem, nrem, row, col, col_last, ...extra)``: an
+        ``mr x (nv * W)`` tile of ``C`` over the whole depth ``kb``, reading ``A`` (any strides) and ``B``
+        (unit column stride, row stride ``b_row``) where they lie, without packing.  The last vector of each
+        ``B`` row is loaded under the lane mask of ``nrem``; rows past ``mrem`` read the last row."""
+        cfg, P = self.cfg, self.P
+        W = cfg.lanes
+        fnty = ir.FunctionType(ir.VoidType(), [P, I64, I64, P, I64, I64, P, I64, I64, I64, I64, I64, I64,
+                                               *self.extra_types])
+        fn = ir.Function(self.module, fnty, f"{self.name}_direct{mr}x{nv}")
+        fn.linkage = "internal"
+        fn.attributes.add("nounwind")
+        fn.attributes.add("noinline")
+        a0, a_row, a_col, b0, b_row, kb, c, ldc, mrem, nrem, row0, col0, col_last = fn.args[:13]
+        _EXTRA_ARGS[fn] = tuple(fn.args[13:])
+        c.add_attribute("noalias")
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        last_row = b.sub(mrem, _c64(1))
+        rows = [b.gep(a0, [b.mul(_smin(b, _c64(r), last_row), a_row)]) for r in range(mr)]
+        tail = self.lane_mask(b, nrem, (nv - 1) * W)
+        align = ir.Constant(I32, cfg.itemsize)
+        zero = ir.Constant(self.V, 0.0)
+        a_steps = [b.mul(_c64(u), a_col) for u in range(UNROLL)]
+        b_steps = [b.mul(_c64(u), b_row) for u in range(UNROLL)]
+
+        def steps(b: ir.IRBuilder, ka: ir.Value, pb: ir.Value, acc: list[ir.Value], count: int) -> list[ir.Value]:
+            acc = list(acc)
+            for u in range(count):
+                rowp = b.gep(pb, [b_steps[u]]) if u else pb
+                bv = [self.vload(b, b.gep(rowp, [_c64(v * W)]), cfg.itemsize) for v in range(nv - 1)]
+                last = b.bitcast(b.gep(rowp, [_c64((nv - 1) * W)]), self.VP)
+                bv.append(b.call(self.mload, [last, align, tail, zero]))
+                k = b.add(ka, a_steps[u]) if u else ka
+                for r in range(mr):
+                    a = self.splat(b, b.load(b.gep(rows[r], [k])))
+                    for v in range(nv):
+                        acc[r * nv + v] = b.call(self.fma_fn, [a, bv[v], acc[r * nv + v]])
+            return acc
+
+        acc0 = [zero] * (mr * nv)
+        n_main = b.sdiv(kb, _c64(UNROLL))
+        with _Loop(b, _c64(0), n_main, 1, [_c64(0), b0, *acc0], name="k4") as loop:
+            ka, pb, *acc = loop.carried
+            acc = steps(b, ka, pb, acc, UNROLL)
+            loop.next_carried = [b.add(ka, b.mul(_c64(UNROLL), a_col)), b.gep(pb, [b.mul(_c64(UNROLL), b_row)]),
+                                 *acc]
+        ka, pb, *acc = loop.results
+        rem = b.sub(kb, b.mul(n_main, _c64(UNROLL)))
+        with _Loop(b, _c64(0), rem, 1, [ka, pb, *acc], name="k1") as loop:
+            ka, pb, *acc = loop.carried
+            acc = steps(b, ka, pb, acc, 1)
+            loop.next_carried = [b.add(ka, a_col), b.gep(pb, [b_row]), *acc]
+        acc = loop.results[2:]
+        true = ir.Constant(I1, 1)
+        self.finish_tile(b, acc, nv, c, ldc, mrem, nrem, true, true, row0, col0, col_last)
         return fn
 
     def emit_store(self, b: ir.IRBuilder, acc: list[ir.Value], c: ir.Value, ldc: ir.Value, mrem: ir.Value,
                    first: ir.Value, last: ir.Value, row0: ir.Value, cols: list[ir.Value],
                    masks: list[ir.Value] | None) -> None:
         cfg = self.cfg
-        mr, nv, W = cfg.mr, len(cols), cfg.lanes
+        nv, W = len(cols), cfg.lanes
+        mr = len(acc) // nv
         align = ir.Constant(I32, cfg.itemsize)
         fn = b.function
         # accumulate onto C unless this is the first k slab
@@ -397,8 +476,15 @@ class _GemmEmitter:
             fn = b.function
             bb_vec = fn.append_basic_block("packb.vector")
             bb_gen = fn.append_basic_block("packb.general")
+            bb_tr = fn.append_basic_block("packb.transposed")
+            bb_other = fn.append_basic_block("packb.strided")
             bb_done = fn.append_basic_block("packb.done")
-            b.cbranch(contiguous, bb_vec, bb_gen)
+            b.cbranch(contiguous, bb_vec, bb_other)
+            b.position_at_end(bb_other)
+            b.cbranch(b.icmp_signed("==", ldb_r, _c64(1)), bb_tr, bb_gen)
+            b.position_at_end(bb_tr)
+            self.emit_pack_b_transposed(b, panel, base, ldb_c, kb, cols)
+            b.branch(bb_done)
             b.position_at_end(bb_vec)
             with _Loop(b, _c64(0), kb, 1, name="packb.kv") as lk:
                 k = lk.index
@@ -422,8 +508,123 @@ class _GemmEmitter:
             b.branch(bb_done)
             b.position_at_end(bb_done)
 
+    def transpose_square(self, b: ir.IRBuilder, rows: list[ir.Value]) -> list[ir.Value]:
+        """The ``W x W`` block held in ``W`` row vectors, transposed: ``log2(W)`` rounds of two-source
+        shuffles, each swapping one bit of the row index with the same bit of the lane index."""
+        W = self.cfg.lanes
+        rows = list(rows)
+        s = 1
+        while s < W:
+            lo = ir.Constant(ir.VectorType(I32, W), [lane if lane & s == 0 else W + lane - s for lane in range(W)])
+            hi = ir.Constant(ir.VectorType(I32, W), [lane + s if lane & s == 0 else W + lane for lane in range(W)])
+            for i in range(W):
+                if i & s == 0:
+                    x, y = rows[i], rows[i + s]
+                    rows[i], rows[i + s] = b.shuffle_vector(x, y, lo), b.shuffle_vector(x, y, hi)
+            s *= 2
+        return rows
+
+    def emit_pack_b_transposed(self, b: ir.IRBuilder, panel: ir.Value, src: ir.Value, ldb_c: ir.Value,
+                               kb: ir.Value, cols: ir.Value) -> None:
+        """One ``nr``-column panel of a ``B`` whose columns are contiguous (``B = X^T`` for a row-major
+        ``X``): ``W x W`` blocks are read as ``W`` rows of ``X`` (masked past ``kb``, zero past ``cols``),
+        transposed in registers and stored as ``W`` rows of the panel (only the rows below ``kb``)."""
+        cfg = self.cfg
+        W, nr = cfg.lanes, cfg.nr
+        zero = ir.Constant(self.V, 0.0)
+        align = ir.Constant(I32, cfg.itemsize)
+        with _Loop(b, _c64(0), kb, W, name="packbt.k") as lk:
+            k0 = lk.index
+            kmask = self.lane_mask(b, b.sub(kb, k0), 0)
+            for jb in range(0, nr, W):
+                rows = []
+                for r in range(W):
+                    j = jb + r
+                    # a column past the panel's last reads the last one (in bounds); its values become zeros
+                    col = _smin(b, _c64(j), b.sub(cols, _c64(1)))
+                    p = b.bitcast(b.gep(src, [b.add(b.mul(col, ldb_c), k0)]), self.VP)
+                    v = b.call(self.mload, [p, align, kmask, zero])
+                    rows.append(b.select(b.icmp_signed("<", _c64(j), cols), v, zero))
+                out = self.transpose_square(b, rows)
+                for c in range(W):
+                    _then, join = _if(b, b.icmp_signed("<", b.add(k0, _c64(c)), kb), f"packbt.row{c}")
+                    dst = b.gep(panel, [b.add(b.mul(b.add(k0, _c64(c)), _c64(nr)), _c64(jb))])
+                    self.vstore(b, out[c], dst, self.vbytes)
+                    b.branch(join)
+                    b.position_at_end(join)
+
     # -- driver
-    def emit_block(self, kernels: Sequence[ir.Function]) -> ir.Function:
+    def emit_direct(self, b: ir.IRBuilder, kernels: dict[tuple[int, int], ir.Function], A: ir.Value,
+                    lda_r: ir.Value, lda_c: ir.Value, B: ir.Value, ldb_r: ir.Value, C: ir.Value, ldc: ir.Value,
+                    K: ir.Value, r0: ir.Value, r1: ir.Value, c0: ir.Value, c1: ir.Value,
+                    extra: Sequence[ir.Value]) -> None:
+        """``C[r0:r1, c0:c1]`` with the direct kernels: a block no wider than the widest tile goes to the
+        narrow kernel of its vector count (more rows per tile, so as many accumulators); wider blocks are
+        cut into tiles of the packed path's shape, the last columns to the narrowest that covers them."""
+        cfg = self.cfg
+        W, nr = cfg.lanes, cfg.nr
+        fn = b.function
+        col_last = b.sub(c1, _c64(1))
+        done = fn.append_basic_block("direct.done")
+
+        def rows(mr: int, col: ir.Value, ncols: ir.Value, pick: Callable[[ir.Value], None]) -> None:
+            with _Loop(b, r0, r1, mr, name=f"direct.rows{mr}") as l_ir:
+                ir_ = l_ir.index
+                self._direct_args = [b.gep(A, [b.mul(ir_, lda_r)]), lda_r, lda_c, B, ldb_r, K,
+                                     b.gep(C, [b.add(b.mul(ir_, ldc), col)]), ldc, _smin(b, _c64(mr), b.sub(r1, ir_)),
+                                     ncols, ir_, col, col_last, *extra]
+                pick(col)
+
+        def call(kernel: ir.Function, col: ir.Value) -> None:
+            a = list(self._direct_args)
+            a[3] = b.gep(B, [col])
+            b.call(kernel, a)
+
+        width = b.sub(c1, c0)
+        vectors = b.sdiv(b.add(width, _c64(W - 1)), _c64(W))
+        wide_bb = fn.append_basic_block("direct.wide")
+        switch = b.switch(vectors, wide_bb)
+        for (mr, nv), kernel in kernels.items():
+            if mr == cfg.mr:
+                continue
+            case = fn.append_basic_block(f"direct.narrow{nv}")
+            switch.add_case(_c64(nv), case)
+            b.position_at_end(case)
+            rows(mr, c0, width, lambda col, kernel=kernel: call(kernel, col))
+            b.branch(done)
+        b.position_at_end(wide_bb)
+
+        def columns(_col: ir.Value) -> None:
+            with _Loop(b, c0, c1, nr, name="direct.cols") as l_jr:
+                jr = l_jr.index
+                nrem = _smin(b, _c64(nr), b.sub(c1, jr))
+                self._direct_args[6] = b.gep(self._direct_args[6], [b.sub(jr, c0)])
+                self._direct_args[9], self._direct_args[11] = nrem, jr
+                join = fn.append_basic_block("direct.called")
+                widest = fn.append_basic_block("direct.widest")
+                sw = b.switch(b.sdiv(b.add(nrem, _c64(W - 1)), _c64(W)), widest)
+                for nv in range(1, cfg.nv):
+                    case = fn.append_basic_block(f"direct.tail{nv}")
+                    sw.add_case(_c64(nv), case)
+                    b.position_at_end(case)
+                    call(kernels[(cfg.mr, nv)], jr)
+                    b.branch(join)
+                b.position_at_end(widest)
+                call(kernels[(cfg.mr, cfg.nv)], jr)
+                b.branch(join)
+                b.position_at_end(join)
+
+        rows(cfg.mr, c0, width, columns)
+        b.branch(done)
+        b.position_at_end(done)
+
+    def direct_pays(self, b: ir.IRBuilder, M: ir.Value, N: ir.Value, K: ir.Value, ldb_c: ir.Value) -> ir.Value:
+        """Whether the product goes to the direct kernels: ``B``'s rows are contiguous and ``B`` fits in
+        half of L2 (it is re-read from there for every row tile, as a packed block would be)."""
+        b_bytes = b.mul(b.mul(N, K), _c64(self.cfg.itemsize))
+        return b.and_(b.icmp_signed("==", ldb_c, _c64(1)), b.icmp_signed("<=", b_bytes, _c64(self.direct_max_b_bytes)))
+
+    def emit_block(self, kernels: Sequence[ir.Function], direct: dict[tuple[int, int], ir.Function]) -> ir.Function:
         cfg, P = self.cfg, self.P
         mr, nr = cfg.mr, cfg.nr
         args = [I64, I64, I64, P, I64, I64, P, I64, I64, P, I64, P, I64, I64, I64, I64, *self.extra_types]
@@ -441,6 +642,13 @@ class _GemmEmitter:
         K = _smax(b, K, _c64(0))
         nonempty = b.and_(b.icmp_signed("<", r0, r1), b.icmp_signed("<", c0, c1))
         _then, done = _if(b, nonempty, "nonempty")
+        direct_bb = fn.append_basic_block("direct")
+        packed_bb = fn.append_basic_block("packed")
+        b.cbranch(self.direct_pays(b, M, N, K, ldb_c), direct_bb, packed_bb)
+        b.position_at_end(direct_bb)
+        self.emit_direct(b, direct, A, lda_r, lda_c, B, ldb_r, C, ldc, K, r0, r1, c0, c1, extra)
+        b.branch(done)
+        b.position_at_end(packed_bb)
 
         # pack buffer layout (from the full M, N, K so one buffer serves every sub-range)
         align_el = ALIGN_BYTES // cfg.itemsize
@@ -534,7 +742,8 @@ class _GemmEmitter:
 
 
 def emit_gemm(module: ir.Module, name: str, dtype: Any, target: Target | None = None,
-              epilogue: Epilogue | None = None, extra_args: Sequence[ir.Type] = ()) -> ir.Function:
+              epilogue: Epilogue | None = None, extra_args: Sequence[ir.Type] = (),
+              direct_max_b_bytes: int = DIRECT_MAX_B_BYTES) -> ir.Function:
     """Emit ``name``, ``name_rows`` and ``name_block`` (see the module docstring) into ``module``.
 
     ``epilogue(builder, value, row, cols)`` (optional) transforms each finished vector of ``C`` before it is
@@ -544,7 +753,8 @@ def emit_gemm(module: ir.Module, name: str, dtype: Any, target: Target | None = 
     cfg = gemm_config(dtype, target)
     em = _GemmEmitter(module, name, cfg, epilogue, extra_args)
     kernels = [em.emit_micro_kernel(nv) for nv in range(1, cfg.nv + 1)]
-    block = em.emit_block(kernels)
+    direct = {tile: em.emit_direct_kernel(*tile) for tile in direct_tiles(cfg)}
+    block = em.emit_block(kernels, direct)
     return em.emit_wrappers(block)
 
 
