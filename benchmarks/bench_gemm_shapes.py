@@ -87,7 +87,8 @@ class NativeLoops:
         graphc_type = runtime_lib.declare_gemm(module, dtype).function_type
         blas_type = ir.FunctionType(ir.VoidType(), [i32, i32, i32, blas_int, blas_int, blas_int, real, p, blas_int,
                                                     p, blas_int, real, p, blas_int])
-        self._loop(module, "repeat_graphc", graphc_type, graphc_addr, [i64] * 3 + [p, i64, p, i64, p, i64, p, i64, i64],
+        params = [i64] * 3 + [p, i64, p, i64, p, i64, p, i64, i64]
+        self._loop(module, "repeat_graphc", graphc_type, graphc_addr, params,
                    lambda a: [a[0], a[1], a[2], a[3], a[4], ir.Constant(i64, 1), a[5], a[6], ir.Constant(i64, 1),
                               a[7], a[8], a[9], a[10], a[11]])
 
@@ -97,7 +98,8 @@ class NativeLoops:
                               ir.Constant(real, 1.0), *a[3:7], ir.Constant(real, 0.0), *a[7:]])
         self.compiled = CompiledModule(module, target)
         P, L = ctypes.c_void_p, ctypes.c_int64
-        self.graphc = ctypes.CFUNCTYPE(None, L, L, L, L, P, L, P, L, P, L, P, L, L)(self.compiled.address("repeat_graphc"))
+        graphc_loop = ctypes.CFUNCTYPE(None, L, L, L, L, P, L, P, L, P, L, P, L, L)
+        self.graphc = graphc_loop(self.compiled.address("repeat_graphc"))
         N = ctypes.c_int64 if blas_int.width == 64 else ctypes.c_int32
         self.blas = ctypes.CFUNCTYPE(None, L, N, N, N, P, N, P, N, P, N)(self.compiled.address("repeat_blas"))
         self.blas_name = blas_name
@@ -170,8 +172,8 @@ def section_s(cfg: Config) -> list[Row]:
             check_close(f"(s) {M}x{N}x{K}: graphc", c_gc, expected, rtol=0, atol=tol)
             check_close(f"(s) {M}x{N}x{K}: blas", c_blas, expected, rtol=0, atol=tol)
             reps = max(1, min(10_000, int(LOOP_SECONDS * 50e9 / (2 * M * N * K + 2000))))
-            timings = measure_many({"graphc": lambda: loops.graphc(reps, *gargs),
-                                    "blas": lambda: loops.blas(reps, *bargs)},
+            timings = measure_many({"graphc": lambda reps=reps, gargs=gargs: loops.graphc(reps, *gargs),
+                                    "blas": lambda reps=reps, bargs=bargs: loops.blas(reps, *bargs)},
                                    runs=3 if cfg.quick else 7, warmup=1, block=1 if cfg.threads == 1 else 4)
         g, o = timings["graphc"], timings["blas"]
         ratio = o.best / g.best

@@ -12,7 +12,6 @@ import numpy as np
 from graphc.ir.shapes import broadcast_shapes
 from graphc.ir.symbolic import Size, hint
 from graphc.ir.tensor import Tensor
-from graphc.ops.linalg import matmul_flags
 from graphc.lower.builder import (
     LoweringContext,
     Operand,
@@ -37,6 +36,7 @@ from graphc.lower.loopir import (
     iadd,
 )
 from graphc.lower.registry import lowers
+from graphc.ops.linalg import matmul_flags
 
 
 class MatrixProducts:
