@@ -57,6 +57,7 @@ NUMEXPR = {
     "a": "a**2 + b**2 + 2*a*b",
     "b": "1 / (1 + exp(-(a*b + c))) * tanh(a) + log1p(exp(-abs(c)))",
 }
+NUMEXPR["b64"] = NUMEXPR["b"]
 
 NUMPY_NS = SimpleNamespace(sigmoid=lambda x: 1 / (1 + np.exp(-x)), tanh=np.tanh, log1p=np.log1p, exp=np.exp,
                            abs=np.abs)
@@ -65,11 +66,11 @@ GRAPHC_NS = SimpleNamespace(sigmoid=gc.sigmoid, tanh=gc.tanh, log1p=gc.log1p, ex
 _functions: dict[str, Any] = {}
 
 
-def graphc_function(name: str, expr: Expr, arity: int, threads: int) -> Any:
-    """``gc.function`` over ``arity`` float32 vectors of any length (compiled per length on first call)."""
-    key = f"{name}/{threads}"
+def graphc_function(name: str, expr: Expr, arity: int, threads: int, dtype: str = "float32") -> Any:
+    """``gc.function`` over ``arity`` vectors of ``dtype`` of any length (compiled per length on first call)."""
+    key = f"{name}/{threads}/{dtype}"
     if key not in _functions:
-        xs = [gc.placeholder("float32", (None,), name=n) for n in "abc"[:arity]]
+        xs = [gc.placeholder(dtype, (None,), name=n) for n in "abc"[:arity]]
         _functions[key] = gc.function(xs, expr(GRAPHC_NS, *xs), device="cpu", threads=threads, name=name)
     return _functions[key]
 
@@ -95,7 +96,7 @@ def alternatives(section: str, expr: Expr, arrays: list[np.ndarray], threads: in
             import jax.numpy as jnp
 
             ns = SimpleNamespace(sigmoid=jax.nn.sigmoid, tanh=jnp.tanh, log1p=jnp.log1p, exp=jnp.exp, abs=jnp.abs)
-            jitted = jax.jit(lambda *xs: expr(ns, *xs))
+            jitted = jax.jit(lambda *xs, ns=ns: expr(ns, *xs))
             on_device = [jax.device_put(x) for x in arrays]
             alts["jax.jit"] = lambda: jitted(*on_device).block_until_ready()
         except Exception as exc:
@@ -109,7 +110,7 @@ def alternatives(section: str, expr: Expr, arrays: list[np.ndarray], threads: in
             import pytensor.tensor as pt
 
             ns = SimpleNamespace(sigmoid=pt.sigmoid, tanh=pt.tanh, log1p=pt.log1p, exp=pt.exp, abs=pt.abs)
-            symbols = [pt.vector(n, dtype="float32") for n in names]
+            symbols = [pt.vector(n, dtype=arrays[0].dtype.name) for n in names]
             compiled = pytensor.function(symbols, expr(ns, *symbols))
             alts["pytensor"] = lambda: compiled(*arrays)
         except Exception as exc:
@@ -145,12 +146,13 @@ def verified_alternatives(section: str, alts: dict[str, Callable[[], Any]], expe
     return kept
 
 
-def _inputs(n: int, count: int, kind: str) -> list[np.ndarray]:
-    """``count`` float32 vectors of ``n`` elements, ``uniform`` in [0, 1) or standard ``normal`` (seeded by n)."""
+def _inputs(n: int, count: int, kind: str, dtype: str = "float32") -> list[np.ndarray]:
+    """``count`` vectors of ``n`` elements of ``dtype``, ``uniform`` in [0, 1) or standard ``normal`` (seeded
+    by n)."""
     rng = np.random.default_rng(n)
     if kind == "uniform":
-        return [rng.random(n, np.float32) for _ in range(count)]
-    return [rng.standard_normal(n, np.float32) for _ in range(count)]
+        return [rng.random(n, dtype) for _ in range(count)]
+    return [rng.standard_normal(n, dtype) for _ in range(count)]
 
 
 def sizes(cfg: Config) -> dict[str, int]:
@@ -159,11 +161,11 @@ def sizes(cfg: Config) -> dict[str, int]:
 
 
 def run_expression(section: str, expr: Expr, arity: int, label: str, n: int, kind: str, cfg: Config,
-                   rtol: float, atol: float) -> tuple[dict[str, Timing], Timing]:
+                   rtol: float, atol: float, dtype: str = "float32") -> tuple[dict[str, Timing], Timing]:
     """Check graphc (raise on a mismatch) and every alternative against NumPy, then time them all, interleaved:
     (the alternatives' timings, graphc's timing)."""
-    arrays = _inputs(n, arity, kind)
-    fn = graphc_function(f"expr_{section}", expr, arity, cfg.threads)
+    arrays = _inputs(n, arity, kind, dtype)
+    fn = graphc_function(f"expr_{section}", expr, arity, cfg.threads, dtype)
     expected = expr(NUMPY_NS, *arrays)
     check_close(f"({section}) {label}: graphc vs numpy", fn(*arrays), expected, rtol, atol)
     alts = verified_alternatives(section, alternatives(section, expr, arrays, cfg.threads), expected, rtol, atol)
@@ -190,6 +192,15 @@ def section_b(cfg: Config) -> list[Row]:
         targets = None if cfg.quick else {"numpy": at_least(6)} if label == "1e7" else {"jax.jit": at_least(1.2)}
         rows += compare("b", label, graphc_time, others, targets)
     return rows
+
+
+def section_b64(cfg: Config) -> list[Row]:
+    """(b64) (b)'s expression in float64 at 1e7 (quick: 1e5); target >= 4x NumPy.  An alternative that
+    computes in float32 (jax without ``jax_enable_x64``) fails the float64 check and is skipped."""
+    label, n = list(sizes(cfg).items())[-1]
+    others, graphc_time = run_expression("b64", expr_b, 3, label, n, "normal", cfg, 1e-12, 1e-12, "float64")
+    return compare("b64", label, graphc_time, others, None if cfg.quick else {"numpy": at_least(4)},
+                   what=f"{label} float64")
 
 
 def section_c(cfg: Config) -> list[Row]:
@@ -226,6 +237,7 @@ def section_c(cfg: Config) -> list[Row]:
 SECTIONS: dict[str, Section] = {
     "a": ("a**2 + b**2 + 2*a*b, float32", section_a),
     "b": ("sigmoid(a*b + c) * tanh(a) + log1p(exp(-abs(c))), float32", section_b),
+    "b64": ("(b) in float64", section_b64),
     "c": ("bandwidth of (a) against np.copyto", section_c),
 }
 

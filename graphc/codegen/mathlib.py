@@ -564,12 +564,13 @@ MAX_ULP: dict[str, float] = {
 
 
 def define_elementwise_kernel(module: ir.Module, name: str, emitter: Callable[..., ir.Value],
-                              arity: int = 1) -> ir.Function:
-    """``void name(float *out, const float *in0[, const float *in1], i64 n)``: out[i] = f(in...[i]).
+                              arity: int = 1, element: ir.Type = F32) -> ir.Function:
+    """``void name(T *out, const T *in0[, const T *in1], i64 n)``: out[i] = f(in...[i]), ``T`` the
+    ``element`` type (float; double for mathlib64.py's functions).
 
     A plain counted loop (pointers marked noalias) for LLVM to vectorise; used by the tests and
     benchmarks of this module."""
-    ptr = F32.as_pointer()
+    ptr = element.as_pointer()
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr] * (arity + 1) + [I64]), name=name)
     for arg in fn.args[:-1]:
         arg.add_attribute("noalias")

@@ -5,7 +5,9 @@ is branch-free (``select``), so loops over it vectorise.  Integer division and m
 Python (floor) semantics and give 0 for a zero divisor, as NumPy does, without the undefined
 behaviour LLVM's ``sdiv`` has for it; float floor division and modulo follow NumPy's ``divmod``.
 float32 transcendental functions are the inline polynomial versions of ``mathlib.py`` (at most
-2 ulp, vectorisable); float64 ones use LLVM intrinsics or the C library.
+2 ulp, vectorisable); float64 exp, expm1, log, log1p, tanh, sigmoid and softplus those of
+``mathlib64.py`` where the target's math library asks for them (the CPU's: at most 2.5 ulp,
+vectorisable), the other float64 ones LLVM intrinsics or the target's math library.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from llvmlite import ir
 
 from graphc.codegen.mathlib import FLOAT32_FUNCTIONS
+from graphc.codegen.mathlib64 import FLOAT64_FUNCTIONS
 from graphc.codegen.types import I1, constant, value_type
 from graphc.errors import ArgumentError
 
@@ -50,10 +53,13 @@ class MathLibrary:
     (float64 everywhere, and float32 ops mathlib.py does not cover): ``symbol(name, type)`` is the
     external function computing C function ``name`` (``"exp"``, ``"log1p"``...) on values of ``type``,
     or ``None`` to use LLVM's intrinsic ``llvm.<name>`` (which the target lowers itself).  Each backend's
-    emitter picks one: the C library for CPUs (``C_MATH``); a GPU backend names its device library."""
+    emitter picks one: the C library for CPUs (``C_MATH``); a GPU backend names its device library.
+    ``inline_float64``: the float64 functions of mathlib64.py are emitted inline instead (a CPU's C
+    library has no vector versions, so a call per element would keep loops from being vectorised)."""
 
     name: str
     symbol: Callable[[str, ir.Type], str | None]
+    inline_float64: bool = False
 
 
 _INTRINSIC_ON_CPU = frozenset({"exp", "log", "sin", "cos", "pow"})
@@ -65,8 +71,9 @@ def _c_symbol(name: str, ty: ir.Type) -> str | None:
     return name + ("f" if isinstance(ty, ir.FloatType) else "")
 
 
-C_MATH = MathLibrary("libm", _c_symbol)
-"""The C library's math functions (``expm1``, ``log1p``, ``tanh``, ``erf``; ``expm1f``... for float32)."""
+C_MATH = MathLibrary("libm", _c_symbol, inline_float64=True)
+"""The C library's math functions (``erf``, ``sin``...; ``erff``... for float32), with the inline float64
+functions of mathlib64.py in front of it."""
 
 
 def _math(b: ir.IRBuilder, m: MathLibrary, name: str, args: Sequence[ir.Value]) -> ir.Value:
@@ -346,6 +353,8 @@ def emit(b: ir.IRBuilder, op: str, args: Sequence[ir.Value], in_dtype: np.dtype,
         return b.fcmp_ordered("<", _intrinsic(b, "llvm.fabs", [args[0]]), ir.Constant(args[0].type, math.inf))
     if in_dtype == np.float32 and op in FLOAT32_FUNCTIONS:  # inline polynomial versions (codegen/mathlib.py)
         return FLOAT32_FUNCTIONS[op](b, *args)
+    if in_dtype == np.float64 and math_library.inline_float64 and op in FLOAT64_FUNCTIONS:
+        return FLOAT64_FUNCTIONS[op](b, *args)
     if kind == "f":
         if op in _FLOAT_UNARY:
             return _FLOAT_UNARY[op](b, math_library, args[0])
