@@ -30,7 +30,7 @@ from llvmlite import ir
 from graphc.backends.base import CodeCache, Executable
 from graphc.backends.cpu.entry import ENTRY, OBJECT_ENTRY
 from graphc.backends.cpu.library import CompiledModule, cached_compile
-from graphc.backends.cpu.runtime_lib import RUNTIME_OPT, Compiler, load_runtime, runtime_parts
+from graphc.backends.cpu.runtime_lib import RUNTIME_CODEGEN_OPT, RUNTIME_OPT, Compiler, load_runtime, runtime_parts
 from graphc.codegen.target import Target, new_module
 from graphc.errors import ArgumentError
 from graphc.ir.interpret import execution_fault
@@ -72,7 +72,8 @@ def _runtime_compiler(cache: CodeCache | None, target: Target) -> Compiler:
     """How runtime-library parts are compiled: through ``cache`` when there is one."""
     def compile_part(name: str, build: Callable[[], ir.Module]) -> CompiledModule:
         key = cache.key(name) if cache is not None else None
-        compiled, _ = cached_compile(cache, key, lambda: (build(), {}), target, opt=RUNTIME_OPT)
+        compiled, _ = cached_compile(cache, key, lambda: (build(), {}), target, opt=RUNTIME_OPT,
+                                     codegen_opt=RUNTIME_CODEGEN_OPT)
         return compiled
 
     return compile_part

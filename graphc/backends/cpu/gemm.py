@@ -5,16 +5,23 @@ vectors:
 
 * **Micro-kernel.** An ``mr x nr`` tile of ``C`` (``nr = nv * W``, ``W`` lanes of the target's vector
   width: 16 float32 / 8 float64 for AVX-512, 8 / 4 for AVX(2), 4 / 2 for SSE and NEON) is held in
-  ``mr * nv`` vector registers. Every step of ``k`` loads ``nv`` vectors of a packed ``B`` row, broadcasts
-  ``mr`` packed ``A`` values and issues ``mr * nv`` vector ``llvm.fma`` (``llvm.fmuladd`` where the target
-  has no FMA unit); the ``k`` loop is unrolled by four. The last columns of a block go to a narrower
-  kernel (``1 .. nv - 1`` vectors) when they need fewer vectors; tiles at the ``M`` / ``N`` edges are
-  computed over zero-padded panels and stored with row guards and lane masks (``llvm.masked.load/store``).
+  ``mr * nv`` vector registers. Every step of ``k`` loads ``nv`` vectors of a ``B`` row (the last under a
+  lane mask), broadcasts ``mr`` ``A`` values and issues ``mr * nv`` vector ``llvm.fma`` (``llvm.fmuladd``
+  where the target has no FMA unit); the ``k`` loop is unrolled by two. ``A`` is read with any strides and
+  ``B`` with any row stride, so one kernel serves packed panels and operands read in place. The last
+  columns of a block go to a narrower kernel (``1 .. nv - 1`` vectors); tiles at the ``M`` / ``N`` edges
+  read the last row again and are stored with row guards and lane masks (``llvm.masked.load/store``).
+* **Direct path** (small products). When ``B``'s rows are contiguous and ``B`` fits in half of L2
+  (:data:`DIRECT_MAX_B_BYTES`), nothing is packed: the kernels read ``A`` and ``B`` where they lie and
+  add all of ``K`` in one pass. A block narrower than ``nv`` vectors (N <= 48 with AVX-512) takes a taller
+  tile with as many accumulators (12 x 1, 12 x 2, 8 x 3 vectors), so that a skinny product still keeps
+  the FMA units busy.
 * **Packing.** For each ``kc``-deep slab, ``mc`` rows of ``A`` are copied into ``mr``-row micro-panels laid
   out ``[k][mr]`` and ``nc`` columns of ``B`` into ``nr``-column micro-panels laid out ``[k][nr]`` (zero
   padded), so the micro-kernel reads both with unit stride whatever ``A``'s and ``B``'s strides are
   (transposed and non-contiguous operands cost nothing beyond packing). Contiguous rows of ``B`` are
-  copied with vector loads.
+  copied with vector loads; a ``B`` with contiguous columns (``x @ w.T``) is read ``W`` rows of ``w`` at a
+  time and transposed in registers (``W x W`` blocks, ``log2 W`` rounds of two-source shuffles).
 * **Cache blocking** (the BLIS mapping for a broadcast side ``A`` and a vector side ``B``)::
 
       for ic in range(0, M, mc):          # A block: mc x kc (L3)
@@ -67,14 +74,14 @@ Epilogue = Callable[[ir.IRBuilder, ir.Value, ir.Value, ir.Value], ir.Value]
 I1 = ir.IntType(1)
 I32 = ir.IntType(32)
 I64 = ir.IntType(64)
-UNROLL = 4
+UNROLL = 2  # k steps per iteration of the micro-kernel loop (4 measured no faster and compiles slower)
 DIRECT_MAX_B_BYTES = 512 * 1024
 
 
-def direct_tiles(cfg: GemmConfig) -> list[tuple[int, int]]:
-    """The ``(rows, vectors)`` tiles of the direct kernels: the packed path's ``mr x 1 .. nv`` for wide
-    blocks, and for blocks of fewer than ``nv`` vectors a taller tile with about as many accumulators
-    (12 x 1, 12 x 2 and 8 x 3 with 32 vector registers; 12 x 1 with 16)."""
+def kernel_tiles(cfg: GemmConfig) -> list[tuple[int, int]]:
+    """The ``(rows, vectors)`` tiles of the micro-kernels: ``mr x 1 .. nv`` (the packed path's, and the
+    direct path's for wide blocks), and for direct blocks of fewer than ``nv`` vectors a taller tile with
+    about as many accumulators (12 x 1, 12 x 2 and 8 x 3 with 32 vector registers; 12 x 1 with 16)."""
     narrow = {1: 12, 2: 12, 3: 8} if cfg.nv >= 4 else {1: 12}
     return [(cfg.mr, nv) for nv in range(1, cfg.nv + 1)] + [(mr, nv) for nv, mr in narrow.items() if nv < cfg.nv]
 
@@ -157,6 +164,11 @@ class _Loop:
         self.results = list(self.carried)
 
 
+def _is_true(v: ir.Value) -> bool:
+    """``v`` is the constant ``i1 true`` (a condition known when the code is generated)."""
+    return isinstance(v, ir.Constant) and v.type == I1 and v.constant in (1, True)
+
+
 def _if(b: ir.IRBuilder, cond: ir.Value, name: str) -> tuple[ir.Block, ir.Block]:
     """Branch on ``cond``: returns (then block, join block); the builder is left in the then block."""
     fn = b.function
@@ -206,59 +218,6 @@ class _GemmEmitter:
         b.store(value, b.bitcast(ptr, self.VP), align=align)
 
     # -- micro-kernel
-    def emit_micro_kernel(self, nv: int) -> ir.Function:
-        """``kernel(pa, pb, kb, c, ldc, mrem, nrem, first, last, row, col, col_last, ...extra)``: an
-        ``mr x (nv * W)`` tile (``nv`` at most ``cfg.nv``: narrower kernels serve the last columns)."""
-        cfg, P = self.cfg, self.P
-        mr, W, nr = cfg.mr, cfg.lanes, cfg.nr
-        fnty = ir.FunctionType(ir.VoidType(), [P, P, I64, P, I64, I64, I64, I1, I1, I64, I64, I64,
-                                               *self.extra_types])
-        fn = ir.Function(self.module, fnty, f"{self.name}_kernel{nv}")
-        fn.linkage = "internal"
-        fn.attributes.add("nounwind")
-        fn.attributes.add("noinline")
-        pa0, pb0, kb, c, ldc, mrem, nrem, first, last, row0, col0, col_last = fn.args[:12]
-        _EXTRA_ARGS[fn] = tuple(fn.args[12:])
-        for a in (pa0, pb0, c):
-            a.add_attribute("noalias")
-        b = ir.IRBuilder(fn.append_basic_block("entry"))
-        zero = ir.Constant(self.V, 0.0)
-        acc0 = [zero] * (mr * nv)
-
-        # prefetch the C tile for writing while the k loop runs
-        i8p = ir.IntType(8).as_pointer()
-        for r in range(mr):
-            rowp = b.gep(c, [b.mul(_c64(r), ldc)])
-            for off in range(0, nv * W * cfg.itemsize, 64):
-                p = b.gep(b.bitcast(rowp, i8p), [_c64(off)])
-                b.call(self.prefetch, [p, ir.Constant(I32, 1), ir.Constant(I32, 3), ir.Constant(I32, 1)])
-
-        def steps(b: ir.IRBuilder, pa: ir.Value, pb: ir.Value, acc: list[ir.Value], count: int) -> list[ir.Value]:
-            acc = list(acc)
-            for u in range(count):
-                bv = [self.vload(b, b.gep(pb, [_c64(u * nr + v * W)]), self.vbytes) for v in range(nv)]
-                for r in range(mr):
-                    a = self.splat(b, b.load(b.gep(pa, [_c64(u * mr + r)])))
-                    for v in range(nv):
-                        acc[r * nv + v] = b.call(self.fma_fn, [a, bv[v], acc[r * nv + v]])
-            return acc
-
-        n_main = b.sdiv(kb, _c64(UNROLL))
-        with _Loop(b, _c64(0), n_main, 1, [pa0, pb0, *acc0], name="k4") as loop:
-            pa, pb, *acc = loop.carried
-            acc = steps(b, pa, pb, acc, UNROLL)
-            loop.next_carried = [b.gep(pa, [_c64(UNROLL * mr)]), b.gep(pb, [_c64(UNROLL * nr)]), *acc]
-        pa, pb, *acc = loop.results
-        rem = b.sub(kb, b.mul(n_main, _c64(UNROLL)))
-        with _Loop(b, _c64(0), rem, 1, [pa, pb, *acc], name="k1") as loop:
-            pa, pb, *acc = loop.carried
-            acc = steps(b, pa, pb, acc, 1)
-            loop.next_carried = [b.gep(pa, [_c64(mr)]), b.gep(pb, [_c64(nr)]), *acc]
-        acc = loop.results[2:]
-
-        self.finish_tile(b, acc, nv, c, ldc, mrem, nrem, first, last, row0, col0, col_last)
-        return fn
-
     def finish_tile(self, b: ir.IRBuilder, acc: list[ir.Value], nv: int, c: ir.Value, ldc: ir.Value,
                     mrem: ir.Value, nrem: ir.Value, first: ir.Value, last: ir.Value, row0: ir.Value,
                     col0: ir.Value, col_last: ir.Value) -> None:
@@ -291,23 +250,32 @@ class _GemmEmitter:
         W = self.cfg.lanes
         return b.icmp_signed("<", ir.Constant(self.IV, [offset + i for i in range(W)]), self.splat(b, count, self.IV))
 
-    def emit_direct_kernel(self, mr: int, nv: int) -> ir.Function:
-        """``kernel(a, a_row, a_col, b, b_row, kb, c, ldc, mrem, nrem, row, col, col_last, ...extra)``: an
-        ``mr x (nv * W)`` tile of ``C`` over the whole depth ``kb``, reading ``A`` (any strides) and ``B``
-        (unit column stride, row stride ``b_row``) where they lie, without packing.  The last vector of each
-        ``B`` row is loaded under the lane mask of ``nrem``; rows past ``mrem`` read the last row."""
+    def emit_micro_kernel(self, mr: int, nv: int) -> ir.Function:
+        """``kernel(a, a_row, a_col, b, b_row, kb, c, ldc, mrem, nrem, row, col, col_last, first, last,
+        ...extra)``: an ``mr x (nv * W)`` tile of ``C`` over a depth of ``kb``, reading ``A`` with any strides
+        and ``B`` with unit column stride (row stride ``b_row``): the packed panels (strides ``1, mr`` and
+        ``nr``) or the operands where they lie (the direct path).  The last vector of each ``B`` row is
+        loaded under the lane mask of ``nrem``; rows past ``mrem`` read the last row.  The tile is added to
+        ``C`` unless ``first`` and goes through the epilogue if ``last`` (see :meth:`emit_store`)."""
         cfg, P = self.cfg, self.P
         W = cfg.lanes
-        fnty = ir.FunctionType(ir.VoidType(), [P, I64, I64, P, I64, I64, P, I64, I64, I64, I64, I64, I64,
+        fnty = ir.FunctionType(ir.VoidType(), [P, I64, I64, P, I64, I64, P, I64, I64, I64, I64, I64, I64, I1, I1,
                                                *self.extra_types])
-        fn = ir.Function(self.module, fnty, f"{self.name}_direct{mr}x{nv}")
+        fn = ir.Function(self.module, fnty, f"{self.name}_kernel{mr}x{nv}")
         fn.linkage = "internal"
         fn.attributes.add("nounwind")
         fn.attributes.add("noinline")
-        a0, a_row, a_col, b0, b_row, kb, c, ldc, mrem, nrem, row0, col0, col_last = fn.args[:13]
-        _EXTRA_ARGS[fn] = tuple(fn.args[13:])
+        a0, a_row, a_col, b0, b_row, kb, c, ldc, mrem, nrem, row0, col0, col_last, first, last = fn.args[:15]
+        _EXTRA_ARGS[fn] = tuple(fn.args[15:])
         c.add_attribute("noalias")
         b = ir.IRBuilder(fn.append_basic_block("entry"))
+        # prefetch the C tile for writing while the k loop runs
+        i8p = ir.IntType(8).as_pointer()
+        for r in range(mr):
+            rowp = b.bitcast(b.gep(c, [b.mul(_c64(r), ldc)]), i8p)
+            for off in range(0, nv * W * cfg.itemsize, 64):
+                b.call(self.prefetch, [b.gep(rowp, [_c64(off)]), ir.Constant(I32, 1), ir.Constant(I32, 3),
+                                       ir.Constant(I32, 1)])
         last_row = b.sub(mrem, _c64(1))
         rows = [b.gep(a0, [b.mul(_smin(b, _c64(r), last_row), a_row)]) for r in range(mr)]
         tail = self.lane_mask(b, nrem, (nv - 1) * W)
@@ -344,20 +312,16 @@ class _GemmEmitter:
             acc = steps(b, ka, pb, acc, 1)
             loop.next_carried = [b.add(ka, a_col), b.gep(pb, [b_row]), *acc]
         acc = loop.results[2:]
-        true = ir.Constant(I1, 1)
-        self.finish_tile(b, acc, nv, c, ldc, mrem, nrem, true, true, row0, col0, col_last)
+        self.finish_tile(b, acc, nv, c, ldc, mrem, nrem, first, last, row0, col0, col_last)
         return fn
 
-    def emit_store(self, b: ir.IRBuilder, acc: list[ir.Value], c: ir.Value, ldc: ir.Value, mrem: ir.Value,
-                   first: ir.Value, last: ir.Value, row0: ir.Value, cols: list[ir.Value],
-                   masks: list[ir.Value] | None) -> None:
+    def _accumulate(self, b: ir.IRBuilder, acc: list[ir.Value], nv: int, c: ir.Value, ldc: ir.Value,
+                    mrem: ir.Value, first: ir.Value, masks: list[ir.Value] | None) -> list[ir.Value]:
+        """The tile (``nv`` vectors a row) plus what ``C`` holds, unless ``first`` (the first slab of ``k``)."""
         cfg = self.cfg
-        nv, W = len(cols), cfg.lanes
-        mr = len(acc) // nv
+        mr, W = len(acc) // nv, cfg.lanes
         align = ir.Constant(I32, cfg.itemsize)
         fn = b.function
-        # accumulate onto C unless this is the first k slab
-        acc = list(acc)
         add_bb = fn.append_basic_block("store.accumulate")
         cont_bb = fn.append_basic_block("store.epilogue")
         pre_bb = b.block
@@ -375,42 +339,59 @@ class _GemmEmitter:
                     m = b.and_(masks[v], self.splat(b, ok, self.MASK))
                     old = b.call(self.mload, [b.bitcast(p, self.VP), align, m, ir.Constant(self.V, 0.0)])
                 summed.append(b.fadd(acc[r * nv + v], old))
-        add_end = b.block
-        b.branch(cont_bb)
-        b.position_at_end(cont_bb)
+        return self._merge(b, acc, pre_bb, summed, cont_bb)
+
+    def _merge(self, b: ir.IRBuilder, before: list[ir.Value], before_bb: ir.Block, after: list[ir.Value],
+               join: ir.Block) -> list[ir.Value]:
+        """Branch to ``join`` and merge the tile as it came from ``before_bb`` with ``after``."""
+        after_bb = b.block
+        b.branch(join)
+        b.position_at_end(join)
         merged = []
-        for i in range(mr * nv):
+        for x, y in zip(before, after, strict=True):
             phi = b.phi(self.V)
-            phi.add_incoming(acc[i], pre_bb)
-            phi.add_incoming(summed[i], add_end)
+            phi.add_incoming(x, before_bb)
+            phi.add_incoming(y, after_bb)
             merged.append(phi)
-        acc = merged
-        if self.epilogue is not None:
+        return merged
+
+    def _apply_epilogue(self, b: ir.IRBuilder, acc: list[ir.Value], mrem: ir.Value, last: ir.Value,
+                        row0: ir.Value, cols: list[ir.Value], masks: list[ir.Value] | None) -> list[ir.Value]:
+        """The epilogue applied to the tile if ``last`` (the last slab of ``k``)."""
+        nv = len(cols)
+        mr = len(acc) // nv
+        fn = b.function
+        conditional = not _is_true(last)
+        if conditional:
             pre_bb = b.block
             ep_bb = fn.append_basic_block("store.apply_epilogue")
             st_bb = fn.append_basic_block("store.write")
             b.cbranch(last, ep_bb, st_bb)
             b.position_at_end(ep_bb)
-            applied = []
-            for r in range(mr):
-                row = b.add(row0, _c64(r))
-                if masks is not None:  # clamp rows past the edge (their results are discarded)
-                    row = _smin(b, row, b.add(row0, b.sub(mrem, _c64(1))))
-                for v in range(nv):
-                    out = self.epilogue(b, acc[r * nv + v], row, cols[v])
-                    if out.type != self.V:
-                        raise TypeError(f"the epilogue returned {out.type}, expected {self.V}")
-                    applied.append(out)
-            ep_end = b.block
-            b.branch(st_bb)
-            b.position_at_end(st_bb)
-            merged = []
-            for i in range(mr * nv):
-                phi = b.phi(self.V)
-                phi.add_incoming(acc[i], pre_bb)
-                phi.add_incoming(applied[i], ep_end)
-                merged.append(phi)
-            acc = merged
+        applied = []
+        for r in range(mr):
+            row = b.add(row0, _c64(r))
+            if masks is not None:  # clamp rows past the edge (their results are discarded)
+                row = _smin(b, row, b.add(row0, b.sub(mrem, _c64(1))))
+            for v in range(nv):
+                out = self.epilogue(b, acc[r * nv + v], row, cols[v])
+                if out.type != self.V:
+                    raise TypeError(f"the epilogue returned {out.type}, expected {self.V}")
+                applied.append(out)
+        return self._merge(b, acc, pre_bb, applied, st_bb) if conditional else applied
+
+    def emit_store(self, b: ir.IRBuilder, acc: list[ir.Value], c: ir.Value, ldc: ir.Value, mrem: ir.Value,
+                   first: ir.Value, last: ir.Value, row0: ir.Value, cols: list[ir.Value],
+                   masks: list[ir.Value] | None) -> None:
+        cfg = self.cfg
+        nv, W = len(cols), cfg.lanes
+        mr = len(acc) // nv
+        align = ir.Constant(I32, cfg.itemsize)
+        acc = list(acc)
+        if not _is_true(first):  # accumulate onto C unless this is the first k slab
+            acc = self._accumulate(b, acc, nv, c, ldc, mrem, first, masks)
+        if self.epilogue is not None:
+            acc = self._apply_epilogue(b, acc, mrem, last, row0, cols, masks)
         for r in range(mr):
             rowp = b.gep(c, [b.mul(_c64(r), ldc)])
             if masks is None:
@@ -536,19 +517,20 @@ class _GemmEmitter:
         with _Loop(b, _c64(0), kb, W, name="packbt.k") as lk:
             k0 = lk.index
             kmask = self.lane_mask(b, b.sub(kb, k0), 0)
-            for jb in range(0, nr, W):
+            with _Loop(b, _c64(0), _c64(nr), W, name="packbt.j") as lj:
+                jb = lj.index
                 rows = []
                 for r in range(W):
-                    j = jb + r
+                    j = b.add(jb, _c64(r))
                     # a column past the panel's last reads the last one (in bounds); its values become zeros
-                    col = _smin(b, _c64(j), b.sub(cols, _c64(1)))
+                    col = _smin(b, j, b.sub(cols, _c64(1)))
                     p = b.bitcast(b.gep(src, [b.add(b.mul(col, ldb_c), k0)]), self.VP)
                     v = b.call(self.mload, [p, align, kmask, zero])
-                    rows.append(b.select(b.icmp_signed("<", _c64(j), cols), v, zero))
+                    rows.append(b.select(b.icmp_signed("<", j, cols), v, zero))
                 out = self.transpose_square(b, rows)
                 for c in range(W):
                     _then, join = _if(b, b.icmp_signed("<", b.add(k0, _c64(c)), kb), f"packbt.row{c}")
-                    dst = b.gep(panel, [b.add(b.mul(b.add(k0, _c64(c)), _c64(nr)), _c64(jb))])
+                    dst = b.gep(panel, [b.add(b.mul(b.add(k0, _c64(c)), _c64(nr)), jb)])
                     self.vstore(b, out[c], dst, self.vbytes)
                     b.branch(join)
                     b.position_at_end(join)
@@ -570,9 +552,10 @@ class _GemmEmitter:
         def rows(mr: int, col: ir.Value, ncols: ir.Value, pick: Callable[[ir.Value], None]) -> None:
             with _Loop(b, r0, r1, mr, name=f"direct.rows{mr}") as l_ir:
                 ir_ = l_ir.index
+                true = ir.Constant(I1, 1)
                 self._direct_args = [b.gep(A, [b.mul(ir_, lda_r)]), lda_r, lda_c, B, ldb_r, K,
                                      b.gep(C, [b.add(b.mul(ir_, ldc), col)]), ldc, _smin(b, _c64(mr), b.sub(r1, ir_)),
-                                     ncols, ir_, col, col_last, *extra]
+                                     ncols, ir_, col, col_last, true, true, *extra]
                 pick(col)
 
         def call(kernel: ir.Function, col: ir.Value) -> None:
@@ -624,7 +607,7 @@ class _GemmEmitter:
         b_bytes = b.mul(b.mul(N, K), _c64(self.cfg.itemsize))
         return b.and_(b.icmp_signed("==", ldb_c, _c64(1)), b.icmp_signed("<=", b_bytes, _c64(self.direct_max_b_bytes)))
 
-    def emit_block(self, kernels: Sequence[ir.Function], direct: dict[tuple[int, int], ir.Function]) -> ir.Function:
+    def emit_block(self, kernels: dict[tuple[int, int], ir.Function]) -> ir.Function:
         cfg, P = self.cfg, self.P
         mr, nr = cfg.mr, cfg.nr
         args = [I64, I64, I64, P, I64, I64, P, I64, I64, P, I64, P, I64, I64, I64, I64, *self.extra_types]
@@ -646,7 +629,7 @@ class _GemmEmitter:
         packed_bb = fn.append_basic_block("packed")
         b.cbranch(self.direct_pays(b, M, N, K, ldb_c), direct_bb, packed_bb)
         b.position_at_end(direct_bb)
-        self.emit_direct(b, direct, A, lda_r, lda_c, B, ldb_r, C, ldc, K, r0, r1, c0, c1, extra)
+        self.emit_direct(b, kernels, A, lda_r, lda_c, B, ldb_r, C, ldc, K, r0, r1, c0, c1, extra)
         b.branch(done)
         b.position_at_end(packed_bb)
 
@@ -697,21 +680,21 @@ class _GemmEmitter:
                         nrem = _smin(b, _c64(nr), b.sub(nb, jr))
                         pb = b.gep(bpack, [b.mul(jr, kb)])
                         col = b.add(jc, jr)
-                        kargs = [pa, pb, kb, b.gep(c_row, [col]), ldc, mrem, nrem, first, last, row, col, col_last,
-                                 *extra]
+                        kargs = [pa, _c64(1), _c64(mr), pb, _c64(nr), kb, b.gep(c_row, [col]), ldc, mrem, nrem, row,
+                                 col, col_last, first, last, *extra]
                         # the last columns of a block go to the narrowest kernel that covers them
                         vectors = b.sdiv(b.add(nrem, _c64(cfg.lanes - 1)), _c64(cfg.lanes))
                         join = fn.append_basic_block("jr.called")
                         default = fn.append_basic_block("jr.widest")
                         switch = b.switch(vectors, default)
-                        for nv, kernel in enumerate(kernels[:-1], start=1):
+                        for nv in range(1, cfg.nv):
                             case = fn.append_basic_block(f"jr.kernel{nv}")
                             switch.add_case(_c64(nv), case)
                             b.position_at_end(case)
-                            b.call(kernel, kargs)
+                            b.call(kernels[(mr, nv)], kargs)
                             b.branch(join)
                         b.position_at_end(default)
-                        b.call(kernels[-1], kargs)
+                        b.call(kernels[(mr, cfg.nv)], kargs)
                         b.branch(join)
                         b.position_at_end(join)
             pc.add_incoming(pc_next, b.block)
@@ -752,9 +735,7 @@ def emit_gemm(module: ir.Module, name: str, dtype: Any, target: Target | None = 
     """
     cfg = gemm_config(dtype, target)
     em = _GemmEmitter(module, name, cfg, epilogue, extra_args)
-    kernels = [em.emit_micro_kernel(nv) for nv in range(1, cfg.nv + 1)]
-    direct = {tile: em.emit_direct_kernel(*tile) for tile in direct_tiles(cfg)}
-    block = em.emit_block(kernels, direct)
+    block = em.emit_block({tile: em.emit_micro_kernel(*tile) for tile in kernel_tiles(cfg)})
     return em.emit_wrappers(block)
 
 

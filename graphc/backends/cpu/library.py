@@ -66,13 +66,15 @@ class CompiledModule:
     """
 
     def __init__(self, module: ir.Module | str, target: Target | None = None, opt: int = 3,
-                 before_load: Callable[[], None] | None = None) -> None:
+                 before_load: Callable[[], None] | None = None, codegen_opt: int | None = None) -> None:
+        """``opt``: the level of LLVM's IR pipeline; ``codegen_opt``: the code generator's (default
+        ``opt``), for code written at the instruction level that the IR pipeline would only slow to compile."""
         self.target = target or default_target()
         self.opt = opt
         self.ref: llvm.ModuleRef | None = optimize(module, self.target, opt)
         self._ir_text: str | None = None
         self._asm: str | None = None
-        self._machine = self.target.machine(opt)
+        self._machine = self.target.machine(opt if codegen_opt is None else codegen_opt)
         if before_load is not None:
             # optimise and generate code first (LLVM releases the GIL, so other threads compile meanwhile),
             # then let the caller register the symbols the code links against, then load it
@@ -160,13 +162,14 @@ class CompiledModule:
 
 
 def cached_compile(cache: CodeCache | None, key: str | None, build: Callable[[], tuple[Any, dict[str, Any]]],
-                   target: Target, opt: int = 3, prepare: Callable[[dict[str, Any]], None] | None = None
-                   ) -> tuple[CompiledModule, dict[str, Any]]:
+                   target: Target, opt: int = 3, prepare: Callable[[dict[str, Any]], None] | None = None,
+                   codegen_opt: int | None = None) -> tuple[CompiledModule, dict[str, Any]]:
     """``(module, meta)``: loaded from ``cache``'s entry under ``key`` when there is a usable one, else
     ``build()`` gives ``(llvmlite ir.Module or IR text, meta)``, which is compiled and stored (when
     ``key`` is not ``None``).
 
-    ``prepare(meta)``, if given, runs before the object code is loaded (a cached entry's, or the new one's,
+    ``opt`` / ``codegen_opt``: as for :class:`CompiledModule`.  ``prepare(meta)``, if given, runs before
+    the object code is loaded (a cached entry's, or the new one's,
     after its code is generated): the place to register the symbols it links against (e.g. load the runtime
     library parts named in ``meta``), which may be compiling on another thread meanwhile.
     An entry whose object code still needs a symbol this process does not define counts as a miss.
@@ -182,7 +185,8 @@ def cached_compile(cache: CodeCache | None, key: str | None, build: Callable[[],
                 pass
     module, meta = build()
     # on a miss, ``prepare`` runs between code generation and loading, as on a hit before loading
-    compiled = CompiledModule(module, target, opt, before_load=(lambda: prepare(meta)) if prepare else None)
+    compiled = CompiledModule(module, target, opt, before_load=(lambda: prepare(meta)) if prepare else None,
+                              codegen_opt=codegen_opt)
     if cache is not None and key is not None:
         cache.store(key, CachedCode(compiled.object_code(), compiled.llvm_ir(), meta))
     return compiled, meta

@@ -12,8 +12,9 @@ task using its own ``pack + task * pack_stride`` panel buffer.
 Graph modules only declare these functions.  In this process the library is JIT-compiled on first
 use and its functions are registered with LLVM's symbol table (``llvm.add_symbol``), so every graph
 module links against the one copy; an ahead-of-time object links the same module in.  GEMM code is
-already vectorised by hand, so the library is optimised at ``-O1``: four times faster to compile
-than ``-O3`` and measured equally fast.
+already vectorised and scheduled by hand, so the library skips LLVM's IR pipeline (``RUNTIME_OPT =
+0``): with it the GEMMs measured slower and took twice as long to compile; only the code generator
+optimises (``RUNTIME_CODEGEN_OPT``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from graphc.codegen.target import Target, new_module
 
 GEMM_DTYPES = ("float32", "float64")
 RUNTIME_PARTS = ("pool", "gemm_float32", "gemm_float64")
-RUNTIME_OPT = 1
+RUNTIME_OPT = 0  # the IR pipeline's level for the runtime library
+RUNTIME_CODEGEN_OPT = 2  # the code generator's
 _lock = threading.Lock()
 _loaded: dict[tuple[Target, str], CompiledModule] = {}
 
@@ -162,8 +164,10 @@ def load_runtime(parts: Sequence[str] = RUNTIME_PARTS, target: Target | None = N
                 emit_runtime(module, target, [part])
                 return module
 
-            name = f"graphc-runtime/{part}/{target.triple}/{target.cpu}/{target.features}/O{RUNTIME_OPT}"
-            compiled = compiler(name, build) if compiler else CompiledModule(build(), target, opt=RUNTIME_OPT)
+            name = (f"graphc-runtime/{part}/{target.triple}/{target.cpu}/{target.features}/"
+                    f"O{RUNTIME_OPT}.{RUNTIME_CODEGEN_OPT}")
+            compiled = compiler(name, build) if compiler else CompiledModule(build(), target, opt=RUNTIME_OPT,
+                                                                             codegen_opt=RUNTIME_CODEGEN_OPT)
             for symbol in _exports(part, runtime_suffix(target)):
                 llvm.add_symbol(symbol, compiled.address(symbol))
             _loaded[(target, part)] = compiled
@@ -183,6 +187,6 @@ def runtime_parts(module: ir.Module, target: Target) -> list[str]:
     return (["pool"] if PARALLEL_FOR + suffix in declared or gemms else []) + gemms
 
 
-__all__ = ["GEMM_DTYPES", "RUNTIME_OPT", "RUNTIME_PARTS", "Compiler", "declare_gemm", "declare_parallel_for",
-           "runtime_suffix",
+__all__ = ["GEMM_DTYPES", "RUNTIME_CODEGEN_OPT", "RUNTIME_OPT", "RUNTIME_PARTS", "Compiler", "declare_gemm",
+           "declare_parallel_for", "runtime_suffix",
            "emit_runtime", "gemm_driver_name", "load_runtime", "runtime_parts"]

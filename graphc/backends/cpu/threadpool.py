@@ -28,7 +28,7 @@ from llvmlite import ir
 
 PARALLEL_FOR = "graphc_parallel_for"
 MAX_WORKERS = 255  # the most threads a job may ask for, beyond the caller
-SPIN = 20000  # polls of a shared word before sleeping on a condition variable (tens of microseconds)
+SPIN_CYCLES = 400_000  # cycle-counter ticks of polling a shared word before sleeping (~0.1 ms)
 
 I8P = ir.IntType(8).as_pointer()
 I32 = ir.IntType(32)
@@ -125,21 +125,23 @@ class _Pool:
 
     def _spin(self, b: ir.IRBuilder, fn: ir.Function, word: ir.GlobalVariable, equal: bool, value: ir.Value,
               name: str) -> None:
-        """Poll ``word`` (atomically, without the mutex) up to SPIN times while it is ``equal`` (or, with
-        ``equal=False``, not equal) to ``value``: a wake-up that comes soon is seen without sleeping on a
-        condition variable, which costs tens of microseconds."""
+        """Poll ``word`` (atomically, without the mutex) for up to SPIN_CYCLES ticks of the CPU's cycle
+        counter while it is ``equal`` (or, with ``equal=False``, not equal) to ``value``: a wake-up that
+        comes soon (the next parallel loop of a training step, a few microseconds later) is seen without
+        sleeping on a condition variable, which costs tens of microseconds.  Reading the counter between
+        polls also paces the loop."""
+        clock = self.m.globals.get("llvm.readcyclecounter") or ir.Function(
+            self.m, ir.FunctionType(I64, []), "llvm.readcyclecounter")
+        start = b.call(clock, [])
         head = fn.append_basic_block(f"{name}.spin")
         body = fn.append_basic_block(f"{name}.spin.body")
         done = fn.append_basic_block(f"{name}.spin.done")
-        pre = b.block
         b.branch(head)
         b.position_at_end(head)
-        k = b.phi(I64)
-        k.add_incoming(ir.Constant(I64, 0), pre)
-        b.cbranch(b.icmp_signed("<", k, ir.Constant(I64, SPIN)), body, done)
+        elapsed = b.sub(b.call(clock, []), start)
+        b.cbranch(b.icmp_unsigned("<", elapsed, ir.Constant(I64, SPIN_CYCLES)), body, done)
         b.position_at_end(body)
         keep = b.icmp_signed("==" if equal else "!=", b.load_atomic(word, "monotonic", 8), value)
-        k.add_incoming(b.add(k, ir.Constant(I64, 1)), body)
         b.cbranch(keep, head, done)
         b.position_at_end(done)
 
