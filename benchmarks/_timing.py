@@ -80,7 +80,7 @@ def early_thread_setup(argv: Sequence[str] | None = None) -> int:
     return threads
 
 
-def _openblas() -> tuple[ctypes.CDLL, str, str] | None:
+def openblas_library() -> tuple[ctypes.CDLL, str, str] | None:
     """NumPy's OpenBLAS as a ctypes library with the prefix and suffix of its symbols, if it can be found."""
     import numpy as np
 
@@ -113,7 +113,7 @@ def blas_threads() -> str:
             return "; ".join(pools) + " (threadpoolctl)"
     except ImportError:
         pass
-    found = _openblas()
+    found = openblas_library()
     if found is None:
         return "unknown (no threadpoolctl and no OpenBLAS found; the *_NUM_THREADS variables were set)"
     lib, prefix, suffix = found
@@ -132,7 +132,7 @@ def limit_blas(threads: int) -> Iterator[None]:
         with threadpool_limits(limits=threads, user_api="blas"):
             yield
         return
-    found = _openblas()
+    found = openblas_library()
     if found is None:
         yield
         return
@@ -399,5 +399,6 @@ def library_versions() -> str:
 
 __all__ = ["Config", "Mismatch", "Row", "Target", "Timing", "above", "agrees", "at_least", "at_most", "blas_threads",
            "check_close", "compare", "default_threads", "early_thread_setup", "fmt_time", "library_versions",
+           "openblas_library",
            "limit_blas", "measure", "measure_many", "measure_per_call", "measure_per_call_many", "optional",
            "ratio_line", "skip_note", "threads_from_argv", "unstable"]

@@ -34,7 +34,7 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 from _harness import Section, main_cli  # noqa: E402
-from _timing import Config, Row, _openblas, at_least, blas_threads, check_close, limit_blas, measure_many  # noqa: E402
+from _timing import Config, Row, at_least, blas_threads, check_close, limit_blas, measure_many, openblas_library  # noqa: E402
 
 SIZES = (10, 32, 50, 64, 256, 500, 784)
 QUICK_SIZES = (10, 50, 64)
@@ -63,7 +63,7 @@ class NativeLoops:
         from graphc.backends.cpu.target import host_target
         from graphc.codegen.target import new_module
 
-        found = _openblas()
+        found = openblas_library()
         if found is None:
             raise LookupError("NumPy's OpenBLAS was not found")
         lib = found[0]

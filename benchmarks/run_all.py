@@ -41,8 +41,8 @@ from _harness import Section, make_parser, parse_args, print_header, run_section
 from _timing import Config, Row, Target  # noqa: E402
 
 SECTION_MODULES = {
-    "a": "bench_elementwise", "b": "bench_elementwise", "c": "bench_elementwise",
-    "d": "bench_matmul",
+    "a": "bench_elementwise", "b": "bench_elementwise", "b64": "bench_elementwise", "c": "bench_elementwise",
+    "d": "bench_matmul", "s": "bench_gemm_shapes",
     "e": "bench_training", "f": "bench_training",
     "g": "bench_overhead",
     "h": "bench_compile",

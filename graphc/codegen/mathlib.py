@@ -81,7 +81,7 @@ def _f32_from_bits(bits: int) -> float:
     return struct.unpack("<f", struct.pack("<I", bits))[0]
 
 
-class _Emit:
+class Emit:
     """Small typed helpers over an IRBuilder for scalar or vector operands of one lane count."""
 
     def __init__(self, builder: ir.IRBuilder, like: ir.Value) -> None:
@@ -215,7 +215,7 @@ _EXP_P = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.
           5.0000001201e-1)
 
 
-def _exp_reduce(E: _Emit, x):
+def _exp_reduce(E: Emit, x):
     """For finite ``x`` with ``|x| < 2**22``: ``(n, p)`` with ``e**x = 2**n (1 + p)``, n an i32."""
     t = E.fma(x, E.f(_LOG2E), E.f(_MAGIC))
     n_f = E.sub(t, E.f(_MAGIC))
@@ -226,7 +226,7 @@ def _exp_reduce(E: _Emit, x):
     return n, p
 
 
-def _exp(E: _Emit, x):
+def _exp(E: Emit, x):
     """exp without the nan fix-up (nan in gives nan out anyway)."""
     xc = E.clamp(x, E.f(-104.0), E.f(89.0))  # beyond these exp is 0 / inf in float32
     n, p = _exp_reduce(E, xc)
@@ -235,11 +235,11 @@ def _exp(E: _Emit, x):
 
 def emit_exp(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """e**x. Overflows to inf above 88.7228, reaches denormals below -87.34 and 0 at -103.97."""
-    E = _Emit(builder, x)
+    E = Emit(builder, x)
     return E.sel(E.isnan(x), x, _exp(E, x))
 
 
-def _expm1(E: _Emit, x):
+def _expm1(E: Emit, x):
     """expm1 without the -0.0 / nan fix-ups."""
     xc = E.clamp(x, E.f(-18.0), E.f(89.0))  # below -17.33 the float32 result is -1
     n, p = _exp_reduce(E, xc)
@@ -258,7 +258,7 @@ def _expm1(E: _Emit, x):
 
 def emit_expm1(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """e**x - 1, accurate near 0 (expm1(-0.0) = -0.0, expm1(denormal) = denormal)."""
-    E = _Emit(builder, x)
+    E = Emit(builder, x)
     res = _expm1(E, x)
     keep = E.b.or_(E.isnan(x), E.cmp("==", x, E.f(0.0)))
     return E.sel(keep, x, res)
@@ -266,7 +266,7 @@ def emit_expm1(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
 
 def emit_sigmoid(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """1 / (1 + e**-x) as 1/(1+t) for x >= 0 and t/(1+t) for x < 0, with t = e**-|x|."""
-    E = _Emit(builder, x)
+    E = Emit(builder, x)
     t = _exp(E, E.b.fneg(E.fabs(x)))
     num = E.sel(E.cmp(">=", x, E.f(0.0)), E.f(1.0), t)
     return E.div(num, E.add(t, E.f(1.0)))
@@ -279,7 +279,7 @@ _TANH_P = (-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2, 1.33314422036
 def emit_tanh(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """tanh(x): Cephes' odd polynomial for |x| < 0.625, else sign(x) m / (m + 2) with
     m = expm1(2|x|); |x| >= 9.01 rounds to +-1."""
-    E = _Emit(builder, x)
+    E = Emit(builder, x)
     a = E.fabs(x)
     z = E.mul(a, a)
     small = E.fma(E.mul(a, z), E.horner(z, _TANH_P), a)
@@ -299,7 +299,7 @@ _LOG_P = (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 
           -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1)
 
 
-def _split_exponent(E: _Emit, x):
+def _split_exponent(E: Emit, x):
     """For positive normal ``x``: (e as i32, m) with ``x = 2**e m`` and m in [sqrt(1/2), sqrt(2))."""
     ix = E.b.add(E.bits(x), E.i(0x3F800000 - _SQRTH_BITS))
     e = E.b.sub(E.b.ashr(ix, E.i(23)), E.i(127))
@@ -307,7 +307,7 @@ def _split_exponent(E: _Emit, x):
     return e, m
 
 
-def _log_kernel(E: _Emit, f, e):
+def _log_kernel(E: Emit, f, e):
     """log(1 + f) + e ln2 for f in [sqrt(1/2) - 1, sqrt(2) - 1] and integer (i32) e."""
     fe = E.b.sitofp(e, E.ty(F32))
     z = E.mul(f, f)
@@ -320,7 +320,7 @@ def _log_kernel(E: _Emit, f, e):
 
 def emit_log(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """Natural log: log(+-0) = -inf, log(x < 0) = nan, log(inf) = inf, denormals exact-scaled."""
-    E = _Emit(builder, x)
+    E = Emit(builder, x)
     den = E.cmp("<", x, E.f(_f32_from_bits(0x00800000)))
     xs = E.sel(den, E.mul(x, E.f(2.0**24)), x)
     e, m = _split_exponent(E, xs)
@@ -332,7 +332,7 @@ def emit_log(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
     return E.sel(E.isnan(x), x, res)
 
 
-def _log1p_small(E: _Emit, x):
+def _log1p_small(E: Emit, x):
     """log1p for x in (-1, 2**24] (no special cases): e from 1 + x, f = fma(x, 2**-e, 2**-e - 1)."""
     e, _ = _split_exponent(E, E.add(x, E.f(1.0)))
     t = E.flt(E.b.shl(E.b.sub(E.i(127), e), E.i(23)))  # 2**-e
@@ -342,7 +342,7 @@ def _log1p_small(E: _Emit, x):
 
 def emit_log1p(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """log(1 + x), accurate near 0 (log1p(-0.0) = -0.0); -1 gives -inf, x < -1 nan."""
-    E = _Emit(builder, x)
+    E = Emit(builder, x)
     big = E.cmp(">", x, E.f(2.0**24))
     f, e = _log1p_small(E, E.sel(big, E.f(0.0), x))
     e_big, m_big = _split_exponent(E, x)  # for x > 2**24, log1p(x) = log(x) to within 2**-28
@@ -358,7 +358,7 @@ def emit_log1p(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
 
 def emit_softplus(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """log(1 + e**x) as log1p(e**-|x|) + max(x, 0): no overflow, denormal results for x < -87.3."""
-    E = _Emit(builder, x)
+    E = Emit(builder, x)
     t = _exp(E, E.b.fneg(E.fabs(x)))  # in [0, 1]
     f, e = _log1p_small(E, t)
     lp = _log_kernel(E, f, e)
@@ -378,7 +378,7 @@ _ERFC_Q = (0.00024449414922855794, -0.0019533284939825535, 0.009926719591021538,
 
 def emit_erf(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """The error function: odd, erf(+-inf) = +-1, erf(x) rounds to +-1 for |x| >= 3.92."""
-    E = _Emit(builder, x)
+    E = Emit(builder, x)
     a = E.fabs(x)
     small = E.fma(a, E.horner(E.mul(a, a), _ERF_T), a)
     t = E.sub(E.clamp(a, E.f(1.0), E.f(4.0)), E.f(1.0))
@@ -398,7 +398,7 @@ _COS_C = (2.443315711809948e-5, -1.388731625493765e-3, 4.166664568298827e-2)
 _PI_OVER_4 = 0.78539816339744830962
 
 
-def _reduce_pio2(E: _Emit, a):
+def _reduce_pio2(E: Emit, a):
     """For ``a = |x|``: (r, r_lo, q) with ``a = q pi/2 + r + r_lo (mod 2 pi)``, |r| <= pi/4, q an i32 in 0..3.
 
     Payne-Hanek: with ``a = M 2**(e - 150)`` (M the 24-bit mantissa, e the biased exponent),
@@ -439,7 +439,7 @@ def _reduce_pio2(E: _Emit, a):
     return E.sel(small, a, r), E.sel(small, E.f(0.0), r_lo), b.select(small, E.i(0), q)
 
 
-def _sincos_poly(E: _Emit, r, r_lo):
+def _sincos_poly(E: Emit, r, r_lo):
     """sin and cos of r + r_lo (|r_lo| <= ulp(r)/2, used to first order)."""
     z = E.mul(r, r)
     s = E.add(r, E.fma(E.mul(r, z), E.horner(z, _SIN_S), r_lo))
@@ -452,7 +452,7 @@ def _sincos_poly(E: _Emit, r, r_lo):
 
 
 def _sincos(builder: ir.IRBuilder, x: ir.Value, cosine: bool) -> ir.Value:
-    E = _Emit(builder, x)
+    E = Emit(builder, x)
     b = E.b
     a = E.fabs(x)
     r, r_lo, q = _reduce_pio2(E, a)
@@ -488,7 +488,7 @@ _EXP2_TAYLOR = tuple(math.log(2.0) ** k / math.factorial(k) for k in range(10, -
 def emit_pow(builder: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
     """x**y with C99 Annex F special cases (as NumPy's float32 power): pow(x, +-0) = 1, pow(1, y) = 1,
     pow(-1, +-inf) = 1, negative x with non-integer y is nan, odd integer y keeps the sign of x."""
-    E = _Emit(builder, x)
+    E = Emit(builder, x)
     b = E.b
     ax = E.fabs(x)
     xd = b.fpext(ax, E.ty(F64))

@@ -32,7 +32,7 @@ import math
 
 from llvmlite import ir
 
-from graphc.codegen.mathlib import F64, _Emit
+from graphc.codegen.mathlib import F64, Emit
 
 _INF = math.inf
 _NAN = math.nan
@@ -52,8 +52,8 @@ _LG = (1.479819860511658591e-01, 1.531383769920937332e-01, 1.818357216161805012e
 _MIN_NORMAL = 2.2250738585072014e-308
 
 
-class _Emit64(_Emit):
-    """:class:`_Emit` with float64 constants and 64-bit exponent arithmetic."""
+class _Emit64(Emit):
+    """:class:`Emit` with float64 constants and 64-bit exponent arithmetic."""
 
     def pow2(self, n):
         """2**n for integer (i64) ``n`` in [-1022, 1023], built in the exponent field."""
