@@ -43,7 +43,7 @@ from _timing import Config, Row, Target  # noqa: E402
 SECTION_MODULES = {
     "a": "bench_elementwise", "b": "bench_elementwise", "b64": "bench_elementwise", "c": "bench_elementwise",
     "d": "bench_matmul", "s": "bench_gemm_shapes",
-    "e": "bench_training", "f": "bench_training",
+    "e": "bench_training", "f": "bench_training", "n": "bench_training",
     "g": "bench_overhead",
     "h": "bench_compile",
 }
