@@ -164,6 +164,49 @@ def test_assign_in_session_reads_old_values_and_returns_new_one() -> None:
     assert_same(sess.run(gc.assign(w, 0.0)), np.zeros(2, np.float32))  # broadcast scalar
 
 
+@pytest.mark.parametrize("device", ["reference", "cpu", "cuda-sim"])
+def test_an_assigned_value_handed_back_is_not_the_variables_storage(device: str) -> None:
+    """Mutating what a run returned never changes a Variable: not the assign's own result, not a value that
+    is both handed back and assigned; and two Variables assigned one value do not share an array."""
+    v = gc.Variable(np.zeros(3, np.float32), name="v")
+    u = gc.Variable(np.zeros(3, np.float32), name="u")
+    x = gc.placeholder("float32", (3,))
+    doubled = x * 2
+    f = gc.function([x], [gc.assign(v, doubled), doubled], device=device)
+    for out in f(np.ones(3, np.float32)):
+        out[...] = 99
+    assert_same(v.value, np.full(3, 2, np.float32))
+    g = gc.function([x], [], updates={v: doubled + 1, u: doubled + 1}, device=device)
+    g(np.ones(3, np.float32))
+    assert_same(v.value, np.full(3, 3, np.float32))
+    assert_same(u.value, np.full(3, 3, np.float32))
+    assert v.read() is not u.read()
+
+
+def test_updates_write_the_next_value_without_a_copy() -> None:
+    """A training step's new weights are written by the kernels that compute them: no assign of the
+    compiled step is a copy kernel, and the step still computes SGD with momentum."""
+    from graphc.lower.program import LoweredProgram
+
+    w = gc.Variable(np.ones((4, 3), np.float32), name="w")
+    x = gc.placeholder("float32", (8, 4), name="x")
+    loss = gc.mean(gc.square(x @ w))
+    opt = gc.optimizers.SGD(0.1, momentum=0.9)
+    step = gc.function([x], loss, updates=opt.updates(loss, [w]), device="cpu")
+    xv = np.arange(32, dtype=np.float32).reshape(8, 4) / 32
+    step(xv)
+    program = step._program
+    avals = program.plan(program.convert_positional([xv]))
+    lowered = LoweredProgram(program.graph.nodes, avals, [*program.outputs, *program.updates])
+    assert program.updates and set(lowered.in_place) == {u.id for u in program.updates if u.op == "assign"}
+    grad = 2 * xv.T @ (xv @ np.ones((4, 3), np.float32)) / 24
+    np.testing.assert_allclose(w.value, 1 - 0.1 * grad, rtol=1e-5)
+    step(xv)  # the second step starts from the first one's weights and velocity
+    w1 = 1 - 0.1 * grad
+    grad2 = 2 * xv.T @ (xv @ w1) / 24
+    np.testing.assert_allclose(w.value, w1 + (0.9 * (-0.1 * grad) - 0.1 * grad2), rtol=1e-5)
+
+
 def test_group_runs_its_ops_and_yields_none() -> None:
     a = gc.Variable(np.float32(1), name="a")
     b = gc.Variable(np.float32(2), name="b")

@@ -39,9 +39,12 @@ class LoweredProgram:
         self.nodes = tuple(nodes)
         self.policy = policy or LoweringPolicy()
         self.slots: dict[str, int] = {}
+        self.in_place = _assigns_in_place(self.nodes, avals, wanted)
         ctx = LoweringContext(avals, self.policy)
         self.kernels: list[LoopKernel] = []
         for node in self.nodes:
+            if node.id in self.in_place:
+                continue  # its value's buffer is the new value: nothing to copy
             try:
                 kernel = lower_node(node, ctx)
             except Unsupported as exc:
@@ -93,6 +96,8 @@ class LoweredProgram:
                 self.constants.append((self.slot(buffer_name(node)), node))
             elif node.op in ("placeholder", "variable"):
                 self.sources.append((node.id, self.slot(buffer_name(node))))
+            elif node.id in self.in_place:
+                self.slots[buffer_name(node)] = self.slots[buffer_name(self.in_place[node.id])]
             elif node.op == "fused" and len(node.attrs["kernel"].outputs) > 1:
                 inner = inner_avals(node.attrs["kernel"], [avals[i.id] for i in node.inputs])
                 for name, out in zip(kernel_output_buffers(node), node.attrs["kernel"].outputs):
@@ -120,6 +125,31 @@ class LoweredProgram:
     def arena_sizes(self) -> dict[int, Size]:
         """Bytes of each arena buffer, by slot."""
         return {slot: self.buffers[slot].nbytes for slot in self.lifetimes}
+
+
+_NOT_IN_PLACE = ("placeholder", "variable", "constant", "group")
+
+
+def _assigns_in_place(nodes: Sequence[Tensor], avals: Mapping[int, AbstractValue], wanted: Sequence[Tensor]
+                      ) -> dict[int, Tensor]:
+    """``assign`` node id -> its value, for the assigns whose new value needs no copy: the value is computed
+    here with the variable's full shape, is not itself handed back, and no other assign takes it.  The
+    assign's buffer is then the value's (handed back, so it gets the caller's memory), and the kernels that
+    compute the value write the Variable's next value directly (the old one, a source, is not written)."""
+    handed_back = {t.id for t in wanted if t.op != "assign"}
+    taken: set[int] = set()
+    in_place: dict[int, Tensor] = {}
+    for node in nodes:
+        if node.op != "assign":
+            continue
+        value = node.inputs[1]
+        if value.op in _NOT_IN_PLACE or value.id in handed_back or value.id in taken:
+            continue
+        if tuple(avals[value.id].shape) != tuple(avals[node.id].shape):
+            continue  # a broadcast value: the assign writes every element
+        taken.add(value.id)
+        in_place[node.id] = value
+    return in_place
 
 
 __all__ = ["Buffer", "LoweredProgram", "plan_arena", "plan_groups"]

@@ -108,11 +108,12 @@ class Program:
         self._shape_matches = {p.id: _shape_test(p.shape) for p in self.placeholders}
         self._wanted = [*self.outputs, *self.updates]
         # outputs handed back without a copy where the backend's are fresh arrays: computed (never a
-        # source) and not an earlier output again; other backends (the reference interpreter may alias
-        # its inputs) have every output copied
+        # source), not an earlier output again and not an update (whose array becomes the Variable's
+        # value); other backends (the reference interpreter may alias its inputs) have every output copied
         fresh = self.backend.fresh_outputs
-        self._fresh_outputs = [fresh and o.opdef.family != "source" and all(o.id != e.id for e in self.outputs[:k])
-                               for k, o in enumerate(self.outputs)]
+        updated = {u.id for u in self.updates}
+        self._fresh_outputs = [fresh and o.opdef.family != "source" and o.id not in updated
+                               and all(o.id != e.id for e in self.outputs[:k]) for k, o in enumerate(self.outputs)]
 
     # ---- feeds -------------------------------------------------------------------------------
     def convert_feeds(self, feeds: Mapping[Tensor, Any]) -> dict[int, np.ndarray]:
