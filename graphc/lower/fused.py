@@ -44,7 +44,10 @@ def fused(node: Tensor, ctx: LoweringContext) -> list[Stmt]:
     host = next((n for n in kernel.body if n.opdef.epilogue_kind == kernel.kind), None)
     if host is not None:  # the matmul / conv2d fills a temporary that the epilogue then reads like an input
         a, b = host.inputs
-        temp = ctx.scratch(inner[host.id].dtype, math.prod(inner[host.id].shape), name=f"{buffer_name(node)}_host")
+        # (or, when its own result is needed outside the kernel too, that output's buffer: no copy)
+        host_out = next((buffer for buffer, out in zip(outs, kernel.outputs) if out is host), None)
+        temp = host_out or ctx.scratch(inner[host.id].dtype, math.prod(inner[host.id].shape),
+                                       name=f"{buffer_name(node)}_host")
         operands = (params[a.id][0], inner[a.id]), (params[b.id][0], inner[b.id])
         if host.op == "matmul":
             body += matmul_statements(*operands, temp, inner[host.id].dtype, ctx, matmul_flags(host))
@@ -72,8 +75,8 @@ def fused(node: Tensor, ctx: LoweringContext) -> list[Stmt]:
                 return elementwise_expr(x, lambda t: loads.get(t.id), {})
 
             body += reduction_statements(out, inner[out.id].dtype, buffer, shape, value, ctx)
-        elif out is host:  # the matmul's own result is needed outside the kernel too
-            body += store_broadcast([(buffer, lambda loads, h=host: loads[h.id])], params, inner[out.id].shape, ctx)
+        elif out is host:  # the matmul's own result is needed outside the kernel too: it was written there
+            continue
         else:
             raise Unsupported(f"fused kernels of kind {kernel.kind} ({out.op}) cannot be lowered yet")
     return body
