@@ -13,8 +13,11 @@ Python call per product (in a compiled graph the products call the GEMM from nat
 * NumPy's BLAS: ``cblas_sgemm`` / ``cblas_dgemm`` of the OpenBLAS NumPy loaded (alpha 1, beta 0), its pool
   limited to ``--threads``.
 
-Each round times a loop of calls of each side (interleaved, about 2 ms per loop) after checking that both
-compute NumPy's ``a @ b``.  Targets: graphc at least as fast on every shape (the minimum ratio >= 1.0x) and
+Each side's loop of calls (about 2 ms) is timed 7 times after checking that it computes ``a @ b`` (float64
+reference).  On one thread the sides alternate shape by shape; on several, every graphc product is timed
+first and then every BLAS one, because OpenBLAS's workers keep spinning for about 0.1 s after each call
+and would take the cores from graphc's workers (measured: graphc's 2-thread products ran up to 5x slower
+right after a BLAS call).  Targets: graphc at least as fast on every shape (the minimum ratio >= 1.0x) and
 a geometric mean >= 1.3x.
 """
 
@@ -34,7 +37,17 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 from _harness import Section, main_cli  # noqa: E402
-from _timing import Config, Row, at_least, blas_threads, check_close, limit_blas, measure_many, openblas_library  # noqa: E402
+from _timing import (  # noqa: E402
+    Config,
+    Row,
+    Timing,
+    at_least,
+    blas_threads,
+    check_close,
+    limit_blas,
+    measure,
+    openblas_library,
+)
 
 SIZES = (10, 32, 50, 64, 256, 500, 784)
 QUICK_SIZES = (10, 50, 64)
@@ -151,31 +164,54 @@ def section_s(cfg: Config) -> list[Row]:
     with limit_blas(cfg.threads):
         print(f"(s) {dtype.name}; BLAS: {loops.blas_name}, {blas_threads()}; graphc splits a product over "
               f"{cfg.threads} thread(s) from {GEMM_PARALLEL_MIN_MACS} multiply-adds")
-    rng = np.random.default_rng(0)
-    ratios: dict[tuple[int, int, int], float] = {}
     eps = np.finfo(dtype).eps
-    print(f"(s) {'M':>4} {'N':>4} {'K':>4}  {'graphc':>9}  {'blas':>9}  ratio [median]")
-    for M, N, K in shapes(cfg):
+    runs = 3 if cfg.quick else 7
+
+    def problem(M: int, N: int, K: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """The operands (seeded by the shape), the float64 product (BLAS on one thread: no spinning workers
+        left behind) and the loop length."""
+        rng = np.random.default_rng([M, N, K])
         a = rng.standard_normal((M, K)).astype(dtype)
         b = rng.standard_normal((K, N)).astype(dtype)
-        c_gc, c_blas = np.empty((M, N), dtype), np.empty((M, N), dtype)
+        with limit_blas(1):
+            expected = a.astype(np.float64) @ b.astype(np.float64)
+        return a, b, expected, max(1, min(10_000, int(LOOP_SECONDS * 50e9 / (2 * M * N * K + 2000))))
+
+    def check(what: str, c: np.ndarray, expected: np.ndarray, K: int) -> None:
+        tol = 8 * eps * math.sqrt(K) * max(1.0, float(np.abs(expected).max()))
+        check_close(what, c, expected, rtol=0, atol=tol)
+
+    def time_graphc(M: int, N: int, K: int) -> tuple[Timing, int]:
+        a, b, expected, reps = problem(M, N, K)
+        c = np.empty((M, N), dtype)
         threads = cfg.threads if M * N * K >= GEMM_PARALLEL_MIN_MACS else 1
         stride = pack_buffer_elements(M, N, K, dtype)
         pack = np.empty(stride * threads, dtype)
-        gargs = (M, N, K, a.ctypes.data, K, b.ctypes.data, N, c_gc.ctypes.data, N, pack.ctypes.data, stride, threads)
-        bargs = (M, N, K, a.ctypes.data, K, b.ctypes.data, N, c_blas.ctypes.data, N)
-        expected = a.astype(np.float64) @ b.astype(np.float64)
+        args = (M, N, K, a.ctypes.data, K, b.ctypes.data, N, c.ctypes.data, N, pack.ctypes.data, stride, threads)
+        loops.graphc(1, *args)
+        check(f"(s) {M}x{N}x{K}: graphc", c, expected, K)
+        return measure(lambda: loops.graphc(reps, *args), runs=runs, warmup=1), reps
+
+    def time_blas(M: int, N: int, K: int) -> Timing:
+        a, b, expected, reps = problem(M, N, K)
+        c = np.empty((M, N), dtype)
+        args = (M, N, K, a.ctypes.data, K, b.ctypes.data, N, c.ctypes.data, N)
         with limit_blas(cfg.threads):
-            loops.graphc(1, *gargs)
-            loops.blas(1, *bargs)
-            tol = 8 * eps * math.sqrt(K) * max(1.0, float(np.abs(expected).max()))
-            check_close(f"(s) {M}x{N}x{K}: graphc", c_gc, expected, rtol=0, atol=tol)
-            check_close(f"(s) {M}x{N}x{K}: blas", c_blas, expected, rtol=0, atol=tol)
-            reps = max(1, min(10_000, int(LOOP_SECONDS * 50e9 / (2 * M * N * K + 2000))))
-            timings = measure_many({"graphc": lambda reps=reps, gargs=gargs: loops.graphc(reps, *gargs),
-                                    "blas": lambda reps=reps, bargs=bargs: loops.blas(reps, *bargs)},
-                                   runs=3 if cfg.quick else 7, warmup=1, block=1 if cfg.threads == 1 else 4)
-        g, o = timings["graphc"], timings["blas"]
+            loops.blas(1, *args)
+            check(f"(s) {M}x{N}x{K}: blas", c, expected, K)
+            return measure(lambda: loops.blas(reps, *args), runs=runs, warmup=1)
+
+    grid = shapes(cfg)
+    if cfg.threads == 1:  # interleaved, shape by shape
+        results = {shape: (*time_graphc(*shape), time_blas(*shape)) for shape in grid}
+    else:
+        # OpenBLAS's workers keep spinning for about 0.1 s after each call (OPENBLAS_THREAD_TIMEOUT) and would
+        # share the cores with graphc's: every graphc product is timed first, then every BLAS one
+        ours = {shape: time_graphc(*shape) for shape in grid}
+        results = {shape: (*ours[shape], time_blas(*shape)) for shape in grid}
+    ratios: dict[tuple[int, int, int], float] = {}
+    print(f"(s) {'M':>4} {'N':>4} {'K':>4}  {'graphc':>9}  {'blas':>9}  ratio [median]")
+    for (M, N, K), (g, reps, o) in results.items():
         ratio = o.best / g.best
         ratios[(M, N, K)] = ratio
         print(f"(s) {M:4d} {N:4d} {K:4d}  {g.best / reps * 1e6:7.2f}us  {o.best / reps * 1e6:7.2f}us  "
