@@ -204,14 +204,19 @@ def measure(fn: Callable[[], Any], runs: int = 15, warmup: int = 2, min_time: fl
     return measure_many({"fn": fn}, runs, warmup, min_time, max_runs)["fn"]
 
 
+SETTLE_SECONDS = 0.15  # OpenBLAS's workers spin for about 0.1 s after a call (OPENBLAS_THREAD_TIMEOUT)
+
+
 def measure_many(fns: Mapping[str, Callable[[], Any]], runs: int = 15, warmup: int = 2, min_time: float = 0.0,
-                 max_runs: int = 10_000, block: int = 1) -> dict[str, Timing]:
+                 max_runs: int = 10_000, block: int = 1, settle: float = 0.0) -> dict[str, Timing]:
     """Time several callables *interleaved*: each round calls every one ``block`` times in a row, so that all
     of them see the same machine (a noisy neighbour slows them alike and the ratios hold).  ``warmup`` untimed
     rounds, then at least ``runs`` timed rounds, and more until ``min_time`` seconds have passed (at most
     ``max_runs``).  Multi-threaded libraries need ``block`` > 1: a BLAS's worker threads keep spinning for a
     while after a call returns, and would take the cores from whatever runs next; the first calls of a block
-    pay for that, the best time comes from the later ones."""
+    pay for that, the best time comes from the later ones; ``settle`` seconds of sleep before each block (use
+    :data:`SETTLE_SECONDS` on several threads) let them stop spinning altogether, as they do within about
+    0.1 s, so that no side's block shares the cores with another library's idle workers."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -220,6 +225,8 @@ def measure_many(fns: Mapping[str, Callable[[], Any]], runs: int = 15, warmup: i
     rounds = 0
     while rounds < max(runs, 1) or (time.perf_counter() - start < min_time and rounds < max_runs):
         for name, fn in fns.items():
+            if settle:
+                time.sleep(settle)
             for _ in range(block):
                 t0 = time.perf_counter()
                 fn()
@@ -401,4 +408,4 @@ __all__ = ["Config", "Mismatch", "Row", "Target", "Timing", "above", "agrees", "
            "check_close", "compare", "default_threads", "early_thread_setup", "fmt_time", "library_versions",
            "openblas_library",
            "limit_blas", "measure", "measure_many", "measure_per_call", "measure_per_call_many", "optional",
-           "ratio_line", "skip_note", "threads_from_argv", "unstable"]
+           "SETTLE_SECONDS", "ratio_line", "skip_note", "threads_from_argv", "unstable"]

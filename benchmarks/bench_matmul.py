@@ -28,7 +28,18 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 from _harness import Section, main_cli  # noqa: E402
-from _timing import Config, Row, at_least, blas_threads, check_close, compare, fmt_time, limit_blas, measure_many  # noqa: E402
+from _timing import (  # noqa: E402
+    SETTLE_SECONDS,
+    Config,
+    Row,
+    at_least,
+    blas_threads,
+    check_close,
+    compare,
+    fmt_time,
+    limit_blas,
+    measure_many,
+)
 
 import graphc as gc  # noqa: E402
 
@@ -99,7 +110,8 @@ def section_d(cfg: Config) -> list[Row]:
             expected = a @ b
             check_close(f"(d) {n}: graphc vs numpy", fn(a, b), expected, rtol, atol)
             timings = measure_many({"graphc": lambda fn=fn, a=a, b=b: fn(a, b), "numpy": lambda a=a, b=b: a @ b},
-                                   cfg.runs, min_time=cfg.min_time, block=1 if cfg.threads == 1 else 8)
+                                   cfg.runs, min_time=cfg.min_time, block=1 if cfg.threads == 1 else 8,
+                                   settle=0 if cfg.threads == 1 or cfg.quick else SETTLE_SECONDS)
         graphc_time, numpy_time = timings["graphc"], timings["numpy"]
         gflops = 2.0 * n**3 / 1e9
         threads = f"{cfg.threads} thread{'s' if cfg.threads > 1 else ''}"

@@ -35,6 +35,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 from _harness import Section, main_cli  # noqa: E402
 from _timing import (  # noqa: E402
+    SETTLE_SECONDS,
     Config,
     Row,
     Target,
@@ -558,7 +559,8 @@ def run_training(section: str, label: str, problem: tuple[list[np.ndarray], np.n
         for trainer in trainers.values():
             trainer.reset()
         timings = measure_many({name: t.step for name, t in trainers.items()}, cfg.runs, min_time=cfg.min_time,
-                               max_runs=MAX_TIMED_STEPS, block=1 if cfg.threads == 1 else 8)
+                               max_runs=MAX_TIMED_STEPS, block=1 if cfg.threads == 1 else 8,
+                               settle=0 if cfg.threads == 1 or cfg.quick else SETTLE_SECONDS)
     graphc_time = timings.pop("graphc")
     targets = None if cfg.quick else targets
     rows = compare(section, label, graphc_time, timings, targets)
