@@ -60,6 +60,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from llvmlite import ir
 
@@ -81,8 +82,27 @@ def _f32_from_bits(bits: int) -> float:
     return struct.unpack("<f", struct.pack("<I", bits))[0]
 
 
+@dataclass(frozen=True)
+class ExpConstants:
+    """What the exp family needs of a precision: the rounding magic number, ln2 split in two, the
+    polynomial of ``(e**r - 1 - r) / r**2`` (highest degree first), the inputs beyond which exp is 0 / inf
+    and expm1 is -1 / inf, and the ``n`` above which expm1's ``-1`` is negligible."""
+
+    magic: float
+    ln2_hi: float
+    ln2_lo: float
+    poly: tuple[float, ...]
+    exp_range: tuple[float, float]
+    expm1_range: tuple[float, float]
+    big_n: int
+
+
 class Emit:
-    """Small typed helpers over an IRBuilder for scalar or vector operands of one lane count."""
+    """Small typed helpers over an IRBuilder for scalar or vector operands of one lane count, computing in
+    float32 (:class:`graphc.codegen.mathlib64.Emit64` computes in float64): ``c`` makes a constant of the
+    working precision, ``n`` an integer of its width, ``ibits`` reinterprets a value as that integer."""
+
+    exp_constants: ExpConstants  # set below, once the float32 constants are defined
 
     def __init__(self, builder: ir.IRBuilder, like: ir.Value) -> None:
         self.b = builder
@@ -105,6 +125,15 @@ class Emit:
 
     def i(self, v: int) -> ir.Constant:
         return self.const(I32, v)
+
+    def c(self, v: float) -> ir.Constant:
+        return self.f(v)
+
+    def n(self, v: int) -> ir.Constant:
+        return self.i(v)
+
+    def ibits(self, a):
+        return self.bits(a)
 
     def q(self, v: int) -> ir.Constant:
         return self.const(I64, v)
@@ -215,61 +244,69 @@ _EXP_P = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.
           5.0000001201e-1)
 
 
+Emit.exp_constants = ExpConstants(_MAGIC, _L2U, _L2L, _EXP_P, (-104.0, 89.0), (-18.0, 89.0), 64)
+"""float32: beyond -104 / 89 exp is 0 / inf, below -17.33 expm1 is -1."""
+
+
 def _exp_reduce(E: Emit, x):
-    """For finite ``x`` with ``|x| < 2**22``: ``(n, p)`` with ``e**x = 2**n (1 + p)``, n an i32."""
-    t = E.fma(x, E.f(_LOG2E), E.f(_MAGIC))
-    n_f = E.sub(t, E.f(_MAGIC))
-    n = E.b.sub(E.bits(t), E.bits(E.f(_MAGIC)))
-    r = E.fma(n_f, E.f(-_L2U), x)
-    r = E.fma(n_f, E.f(-_L2L), r)
-    p = E.fma(E.mul(r, r), E.horner(r, _EXP_P), r)
+    """For finite ``x`` well inside the precision's range: ``(n, p)`` with ``e**x = 2**n (1 + p)``, ``n`` an
+    integer of the precision's width."""
+    k = E.exp_constants
+    t = E.fma(x, E.c(_LOG2E), E.c(k.magic))
+    n_f = E.sub(t, E.c(k.magic))
+    n = E.b.sub(E.ibits(t), E.ibits(E.c(k.magic)))
+    r = E.fma(n_f, E.c(-k.ln2_hi), x)
+    r = E.fma(n_f, E.c(-k.ln2_lo), r)
+    p = E.fma(E.mul(r, r), E.horner(r, k.poly), r)
     return n, p
 
 
-def _exp(E: Emit, x):
+def exp_value(E: Emit, x):
     """exp without the nan fix-up (nan in gives nan out anyway)."""
-    xc = E.clamp(x, E.f(-104.0), E.f(89.0))  # beyond these exp is 0 / inf in float32
-    n, p = _exp_reduce(E, xc)
-    return E.ldexp(E.add(p, E.f(1.0)), n)
+    lo, hi = E.exp_constants.exp_range
+    n, p = _exp_reduce(E, E.clamp(x, E.c(lo), E.c(hi)))
+    return E.ldexp(E.add(p, E.c(1.0)), n)
 
 
-def emit_exp(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    """e**x. Overflows to inf above 88.7228, reaches denormals below -87.34 and 0 at -103.97."""
-    E = Emit(builder, x)
-    return E.sel(E.isnan(x), x, _exp(E, x))
+def emit_exp(builder: ir.IRBuilder, x: ir.Value, emit: type[Emit] = Emit) -> ir.Value:
+    """e**x. float32: overflows to inf above 88.7228, reaches denormals below -87.34 and 0 at -103.97."""
+    E = emit(builder, x)
+    return E.sel(E.isnan(x), x, exp_value(E, x))
 
 
-def _expm1(E: Emit, x):
+def expm1_value(E: Emit, x):
     """expm1 without the -0.0 / nan fix-ups."""
-    xc = E.clamp(x, E.f(-18.0), E.f(89.0))  # below -17.33 the float32 result is -1
-    n, p = _exp_reduce(E, xc)
-    one = E.f(1.0)
+    lo, hi = E.exp_constants.expm1_range
+    big_n = E.n(E.exp_constants.big_n)
+    n, p = _exp_reduce(E, E.clamp(x, E.c(lo), E.c(hi)))
+    one = E.c(1.0)
     y = E.add(p, one)
-    s = E.pow2(E.b.select(E.b.icmp_signed(">", n, E.i(64)), E.i(64), n))
-    # 2**n (1 + p) - 1 = 2**n p + (2**n - 1), one rounding; 2**n - 1 is exact for -24 <= n <= 24
+    big = E.b.icmp_signed(">", n, big_n)
+    s = E.pow2(E.b.select(big, big_n, n))
+    # 2**n (1 + p) - 1 = 2**n p + (2**n - 1), one rounding; 2**n - 1 is exact while 2**n has no more bits
+    # than the precision, and negligible next to 2**n p beyond
     mid = E.fma(s, p, E.sub(s, one))
     # for n < -2 the result is within [-1, -0.75]: fma(2**n, 1 + p, -1) avoids the inexact 2**n - 1
-    low = E.fma(s, y, E.f(-1.0))
-    res = E.sel(E.b.icmp_signed("<", n, E.i(-2)), low, mid)
+    low = E.fma(s, y, E.c(-1.0))
+    res = E.sel(E.b.icmp_signed("<", n, E.n(-2)), low, mid)
     # for large n the -1 is negligible and 2**n may exceed the float range: scale in two steps
-    big = E.ldexp(y, n)
-    return E.sel(E.b.icmp_signed(">", n, E.i(64)), big, res)
+    return E.sel(big, E.ldexp(y, n), res)
 
 
-def emit_expm1(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
+def emit_expm1(builder: ir.IRBuilder, x: ir.Value, emit: type[Emit] = Emit) -> ir.Value:
     """e**x - 1, accurate near 0 (expm1(-0.0) = -0.0, expm1(denormal) = denormal)."""
-    E = Emit(builder, x)
-    res = _expm1(E, x)
-    keep = E.b.or_(E.isnan(x), E.cmp("==", x, E.f(0.0)))
+    E = emit(builder, x)
+    res = expm1_value(E, x)
+    keep = E.b.or_(E.isnan(x), E.cmp("==", x, E.c(0.0)))
     return E.sel(keep, x, res)
 
 
-def emit_sigmoid(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
+def emit_sigmoid(builder: ir.IRBuilder, x: ir.Value, emit: type[Emit] = Emit) -> ir.Value:
     """1 / (1 + e**-x) as 1/(1+t) for x >= 0 and t/(1+t) for x < 0, with t = e**-|x|."""
-    E = Emit(builder, x)
-    t = _exp(E, E.b.fneg(E.fabs(x)))
-    num = E.sel(E.cmp(">=", x, E.f(0.0)), E.f(1.0), t)
-    return E.div(num, E.add(t, E.f(1.0)))
+    E = emit(builder, x)
+    t = exp_value(E, E.b.fneg(E.fabs(x)))
+    num = E.sel(E.cmp(">=", x, E.c(0.0)), E.c(1.0), t)
+    return E.div(num, E.add(t, E.c(1.0)))
 
 
 # Cephes tanhf: tanh(x) = x + x z P(z), z = x**2, for |x| < 0.625
@@ -284,7 +321,7 @@ def emit_tanh(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
     z = E.mul(a, a)
     small = E.fma(E.mul(a, z), E.horner(z, _TANH_P), a)
     a = E.sel(E.cmp(">", a, E.f(10.0)), E.f(10.0), a)
-    m = _expm1(E, E.add(a, a))
+    m = expm1_value(E, E.add(a, a))
     large = E.div(m, E.add(m, E.f(2.0)))
     return E.copysign(E.sel(E.cmp("<", a, E.f(0.625)), small, large), x)
 
@@ -359,7 +396,7 @@ def emit_log1p(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
 def emit_softplus(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """log(1 + e**x) as log1p(e**-|x|) + max(x, 0): no overflow, denormal results for x < -87.3."""
     E = Emit(builder, x)
-    t = _exp(E, E.b.fneg(E.fabs(x)))  # in [0, 1]
+    t = exp_value(E, E.b.fneg(E.fabs(x)))  # in [0, 1]
     f, e = _log1p_small(E, t)
     lp = _log_kernel(E, f, e)
     return E.add(lp, E.sel(E.cmp(">", x, E.f(0.0)), x, E.f(0.0)))
@@ -382,7 +419,7 @@ def emit_erf(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
     a = E.fabs(x)
     small = E.fma(a, E.horner(E.mul(a, a), _ERF_T), a)
     t = E.sub(E.clamp(a, E.f(1.0), E.f(4.0)), E.f(1.0))
-    e = _exp(E, E.horner(t, _ERFC_Q))
+    e = exp_value(E, E.horner(t, _ERFC_Q))
     large = E.sub(E.f(1.0), e)
     return E.copysign(E.sel(E.cmp("<", a, E.f(1.0)), small, large), x)
 

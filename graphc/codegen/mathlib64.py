@@ -29,10 +29,12 @@ around 0, special values and the overflow / underflow edges); the test fails if 
 from __future__ import annotations
 
 import math
+from functools import partial
 
 from llvmlite import ir
 
-from graphc.codegen.mathlib import F64, Emit
+from graphc.codegen import mathlib
+from graphc.codegen.mathlib import F64, Emit, ExpConstants, exp_value, expm1_value
 
 _INF = math.inf
 _NAN = math.nan
@@ -52,8 +54,20 @@ _LG = (1.479819860511658591e-01, 1.531383769920937332e-01, 1.818357216161805012e
 _MIN_NORMAL = 2.2250738585072014e-308
 
 
-class _Emit64(Emit):
-    """:class:`Emit` with float64 constants and 64-bit exponent arithmetic."""
+class Emit64(Emit):
+    """:class:`Emit` computing in float64, with 64-bit exponent arithmetic."""
+
+    exp_constants = ExpConstants(_MAGIC, _LN2_HI, _LN2_LO, _EXPM1_P, (-746.0, 710.0), (-40.0, 710.0), 100)
+    """float64: beyond -746 / 710 exp is 0 / inf, below -37.4 expm1 is -1."""
+
+    def c(self, v: float) -> ir.Constant:
+        return self.d(v)
+
+    def n(self, v: int) -> ir.Constant:
+        return self.q(v)
+
+    def ibits(self, a):
+        return self.bits64(a)
 
     def pow2(self, n):
         """2**n for integer (i64) ``n`` in [-1022, 1023], built in the exponent field."""
@@ -68,78 +82,27 @@ class _Emit64(Emit):
         return super().horner(x, coeffs, const or self.d)
 
 
-# ---- exp family --------------------------------------------------------------------------------------
+# ---- exp family: mathlib's code in float64 ----------------------------------------------------------------
 
-def _exp_reduce(E: _Emit64, x):
-    """For finite ``|x| < 2**51``: ``(n, p)`` with ``e**x = 2**n (1 + p)``, ``n`` an i64."""
-    t = E.fma(x, E.d(_LOG2E), E.d(_MAGIC))
-    n_f = E.sub(t, E.d(_MAGIC))
-    n = E.b.sub(E.bits64(t), E.bits64(E.d(_MAGIC)))
-    r = E.fma(n_f, E.d(-_LN2_HI), x)
-    r = E.fma(n_f, E.d(-_LN2_LO), r)
-    p = E.fma(E.mul(r, r), E.horner(r, _EXPM1_P), r)
-    return n, p
-
-
-def _exp(E: _Emit64, x):
-    """exp without the nan fix-up (nan in gives nan out anyway)."""
-    xc = E.clamp(x, E.d(-746.0), E.d(710.0))  # beyond these exp is 0 / inf in float64
-    n, p = _exp_reduce(E, xc)
-    return E.ldexp(E.add(p, E.d(1.0)), n)
-
-
-def emit_exp(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    """e**x. Overflows to inf above 709.78, reaches denormals below -708.4 and 0 at -745.13."""
-    E = _Emit64(builder, x)
-    return E.sel(E.isnan(x), x, _exp(E, x))
-
-
-def _expm1(E: _Emit64, x):
-    """expm1 without the -0.0 / nan fix-ups."""
-    xc = E.clamp(x, E.d(-40.0), E.d(710.0))  # below -37.4 the float64 result is -1
-    n, p = _exp_reduce(E, xc)
-    one = E.d(1.0)
-    y = E.add(p, one)
-    big = E.b.icmp_signed(">", n, E.q(100))
-    s = E.pow2(E.b.select(big, E.q(100), n))
-    # 2**n (1 + p) - 1 = 2**n p + (2**n - 1) with one rounding (2**n - 1 is exact for |n| <= 53, and
-    # negligible next to 2**n p beyond)
-    mid = E.fma(s, p, E.sub(s, one))
-    # for n < -2 the result lies in [-1, -0.75]: fma(2**n, 1 + p, -1) avoids the inexact 2**n - 1
-    low = E.fma(s, y, E.d(-1.0))
-    res = E.sel(E.b.icmp_signed("<", n, E.q(-2)), low, mid)
-    return E.sel(big, E.ldexp(y, n), res)  # 2**n may exceed the float range: scale in two steps
-
-
-def emit_expm1(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    """e**x - 1, accurate near 0 (expm1(-0.0) = -0.0, expm1(denormal) = denormal)."""
-    E = _Emit64(builder, x)
-    keep = E.b.or_(E.isnan(x), E.cmp("==", x, E.d(0.0)))
-    return E.sel(keep, x, _expm1(E, x))
-
-
-def emit_sigmoid(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    """1 / (1 + e**-x) as 1/(1+t) for x >= 0 and t/(1+t) for x < 0, with t = e**-|x|."""
-    E = _Emit64(builder, x)
-    t = _exp(E, E.b.fneg(E.fabs(x)))
-    num = E.sel(E.cmp(">=", x, E.d(0.0)), E.d(1.0), t)
-    return E.div(num, E.add(t, E.d(1.0)))
+emit_exp = partial(mathlib.emit_exp, emit=Emit64)
+emit_expm1 = partial(mathlib.emit_expm1, emit=Emit64)
+emit_sigmoid = partial(mathlib.emit_sigmoid, emit=Emit64)
 
 
 def emit_tanh(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """tanh(x) = sign(x) m / (m + 2) with m = expm1(2|x|); |x| >= 19.1 rounds to +-1, and a tiny
     ``x`` gives ``x`` (m is 2x to within its rounding)."""
-    E = _Emit64(builder, x)
+    E = Emit64(builder, x)
     a = E.fabs(x)
     a = E.sel(E.cmp(">", a, E.d(40.0)), E.d(40.0), a)
-    m = _expm1(E, E.add(a, a))
+    m = expm1_value(E, E.add(a, a))
     res = E.copysign(E.div(m, E.add(m, E.d(2.0))), x)
     return E.sel(E.isnan(x), x, res)
 
 
 # ---- log family --------------------------------------------------------------------------------------
 
-def _split_exponent(E: _Emit64, x):
+def _split_exponent(E: Emit64, x):
     """For positive normal ``x``: (k as i64, m) with ``x = 2**k m`` and m in [sqrt(1/2), sqrt(2))."""
     ix = E.b.add(E.bits64(x), E.q(_ONE_BITS - _SQRTH_BITS))
     k = E.b.sub(E.b.ashr(ix, E.q(52)), E.q(1023))
@@ -147,7 +110,7 @@ def _split_exponent(E: _Emit64, x):
     return k, m
 
 
-def _log_kernel(E: _Emit64, f, k):
+def _log_kernel(E: Emit64, f, k):
     """log(1 + f) + k ln2 for f in [sqrt(1/2) - 1, sqrt(2) - 1] and integer (i64) k (fdlibm's form)."""
     dk = E.b.sitofp(k, E.ty(F64))
     s = E.div(f, E.add(f, E.d(2.0)))
@@ -160,7 +123,7 @@ def _log_kernel(E: _Emit64, f, k):
 
 def emit_log(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """Natural log: log(+-0) = -inf, log(x < 0) = nan, log(inf) = inf, denormals exact-scaled."""
-    E = _Emit64(builder, x)
+    E = Emit64(builder, x)
     den = E.cmp("<", x, E.d(_MIN_NORMAL))
     xs = E.sel(den, E.mul(x, E.d(2.0**54)), x)
     k, m = _split_exponent(E, xs)
@@ -172,7 +135,7 @@ def emit_log(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
     return E.sel(E.isnan(x), x, res)
 
 
-def _log1p_small(E: _Emit64, x):
+def _log1p_small(E: Emit64, x):
     """For x in (-1, 2**53]: (f, k) with 1 + x = 2**k (1 + f), f = fma(x, 2**-k, 2**-k - 1) exactly."""
     k, _ = _split_exponent(E, E.add(x, E.d(1.0)))
     t = E.dbl(E.b.shl(E.b.sub(E.q(1023), k), E.q(52)))  # 2**-k
@@ -181,7 +144,7 @@ def _log1p_small(E: _Emit64, x):
 
 def emit_log1p(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """log(1 + x), accurate near 0 (log1p(-0.0) = -0.0); -1 gives -inf, x < -1 nan."""
-    E = _Emit64(builder, x)
+    E = Emit64(builder, x)
     big = E.cmp(">", x, E.d(2.0**53))
     f, k = _log1p_small(E, E.sel(big, E.d(0.0), x))
     k_big, m_big = _split_exponent(E, x)  # beyond 2**53, 1 + x is x
@@ -197,8 +160,8 @@ def emit_log1p(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
 
 def emit_softplus(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """log(1 + e**x) as log1p(e**-|x|) + max(x, 0): no overflow, denormal results for x < -708."""
-    E = _Emit64(builder, x)
-    t = _exp(E, E.b.fneg(E.fabs(x)))  # in [0, 1]
+    E = Emit64(builder, x)
+    t = exp_value(E, E.b.fneg(E.fabs(x)))  # in [0, 1]
     f, k = _log1p_small(E, t)
     lp = _log_kernel(E, f, k)
     res = E.add(lp, E.sel(E.cmp(">", x, E.d(0.0)), x, E.d(0.0)))
@@ -226,5 +189,5 @@ MAX_ULP: dict[str, float] = {
     "softplus": 2.0,  # 1.59
 }
 
-__all__ = ["FLOAT64_FUNCTIONS", "MAX_ULP", "emit_exp", "emit_expm1", "emit_log", "emit_log1p",
+__all__ = ["FLOAT64_FUNCTIONS", "MAX_ULP", "Emit64", "emit_exp", "emit_expm1", "emit_log", "emit_log1p",
            "emit_sigmoid", "emit_softplus", "emit_tanh"]
