@@ -549,19 +549,18 @@ class _GemmEmitter:
         col_last = b.sub(c1, _c64(1))
         done = fn.append_basic_block("direct.done")
 
-        def rows(mr: int, col: ir.Value, ncols: ir.Value, pick: Callable[[ir.Value], None]) -> None:
-            with _Loop(b, r0, r1, mr, name=f"direct.rows{mr}") as l_ir:
-                ir_ = l_ir.index
-                true = ir.Constant(I1, 1)
-                self._direct_args = [b.gep(A, [b.mul(ir_, lda_r)]), lda_r, lda_c, B, ldb_r, K,
-                                     b.gep(C, [b.add(b.mul(ir_, ldc), col)]), ldc, _smin(b, _c64(mr), b.sub(r1, ir_)),
-                                     ncols, ir_, col, col_last, true, true, *extra]
-                pick(col)
+        true = ir.Constant(I1, 1)
 
-        def call(kernel: ir.Function, col: ir.Value) -> None:
-            a = list(self._direct_args)
-            a[3] = b.gep(B, [col])
-            b.call(kernel, a)
+        def rows(mr: int, tile: Callable[[ir.Value, ir.Value], None]) -> None:
+            """Row tiles of ``mr`` rows; ``tile(row, mrem)`` emits the calls for one."""
+            with _Loop(b, r0, r1, mr, name=f"direct.rows{mr}") as l_ir:
+                tile(l_ir.index, _smin(b, _c64(mr), b.sub(r1, l_ir.index)))
+
+        def call(kernel: ir.Function, row: ir.Value, mrem: ir.Value, col: ir.Value, ncols: ir.Value) -> None:
+            """``kernel`` on the tile of C at (row, col) with ``mrem`` rows and ``ncols`` columns left."""
+            b.call(kernel, [b.gep(A, [b.mul(row, lda_r)]), lda_r, lda_c, b.gep(B, [col]), ldb_r, K,
+                            b.gep(C, [b.add(b.mul(row, ldc), col)]), ldc, mrem, ncols, row, col, col_last, true,
+                            true, *extra])
 
         width = b.sub(c1, c0)
         vectors = b.sdiv(b.add(width, _c64(W - 1)), _c64(W))
@@ -573,16 +572,14 @@ class _GemmEmitter:
             case = fn.append_basic_block(f"direct.narrow{nv}")
             switch.add_case(_c64(nv), case)
             b.position_at_end(case)
-            rows(mr, c0, width, lambda col, kernel=kernel: call(kernel, col))
+            rows(mr, lambda row, mrem, kernel=kernel: call(kernel, row, mrem, c0, width))
             b.branch(done)
         b.position_at_end(wide_bb)
 
-        def columns(_col: ir.Value) -> None:
+        def columns(row: ir.Value, mrem: ir.Value) -> None:
             with _Loop(b, c0, c1, nr, name="direct.cols") as l_jr:
                 jr = l_jr.index
                 nrem = _smin(b, _c64(nr), b.sub(c1, jr))
-                self._direct_args[6] = b.gep(self._direct_args[6], [b.sub(jr, c0)])
-                self._direct_args[9], self._direct_args[11] = nrem, jr
                 join = fn.append_basic_block("direct.called")
                 widest = fn.append_basic_block("direct.widest")
                 sw = b.switch(b.sdiv(b.add(nrem, _c64(W - 1)), _c64(W)), widest)
@@ -590,14 +587,14 @@ class _GemmEmitter:
                     case = fn.append_basic_block(f"direct.tail{nv}")
                     sw.add_case(_c64(nv), case)
                     b.position_at_end(case)
-                    call(kernels[(cfg.mr, nv)], jr)
+                    call(kernels[(cfg.mr, nv)], row, mrem, jr, nrem)
                     b.branch(join)
                 b.position_at_end(widest)
-                call(kernels[(cfg.mr, cfg.nv)], jr)
+                call(kernels[(cfg.mr, cfg.nv)], row, mrem, jr, nrem)
                 b.branch(join)
                 b.position_at_end(join)
 
-        rows(cfg.mr, c0, width, columns)
+        rows(cfg.mr, columns)
         b.branch(done)
         b.position_at_end(done)
 
