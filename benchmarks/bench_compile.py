@@ -116,6 +116,9 @@ def _run_child(cache_dir: str, cfg: Config, prime: bool = False) -> dict[str, fl
     """Run :func:`child` (``prime``: :func:`_prime`) in a fresh process with ``GRAPHC_CACHE_DIR=cache_dir``; its
     times (RuntimeError on failure)."""
     env = dict(os.environ, GRAPHC_CACHE_DIR=cache_dir)
+    # Python writes and reuses its bytecode cache as it does for a user; with writing turned off (some
+    # sandboxes set this), every child would compile graphc's ~200 modules from source again
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     cmd = [sys.executable, os.path.abspath(__file__), CHILD_FLAG, "--threads", str(cfg.threads)]
     if cfg.quick:
         cmd.append("--quick")

@@ -242,6 +242,35 @@ def test_store_and_load(cache: pathlib.Path) -> None:
         cc.store(key, CachedCode(b"", "", {"f": print}))
 
 
+def test_source_fingerprint_is_kept_by_a_process_that_only_loads(cache: pathlib.Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The digest of graphc's sources is saved by a hit too, and reused while no file's size or time changes."""
+    key = cc.key("test_source_fingerprint")
+    assert cc.store(key, ENTRY)
+    (cache / cc.FINGERPRINT_FILE).unlink(missing_ok=True)
+    monkeypatch.setattr(cc, "_fingerprint_unsaved", [])
+    cc._source_fingerprint.cache_clear()
+    digest = cc._source_fingerprint()  # hashed again: nothing saved
+    assert cc.load(key) == ENTRY  # a hit (no store) keeps it
+    saved = json.loads((cache / cc.FINGERPRINT_FILE).read_text())
+    assert saved["digest"] == digest
+    names = [name for name, _, _ in saved["files"]]
+    package = pathlib.Path(cc.__file__).resolve().parent.parent
+    assert names == sorted(p.relative_to(package).as_posix() for p in package.rglob("*.py")
+                           if "__pycache__" not in p.parts)
+    assert "runtime/compile_cache.py" in names
+    # the next process reads the saved digest instead of hashing (a planted one shows which it used);
+    # a changed size or time makes it hash again
+    (cache / cc.FINGERPRINT_FILE).write_text(json.dumps({**saved, "digest": "planted"}))
+    cc._source_fingerprint.cache_clear()
+    assert cc._source_fingerprint() == "planted"
+    saved["files"][0][2] += 1
+    (cache / cc.FINGERPRINT_FILE).write_text(json.dumps({**saved, "digest": "planted"}))
+    cc._source_fingerprint.cache_clear()
+    assert cc._source_fingerprint() == digest
+    cc._source_fingerprint.cache_clear()
+
+
 def test_cache_off(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
     monkeypatch.setenv("GRAPHC_CACHE_DIR", "off")
     key = cc.key("off")
