@@ -42,7 +42,9 @@ from graphc.lower.policy import LoweringPolicy
 if TYPE_CHECKING:
     from graphc.lower.program import LoweredProgram
 
-_ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_void_p))
+# the pointer table is passed as a plain address: ctypes converts an int for a c_void_p parameter in a
+# third of the time it takes to convert an array for a POINTER(c_void_p) one (~0.15 us against ~0.5 us)
+_ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 
 def _data_address(array: np.ndarray) -> int:
@@ -101,12 +103,15 @@ class _Arena:
         self.memory = np.empty(executable.arena_bytes + align, np.uint8)
         base = -self.memory.ctypes.data % align
         self.table = (ctypes.c_void_p * max(len(executable.slots), 1))()
+        self.table_address = ctypes.addressof(self.table)  # what the entry is called with (the table stays alive)
         for slot, offset in executable.arena_offsets.items():
             self.table[slot] = self.memory.ctypes.data + base + offset
         for slot, array in executable.constant_arrays:
             self.table[slot] = array.ctypes.data
         status = executable.status_slot
-        self.status = None if status is None else self.memory[base + executable.arena_offsets[status]:].view(np.int64)
+        # the fault status word, read through ctypes after each call (cheaper than indexing a NumPy view)
+        self.status = None if status is None else ctypes.c_int64.from_address(
+            self.memory.ctypes.data + base + executable.arena_offsets[status])
 
 
 RECYCLE_MIN_BYTES = 1 << 16  # outputs this large are reused once the caller drops them (no fresh page faults)
@@ -290,9 +295,9 @@ class CpuExecutable(Executable):
                     array = empty(shape, dtype) if returned is None else _recycled(shape, dtype, returned)
                     table[slot] = address(array)
                     outputs.append(array)
-                entry(table)
+                entry(arena.table_address)
                 status = arena.status
-                fault = status[0] if status is not None else 0
+                fault = status.value if status is not None else 0
             finally:
                 free.append(arena)
             if fault:
