@@ -207,6 +207,47 @@ def test_updates_write_the_next_value_without_a_copy() -> None:
     np.testing.assert_allclose(w.value, w1 + (0.9 * (-0.1 * grad) - 0.1 * grad2), rtol=1e-5)
 
 
+def test_reshapes_and_identity_sum_to_share_their_input_buffer() -> None:
+    """Ops that keep their input's elements (reshapes, sum_to and broadcasts to the input's own shape) get
+    no copy kernel at shapes where that holds; results are NumPy's whether the shared value is a source,
+    a constant or computed, fetched or not, and the value of an update keeps memory of its own."""
+    from graphc.lower.program import LoweredProgram
+    from graphc.ops.like import sum_to
+
+    x = gc.placeholder("float32", (None, 6), name="x")
+    like = gc.placeholder("float32", (None, 6), name="like")
+    v = gc.Variable(np.arange(6, dtype=np.float32), name="v")
+    h = gc.exp(x) * 2.0
+    flat = gc.reshape(h, (-1,))  # of a computed value
+    back = sum_to(h, like)  # the same shape as h when both batches match: the identity
+    folded = gc.reshape(x, (-1, 3))  # of a source
+    out = gc.sum(gc.reshape(flat, (-1, 2)), axis=1) + 1.0
+    doubled = gc.reshape(gc.reshape(v * 2.0, (2, 3)), (6,))  # an update's value: memory of its own
+    fn = gc.function([x, like], [out, back * 3.0, folded, flat], updates={v: doubled})
+    xv = np.linspace(-1, 1, 24, dtype=np.float32).reshape(4, 6)
+    got = fn(xv, np.zeros((4, 6), np.float32))
+    hv = np.exp(xv) * np.float32(2)
+    np.testing.assert_allclose(got[0], hv.reshape(-1, 2).sum(1) + 1, rtol=1e-6)
+    np.testing.assert_allclose(got[1], hv * 3, rtol=1e-6)
+    assert_same(got[2], xv.reshape(-1, 3))
+    np.testing.assert_allclose(got[3], hv.reshape(-1), rtol=1e-6)
+    assert not np.shares_memory(got[2], xv)  # a fetched value is the caller's own
+    assert_same(v.value, np.arange(6, dtype=np.float32) * 2)
+    fn(xv, np.zeros((4, 6), np.float32))
+    assert_same(v.value, np.arange(6, dtype=np.float32) * 4)
+    program = fn._program
+    feeds = program.convert_positional([xv, np.zeros((4, 6), np.float32)])
+    wanted = [*program.outputs, *program.updates]
+    lowered = LoweredProgram(program.graph.nodes, program.plan(feeds), wanted)
+    shared = {program.graph.nodes[k].op for k in range(len(program.graph.nodes))
+              if program.graph.nodes[k].id in lowered.aliases}
+    assert "sum_to" in shared and "reshape" in shared
+    assert not {t.id for t in wanted} & set(lowered.aliases)
+    # batches that differ: sum_to really sums, so it gets its kernel
+    got = fn(xv, np.zeros((1, 6), np.float32))
+    np.testing.assert_allclose(got[1], hv.sum(0, keepdims=True) * 3, rtol=1e-5)
+
+
 def test_group_runs_its_ops_and_yields_none() -> None:
     a = gc.Variable(np.float32(1), name="a")
     b = gc.Variable(np.float32(2), name="b")

@@ -76,6 +76,10 @@ class OpDef:
     reduction: Reduction | None = None  # a reduction's fold (fusion roots a kernel at it)
     epilogue_kind: str | None = None  # the kernel kind an elementwise epilogue fused into this op makes
     uses_gemm: bool = False  # lowered to matrix products (backends link their GEMM for it)
+    # when the output holds the input's elements unchanged in row-major order, so that lowering may give it
+    # the input's buffer instead of copying: "always" (reshapes) or "same shape" (identity when the concrete
+    # output shape is the input's: sum_to, broadcasts)
+    data_unchanged: str | None = None
 
 
 REGISTRY: dict[str, OpDef] = {}

@@ -40,11 +40,12 @@ class LoweredProgram:
         self.policy = policy or LoweringPolicy()
         self.slots: dict[str, int] = {}
         self.in_place = _assigns_in_place(self.nodes, avals, wanted)
+        self.aliases = _aliases(self.nodes, avals, wanted, self.in_place)
         ctx = LoweringContext(avals, self.policy)
         self.kernels: list[LoopKernel] = []
         for node in self.nodes:
-            if node.id in self.in_place:
-                continue  # its value's buffer is the new value: nothing to copy
+            if node.id in self.in_place or node.id in self.aliases:
+                continue  # its value's buffer is the new value, or its input's buffer is its own: nothing to copy
             try:
                 kernel = lower_node(node, ctx)
             except Unsupported as exc:
@@ -98,6 +99,8 @@ class LoweredProgram:
                 self.sources.append((node.id, self.slot(buffer_name(node))))
             elif node.id in self.in_place:
                 self.slots[buffer_name(node)] = self.slots[buffer_name(self.in_place[node.id])]
+            elif node.id in self.aliases:
+                self.slots[buffer_name(node)] = self.slots[buffer_name(self.aliases[node.id])]
             elif node.op == "fused" and len(node.attrs["kernel"].outputs) > 1:
                 inner = inner_avals(node.attrs["kernel"], [avals[i.id] for i in node.inputs])
                 for name, out in zip(kernel_output_buffers(node), node.attrs["kernel"].outputs):
@@ -150,6 +153,31 @@ def _assigns_in_place(nodes: Sequence[Tensor], avals: Mapping[int, AbstractValue
         taken.add(value.id)
         in_place[node.id] = value
     return in_place
+
+
+def _aliases(nodes: Sequence[Tensor], avals: Mapping[int, AbstractValue], wanted: Sequence[Tensor],
+             in_place: Mapping[int, Tensor]) -> dict[int, Tensor]:
+    """Node id -> its first input, for the nodes that need no kernel at these shapes: ops whose output holds
+    the input's elements unchanged (``OpDef.data_unchanged``: every reshape, and ``sum_to`` and broadcasts
+    to the input's own shape) share the input's buffer.  Not for a node that is handed back or is the
+    value of an assign written in place (its buffer must be memory of its own); kernels only read their
+    inputs, so sharing is safe whoever made the input (a source, a constant, another kernel)."""
+    handed_back = {t.id for t in wanted}
+    written = {value.id for value in in_place.values()}
+    aliases: dict[int, Tensor] = {}
+    for node in nodes:
+        kind = node.opdef.data_unchanged
+        if kind is None or node.id in handed_back or node.id in written:
+            continue
+        x = node.inputs[0]
+        if x.op == "group" or avals[x.id].dtype != avals[node.id].dtype:
+            continue
+        if kind == "same shape":
+            shape, out = tuple(avals[x.id].shape), tuple(avals[node.id].shape)
+            if not all(type(d) is int for d in (*shape, *out)) or shape != out:
+                continue
+        aliases[node.id] = x
+    return aliases
 
 
 __all__ = ["Buffer", "LoweredProgram", "plan_arena", "plan_groups"]

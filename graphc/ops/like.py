@@ -50,7 +50,7 @@ def _sum_to_grad(node: Tensor, g: Tensor) -> list[Tensor | None]:
 
 
 register(OpDef("sum_to", "reduce", _infer_sum_to, _sum_to_reference, num_inputs=2, grad=_sum_to_grad,
-               doc="sum a broadcast value back to the shape of the like input"))
+               data_unchanged="same shape", doc="sum a broadcast value back to the shape of the like input"))
 
 
 def sum_to(g: Tensor, like: Tensor) -> Tensor:
@@ -74,7 +74,7 @@ def _broadcast_like_grad(node: Tensor, g: Tensor) -> list[Tensor | None]:
 
 register(OpDef("broadcast_like", "shape", _infer_broadcast_like,
                lambda x, like: np.broadcast_to(x, like.shape), num_inputs=2, grad=_broadcast_like_grad,
-               doc="broadcast to the shape of the like input"))
+               data_unchanged="same shape", doc="broadcast to the shape of the like input"))
 
 
 def broadcast_like(x: Tensor, like: Tensor) -> Tensor:
@@ -99,7 +99,8 @@ def _reshape_like_grad(node: Tensor, g: Tensor) -> list[Tensor | None]:
 
 
 register(OpDef("reshape_like", "shape", _infer_reshape_like, lambda x, like: np.reshape(x, like.shape),
-               num_inputs=2, grad=_reshape_like_grad, doc="reshape to the shape of the like input"))
+               num_inputs=2, grad=_reshape_like_grad, data_unchanged="always",
+               doc="reshape to the shape of the like input"))
 
 
 def reshape_like(x: Tensor, like: Tensor) -> Tensor:

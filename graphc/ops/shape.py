@@ -64,7 +64,7 @@ def _reshape_grad(node: Tensor, g: Tensor) -> list[Any]:
 
 
 register(OpDef("reshape", "shape", _infer_reshape, lambda x, *, shape: np.reshape(x, shape), num_inputs=1,
-               grad=_reshape_grad,
+               grad=_reshape_grad, data_unchanged="always",
                doc="same elements, new shape (row-major); one dimension may be -1"))
 
 
@@ -160,7 +160,7 @@ def _reshape_dims_grad(node: Tensor, g: Tensor) -> list[Any]:
 
 
 register(OpDef("reshape_dims", "shape", _infer_reshape_dims, _reshape_dims_reference, num_inputs=1,
-               grad=_reshape_dims_grad,
+               grad=_reshape_dims_grad, data_unchanged="always",
                doc="insert (expand_dims) or remove (squeeze) size-1 axes; works with unknown dims"))
 
 
@@ -178,7 +178,7 @@ def _infer_broadcast_to(inputs: Sequence[AbstractValue], *, shape: tuple[int, ..
 
 
 register(OpDef("broadcast_to", "shape", _infer_broadcast_to,
-               lambda x, *, shape: np.broadcast_to(x, shape), num_inputs=1,
+               lambda x, *, shape: np.broadcast_to(x, shape), num_inputs=1, data_unchanged="same shape",
                grad=lambda node, g: [sum_to(g, node.inputs[0])],
                doc="repeat size-1 (and new leading) axes to a larger shape"))
 
