@@ -3,13 +3,14 @@ consistent, and every API.md op exists."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
 import pytest
 
 import graphc as gc
 import graphc.lower.rules
-from graphc.ir.registry import FAMILIES, REGISTRY
+from graphc.ir.registry import DATA_UNCHANGED, FAMILIES, REGISTRY
 from graphc.lower.registry import FAMILY_RULES, NO_CODE, OP_RULES
 from graphc.ops.kernel import KERNEL_KINDS
 
@@ -39,6 +40,9 @@ def test_every_op_has_its_rules(name: str) -> None:
         assert callable(op.reduction.identity) and REGISTRY[op.reduction.combine].family == "elementwise"
     if op.epilogue_kind is not None:
         assert op.epilogue_kind in KERNEL_KINDS, f"{name}'s epilogue kind is not a kernel kind"
+    assert op.data_unchanged in DATA_UNCHANGED
+    if op.data_unchanged is not None:  # the output is (a view of) its first input: no reduction, no arithmetic
+        assert op.family in ("shape", "reduce") and op.reduction is None, name
 
 
 @pytest.mark.parametrize("name", API_OPS)
@@ -51,3 +55,10 @@ def test_api_op_is_public(name: str) -> None:
 def test_registering_twice_is_refused() -> None:
     with pytest.raises(RuntimeError):
         gc.ir.register(REGISTRY["add"])
+
+
+def test_an_unknown_data_unchanged_kind_is_refused() -> None:
+    misspelt = dataclasses.replace(REGISTRY["reshape"], name="reshape_misspelt", data_unchanged="same_shape")
+    with pytest.raises(RuntimeError, match="data_unchanged"):
+        gc.ir.register(misspelt)
+    assert "reshape_misspelt" not in REGISTRY

@@ -84,6 +84,8 @@ class OpDef:
 
 REGISTRY: dict[str, OpDef] = {}
 
+DATA_UNCHANGED = (None, "always", "same shape")  # the values of OpDef.data_unchanged
+
 FAMILIES = ("source", "elementwise", "reduce", "shape", "linalg", "nn", "state", "kernel")
 
 
@@ -93,6 +95,8 @@ def register(op: OpDef) -> OpDef:
         raise RuntimeError(f"op {op.name!r} is registered twice")
     if op.family not in FAMILIES:
         raise RuntimeError(f"op {op.name!r} has unknown family {op.family!r}")
+    if op.data_unchanged not in DATA_UNCHANGED:
+        raise RuntimeError(f"op {op.name!r}: data_unchanged must be one of {DATA_UNCHANGED}, got {op.data_unchanged!r}")
     REGISTRY[op.name] = op
     return op
 

@@ -41,11 +41,13 @@ class LoweredProgram:
         self.slots: dict[str, int] = {}
         self.in_place = _assigns_in_place(self.nodes, avals, wanted)
         self.aliases = _aliases(self.nodes, avals, wanted, self.in_place)
+        # nodes lowered to nothing: their buffer is another node's (an assign's value, or the input they keep)
+        self._shared = {**self.in_place, **self.aliases}
         ctx = LoweringContext(avals, self.policy)
         self.kernels: list[LoopKernel] = []
         for node in self.nodes:
-            if node.id in self.in_place or node.id in self.aliases:
-                continue  # its value's buffer is the new value, or its input's buffer is its own: nothing to copy
+            if node.id in self._shared:
+                continue  # nothing to copy
             try:
                 kernel = lower_node(node, ctx)
             except Unsupported as exc:
@@ -97,10 +99,8 @@ class LoweredProgram:
                 self.constants.append((self.slot(buffer_name(node)), node))
             elif node.op in ("placeholder", "variable"):
                 self.sources.append((node.id, self.slot(buffer_name(node))))
-            elif node.id in self.in_place:
-                self.slots[buffer_name(node)] = self.slots[buffer_name(self.in_place[node.id])]
-            elif node.id in self.aliases:
-                self.slots[buffer_name(node)] = self.slots[buffer_name(self.aliases[node.id])]
+            elif node.id in self._shared:
+                self.slots[buffer_name(node)] = self.slots[buffer_name(self._shared[node.id])]
             elif node.op == "fused" and len(node.attrs["kernel"].outputs) > 1:
                 inner = inner_avals(node.attrs["kernel"], [avals[i.id] for i in node.inputs])
                 for name, out in zip(kernel_output_buffers(node), node.attrs["kernel"].outputs):
@@ -170,7 +170,7 @@ def _aliases(nodes: Sequence[Tensor], avals: Mapping[int, AbstractValue], wanted
         if kind is None or node.id in handed_back or node.id in written:
             continue
         x = node.inputs[0]
-        if x.op == "group" or avals[x.id].dtype != avals[node.id].dtype:
+        if avals[x.id].dtype != avals[node.id].dtype:
             continue
         if kind == "same shape":
             shape, out = tuple(avals[x.id].shape), tuple(avals[node.id].shape)

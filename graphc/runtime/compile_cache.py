@@ -217,7 +217,6 @@ def _source_fingerprint() -> str:
         found = sorted(_source_files(str(package), ""))
     except OSError:  # unreadable sources: nothing this process compiles can be reused safely
         return os.urandom(16).hex()
-    paths = [package / name for name, _ in found]
     files = [[name, st.st_size, st.st_mtime_ns] for name, st in found]
     root = cache_root()
     if root is not None and _safe_dir(root):
@@ -227,9 +226,9 @@ def _source_fingerprint() -> str:
                 return str(saved["digest"])
     digest = hashlib.sha256()
     try:
-        for path in paths:
-            digest.update(path.relative_to(package).as_posix().encode() + b"\0")
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        for name, _ in found:
+            digest.update(name.encode() + b"\0")
+            digest.update(hashlib.sha256((package / name).read_bytes()).digest())
     except OSError:
         return os.urandom(16).hex()
     _fingerprint_unsaved.append({"files": files, "digest": digest.hexdigest()})
