@@ -6,6 +6,7 @@ into a callable with ``gc.function``.  See ``docs/`` and the public contract in 
 
 from graphc import aot, dtypes, errors, optimizers, testing
 from graphc.autodiff import grad
+from graphc.control import cond, scan, while_loop
 from graphc.dtypes import bool_, float32, float64, int8, int16, int32, int64, uint8
 from graphc.errors import (
     AotError,
@@ -34,6 +35,6 @@ __all__ = [
     "AotError", "ArgumentError", "DTypeError", "ExecutionError", "FeedError", "Function", "Graph", "GraphError",
     "GraphcError", "Session", "ShapeError", "Tensor", "aot", "bool_", "dprint", "dtypes", "errors", "float32",
     "testing", "float64", "function", "grad", "optimize", "int8", "int16", "int32", "int64", "optimizers", "uint8",
-    "report", "to_dot", "to_networkx",
+    "report", "to_dot", "to_networkx", "cond", "scan", "while_loop",
     "DeviceUnavailableError", "GraphFileError", "load_graph", "save_graph", "name_scope",
 ]

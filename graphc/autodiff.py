@@ -97,21 +97,30 @@ def _stabilized(y: Tensor, targets: Sequence[Tensor]) -> tuple[Tensor, list[Tens
     return stable_y, [mapping.get(t.id, t) for t in targets]
 
 
-def backpropagate(y: Tensor, seed: Tensor, targets: Sequence[Tensor], grad_scope: str = "") -> dict[int, Tensor]:
-    """The summed gradient of every node between ``targets`` and ``y``, keyed by node id.
+def backpropagate(ys: Tensor | Sequence[Tensor], seeds: Tensor | Sequence[Tensor], targets: Sequence[Tensor],
+                  grad_scope: str = "") -> dict[int, Tensor]:
+    """The summed gradient of every node between ``targets`` and ``ys``, keyed by node id, where ``seeds``
+    are the gradients with respect to ``ys`` (one each; several ``ys`` give a vector-Jacobian product of
+    all of them at once, as a loop body's step needs).
 
     The backward work of each node ``n`` (the sum of what flows into it, its gradient rule, undoing
-    broadcasting) is built in the name scope ``<grad_scope>/<n.name>_grad``.
+    broadcasting) is built in the name scope ``<grad_scope>/<n.name>_grad``.  An op with several outputs
+    (``Tensor.parts``: a loop, a conditional) gets the gradient of each output it has (``None`` for one
+    nothing depends on) as a list, from the ``part`` nodes that read them.
     """
+    ys = [ys] if isinstance(ys, Tensor) else list(ys)
+    seeds = [seeds] if isinstance(seeds, Tensor) else list(seeds)
     prefix = f"{grad_scope}/" if grad_scope else ""
-    order = topological_order([y])
+    order = topological_order(ys)
     target_ids = {t.id for t in targets}
     # only nodes that depend on a target can carry a gradient to one
     depends: set[int] = set()
     for node in order:
         if node.id in target_ids or any(i.id in depends for i in node.inputs):
             depends.add(node.id)
-    contributions: dict[int, list[Tensor]] = {y.id: [seed]}
+    contributions: dict[int, Any] = {}  # node id -> its gradients (per output index for a multi-output node)
+    for y, seed in zip(ys, seeds):
+        contributions.setdefault(y.id, []).append(seed)
     adjoints: dict[int, Tensor] = {}
     for node in reversed(order):
         parts = contributions.pop(node.id, None)
@@ -122,11 +131,18 @@ def backpropagate(y: Tensor, seed: Tensor, targets: Sequence[Tensor], grad_scope
     return adjoints
 
 
-def _backward_step(node: Tensor, parts: list[Tensor], depends: set[int], contributions: dict[int, list[Tensor]],
+def _backward_step(node: Tensor, parts: Any, depends: set[int], contributions: dict[int, Any],
                    adjoints: dict[int, Tensor]) -> None:
     """Sum ``node``'s incoming gradients and hand each input its contribution."""
-    g = add_all(parts)
-    adjoints[node.id] = g
+    if node.parts is not None:  # several outputs: one summed gradient per output, None where none came
+        g: Any = [add_all(parts[k]) if k in parts else None for k in range(len(node.parts))]
+    else:
+        g = adjoints[node.id] = add_all(parts)
+    if node.op == "part":  # an output of a multi-output node: its gradient goes to that output
+        source = node.inputs[0]
+        if source.id in depends and node.dtype.kind == "f":
+            contributions.setdefault(source.id, {}).setdefault(node.attrs["index"], []).append(g)
+        return
     rule = node.opdef.grad
     if rule is None or not node.opdef.differentiable:
         return

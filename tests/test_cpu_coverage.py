@@ -17,6 +17,7 @@ import pytest
 import graphc as gc
 from graphc.ir.build import constant, make_node
 from graphc.ir.registry import REGISTRY
+from graphc.lower.registry import NOT_LOWERED_YET
 from util import COMPILED_DEVICES, DEVICES, assert_within, path_bounds, random_array
 
 NO_CODE = {"placeholder", "variable", "constant", "parameter", "group", "kernel_output"}
@@ -83,7 +84,8 @@ SAMPLES: dict[str, Callable[[], Any]] = {
 
 
 def test_every_op_that_computes_has_a_sample() -> None:
-    needed = {name for name, op in REGISTRY.items() if op.family != "elementwise" and name not in NO_CODE}
+    needed = {name for name, op in REGISTRY.items()
+              if op.family != "elementwise" and name not in NO_CODE | NOT_LOWERED_YET}
     assert needed - set(SAMPLES) == set(), "ops without a CPU sample graph"
     assert set(SAMPLES) - needed == set(), "samples of ops no longer registered"
 

@@ -97,13 +97,14 @@ CASES: dict[str, list[tuple[Any, ...]]] = {
 ADJOINTS = {"sum_to": "add", "broadcast_like": "sum", "reshape_like": "reshape", "concat_part": "concat",
             "pad_grad": "pad", "take_grad": "take", "slice_grad": "slice"}
 NN_TESTED_ELSEWHERE = {"conv2d", "max_pool2d", "avg_pool2d"}  # tests/test_grad_nn.py
+CONTROL_TESTED_ELSEWHERE = {"loop", "cond", "part"}  # tests/test_control_flow.py (first and second order)
 REFUSED = {"fused", "kernel_output"}  # optimised graphs are not differentiated: a clear error (tested below)
 
 
 def test_every_differentiable_op_has_a_gradient_check() -> None:
     differentiable = {name for name, op in REGISTRY.items() if op.differentiable}
     covered = set(CASES) | set(ADJOINTS)
-    missing = differentiable - covered - NN_TESTED_ELSEWHERE - REFUSED
+    missing = differentiable - covered - NN_TESTED_ELSEWHERE - CONTROL_TESTED_ELSEWHERE - REFUSED
     missing = {m for m in missing if not m.startswith(("conv2d_", "max_pool2d_", "avg_pool2d_"))}
     assert not missing, f"differentiable ops without a finite-difference test: {sorted(missing)}"
 

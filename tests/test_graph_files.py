@@ -190,8 +190,18 @@ def test_every_registered_op_can_be_saved(tmp_path: Path) -> None:
         covered |= _all_ops(outputs)
         _, loaded = _round_trip(tmp_path, outputs, inputs, name=f"{name}.gcg")
         assert _all_ops(loaded) == _all_ops(outputs)
-    missing = sorted(set(REGISTRY) - covered)
+    missing = sorted(set(REGISTRY) - covered - CONTROL_NOT_SAVED_YET)
     assert not missing, f"no example graph uses: {missing} (add them to an example above)"
+
+
+CONTROL_NOT_SAVED_YET = {"loop", "cond", "part"}  # bodies have no representation in graph files yet
+
+
+def test_saving_a_loop_is_refused_clearly_for_now(tmp_path: Path) -> None:
+    x = gc.placeholder("float32", (None, 3))
+    hs = gc.scan(lambda xt, h: h + xt, sequences=x, outputs_info=gc.zeros_like(x[0]))
+    with pytest.raises(gc.GraphFileError, match="attribute 'body': values of type Body have no representation"):
+        gc.save_graph(tmp_path / "loop.gcg", [hs], [x])
 
 
 def test_fused_kernels_round_trip(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("graphc.version", "graphc.errors", "graphc.dtypes", "graphc.nest"),
     ("graphc.ir",),
     ("graphc.ops",),
-    ("graphc.autodiff", "graphc.passes"),
+    ("graphc.autodiff", "graphc.passes", "graphc.control"),
     ("graphc.lower",),
     ("graphc.codegen",),
     ("graphc.backends",),

@@ -62,8 +62,9 @@ def make_node(op: str | OpDef, inputs: Sequence[Tensor], name: str | None = None
         aval = opdef.infer([t.aval for t in inputs], **attrs)
     except (ShapeError, DTypeError, ArgumentError, GraphError) as exc:
         raise annotate(exc, opdef.name, inputs, location) from None
-    if aval.weak and opdef.name != "constant":
-        # NumPy 2: only Python scalars are weak; the result of any op is strongly typed
+    if aval.weak and opdef.name not in ("constant", "parameter"):
+        # NumPy 2: only Python scalars (and the body parameters standing for them) are weak; the result of any
+        # op is strongly typed
         aval = AbstractValue(aval.dtype, aval.shape, weak=False)
     return Tensor(opdef, tuple(inputs), attrs, aval, unique_name(scoped(name or opdef.name)), location)
 
@@ -73,7 +74,7 @@ def rebuild(node: Tensor, inputs: Sequence[Tensor]) -> Tensor:
     if all(a is b for a, b in zip(inputs, node.inputs)):
         return node
     aval = node.opdef.infer([t.aval for t in inputs], **node.attrs)
-    if aval.weak and node.op != "constant":
+    if aval.weak and node.op not in ("constant", "parameter"):
         aval = AbstractValue(aval.dtype, aval.shape, weak=False)
     return Tensor(node.opdef, tuple(inputs), node.attrs, aval, node.name, node.location)
 

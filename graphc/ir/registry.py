@@ -86,7 +86,7 @@ REGISTRY: dict[str, OpDef] = {}
 
 DATA_UNCHANGED = (None, "always", "same shape")  # the values of OpDef.data_unchanged
 
-FAMILIES = ("source", "elementwise", "reduce", "shape", "linalg", "nn", "state", "kernel")
+FAMILIES = ("source", "elementwise", "reduce", "shape", "linalg", "nn", "state", "kernel", "control")
 
 
 def register(op: OpDef) -> OpDef:

@@ -86,10 +86,13 @@ class Tensor:
 
     Attributes: ``op`` (the op's name, e.g. ``"add"``), ``opdef`` (its :class:`OpDef`), ``inputs``,
     ``attrs``, ``dtype`` (a NumPy dtype), ``shape`` (ints, ``None`` where unknown until run time),
+    ``parts`` (for an op with several outputs, such as a loop: the abstract value of each, read by
+    ``part`` nodes; else ``None``),
     ``name`` and ``location`` (the user's file:line that created it).  Tensors never change once built.
     """
 
-    __slots__ = ("__weakref__", "attrs", "dtype", "id", "inputs", "location", "name", "opdef", "shape", "weak")
+    __slots__ = ("__weakref__", "attrs", "dtype", "id", "inputs", "location", "name", "opdef", "parts", "shape",
+                 "weak")
     __array_ufunc__ = None  # make NumPy defer to our reflected operators: ndarray + Tensor -> Tensor
 
     opdef: OpDef
@@ -98,6 +101,7 @@ class Tensor:
     dtype: np.dtype
     shape: Shape
     weak: bool
+    parts: tuple[AbstractValue, ...] | None
     name: str
     location: SourceLocation | None
     id: int
@@ -118,6 +122,7 @@ class Tensor:
         set_(self, "dtype", aval.dtype)
         set_(self, "shape", tuple(aval.shape))
         set_(self, "weak", aval.weak)
+        set_(self, "parts", aval.parts)
         set_(self, "name", name)
         set_(self, "location", location)
         set_(self, "id", next(_ids))
@@ -135,7 +140,7 @@ class Tensor:
 
     @property
     def aval(self) -> AbstractValue:
-        return AbstractValue(self.dtype, self.shape, self.weak)
+        return AbstractValue(self.dtype, self.shape, self.weak, self.parts)
 
     @property
     def ndim(self) -> int:

@@ -32,6 +32,9 @@ OP_RULES: dict[str, LoweringRule] = {}
 FAMILY_RULES: dict[str, LoweringRule] = {}
 NO_CODE = frozenset({"placeholder", "variable", "constant", "group", "kernel_output"})
 """Ops whose value needs no kernel: sources, groups, and outputs of a kernel already run."""
+NOT_LOWERED_YET = frozenset({"loop", "cond", "part"})
+"""Ops the compiled backends do not lower yet (control flow runs on ``device="reference"`` until its
+lowering lands): a graph using one is refused with :class:`Unsupported` naming it and the user's line."""
 
 
 def lowers(*ops: str, family: str | None = None) -> Callable[[LoweringRule], LoweringRule]:
@@ -80,4 +83,4 @@ def lower_node(node: Tensor, ctx: LoweringContext) -> LoopKernel | None:
     return kernel
 
 
-__all__ = ["FAMILY_RULES", "NO_CODE", "OP_RULES", "LoweringRule", "lower_node", "lowers", "rule_for"]
+__all__ = ["FAMILY_RULES", "NOT_LOWERED_YET", "NO_CODE", "OP_RULES", "LoweringRule", "lower_node", "lowers", "rule_for"]

@@ -50,9 +50,9 @@ class Kernel:
         return f"<Kernel {self.kind}: {ops}>"
 
 
-def _infer_parameter(inputs: Sequence[AbstractValue], *, index: int, dtype: np.dtype, shape: tuple
-                     ) -> AbstractValue:
-    return AbstractValue(dtype, shape)
+def _infer_parameter(inputs: Sequence[AbstractValue], *, index: int, dtype: np.dtype, shape: tuple,
+                     weak: bool = False) -> AbstractValue:
+    return AbstractValue(dtype, shape, weak)
 
 
 def _bound_by_kernel(*_: Any, **__: Any) -> Any:
@@ -60,7 +60,8 @@ def _bound_by_kernel(*_: Any, **__: Any) -> Any:
 
 
 register(OpDef("parameter", "source", _infer_parameter, _bound_by_kernel, num_inputs=0, differentiable=False,
-               doc="input number `index` of a fused kernel's inner graph"))
+               doc="input number `index` of a fused kernel's or a control-flow body's inner graph (`weak`: it stands "
+                   "for a bare Python number)"))
 
 
 def inner_avals(kernel: Kernel, inputs: Sequence[AbstractValue]) -> dict[int, AbstractValue]:

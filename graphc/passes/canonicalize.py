@@ -31,8 +31,9 @@ _NOT_FOLDABLE = ("placeholder", "variable", "constant", "parameter", "fused", "k
 
 
 def _fold(node: Tensor) -> Tensor | None:
-    """An op whose inputs are all constants becomes a constant (stateful ops never)."""
-    if node.op in _NOT_FOLDABLE or node.opdef.stateful or not node.inputs:
+    """An op whose inputs are all constants becomes a constant (stateful ops and ops with several outputs
+    never)."""
+    if node.op in _NOT_FOLDABLE or node.opdef.stateful or not node.inputs or node.parts is not None:
         return None
     values = [constant_value(i) for i in node.inputs]
     if any(v is None for v in values) or not is_static(node.shape) or int(np.prod(node.shape)) > FOLD_LIMIT:

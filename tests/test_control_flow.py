@@ -1,0 +1,291 @@
+"""gc.scan, gc.while_loop and gc.cond: values against NumPy loops, gradients against finite differences
+(first and second order), loop-invariant hoisting, and the errors a user gets.  They run on the reference
+device (the compiled backends do not lower control flow yet and refuse it clearly: tested here too)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.testing import check_grad
+
+DEVICE = "reference"
+rng = np.random.default_rng(0)
+
+
+def fn(inputs, outputs):
+    return gc.function(inputs, outputs, device=DEVICE)
+
+
+def numpy_rnn(x: np.ndarray, h: np.ndarray, w: np.ndarray) -> np.ndarray:
+    out = []
+    for row in x:
+        h = np.tanh(row + h @ w)
+        out.append(h)
+    return np.array(out).reshape((len(x), *h.shape))
+
+
+# ---- scan: values --------------------------------------------------------------------------------------
+
+def test_scan_runs_a_recurrence_over_a_sequence_of_unknown_length() -> None:
+    x = gc.placeholder("float32", (None, 3))
+    h0 = gc.placeholder("float32", (3,))
+    w = gc.Variable(rng.normal(size=(3, 3)).astype(np.float32) * 0.5)
+    hs = gc.scan(lambda xt, h: gc.tanh(xt + h @ w), sequences=x, outputs_info=h0)
+    assert hs.shape == (None, 3) and hs.dtype == np.float32
+    f = fn([x, h0], hs)
+    for length in (5, 1, 0):
+        xv, hv = rng.normal(size=(length, 3)).astype(np.float32), rng.normal(size=3).astype(np.float32)
+        np.testing.assert_allclose(f(xv, hv), numpy_rnn(xv, hv, w.value), rtol=1e-6, atol=1e-6)
+        assert f(xv, hv).shape == (length, 3)
+
+
+def test_scan_outputs_follow_outputs_info_with_none_for_values_not_fed_back() -> None:
+    x = gc.placeholder("float64", (4, 2))
+    h0 = gc.placeholder("float64", (2,))
+    ys, hs = gc.scan(lambda xt, h: [gc.sum(xt * h), h + xt], sequences=x, outputs_info=[None, h0])
+    xv, hv = rng.normal(size=(4, 2)), rng.normal(size=2)
+    got_ys, got_hs = fn([x, h0], [ys, hs])(xv, hv)
+    h, want_ys, want_hs = hv, [], []
+    for row in xv:
+        want_ys.append(np.sum(row * h))
+        h = h + row
+        want_hs.append(h)
+    np.testing.assert_allclose(got_ys, want_ys)
+    np.testing.assert_allclose(got_hs, want_hs)
+
+
+def test_scan_passes_non_sequences_last_and_reads_several_sequences() -> None:
+    a = gc.placeholder("float64", (3, 2))
+    b = gc.placeholder("float64", (3, 2))
+    k = gc.placeholder("float64", ())
+    out = gc.scan(lambda at, bt, acc, scale: acc + scale * at * bt, sequences=[a, b], outputs_info=gc.zeros_like(a[0]),
+                  non_sequences=k)
+    av, bv = rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
+    np.testing.assert_allclose(fn([a, b, k], out)(av, bv, 2.0), np.cumsum(2.0 * av * bv, axis=0))
+
+
+def test_scan_go_backwards_and_n_steps() -> None:
+    x = gc.placeholder("float64", (5,))
+    backwards = gc.scan(lambda xt, acc: acc * 2 + xt, sequences=x, outputs_info=gc.constant(0.0), go_backwards=True)
+    first3 = gc.scan(lambda xt, acc: acc + xt, sequences=x, outputs_info=gc.constant(0.0), n_steps=3)
+    xv = np.arange(1.0, 6.0)
+    got_back, got_first = fn([x], [backwards, first3])(xv)
+    acc, want = 0.0, []
+    for v in xv[::-1]:
+        acc = acc * 2 + v
+        want.append(acc)
+    np.testing.assert_allclose(got_back, want)
+    np.testing.assert_allclose(got_first, [1.0, 3.0, 6.0])
+
+
+def test_scan_without_sequences_runs_n_steps() -> None:
+    powers = gc.scan(lambda p: p * 3, outputs_info=gc.constant(np.float32(1.0)), n_steps=4)
+    np.testing.assert_allclose(fn([], powers)(), [3, 9, 27, 81])
+    assert fn([], gc.scan(lambda p: p * 3, outputs_info=gc.constant(1.0), n_steps=0))().shape == (0,)
+
+
+def test_a_python_number_as_initial_value_takes_the_steps_dtype() -> None:
+    x = gc.placeholder("float32", (3,))
+    total = gc.scan(lambda xt, acc: acc + xt, sequences=x, outputs_info=0.0)
+    assert total.dtype == np.float32
+    np.testing.assert_allclose(fn([x], total)(np.array([1, 2, 3], np.float32)), [1, 3, 6])
+
+
+def test_loop_invariant_work_is_hoisted_out_of_the_body() -> None:
+    x = gc.placeholder("float32", (None, 4))
+    w = gc.Variable(rng.normal(size=(4, 4)).astype(np.float32))
+    hs = gc.scan(lambda xt, h: gc.tanh(xt + h @ gc.transpose(w) * 2.0), sequences=x, outputs_info=gc.zeros_like(x[0]))
+    loop = hs.inputs[0]
+    inside = {n.op for n in loop.attrs["body"].body}
+    assert "transpose" not in inside and "variable" not in inside  # computed once, outside the loop
+    assert {"matmul", "tanh"} <= inside
+    xv = rng.normal(size=(3, 4)).astype(np.float32)
+    h, want = np.zeros(4, np.float32), []
+    for row in xv:
+        h = np.tanh(row + h @ w.value.T * 2.0)
+        want.append(h)
+    np.testing.assert_allclose(fn([x], hs)(xv), want, rtol=1e-5, atol=1e-6)
+
+
+def test_nested_scans() -> None:
+    x = gc.placeholder("float64", (3, 4))
+    # the inner loop reads the outer loop's state: it is captured by the inner body
+    sums = gc.scan(lambda row, h: gc.scan(lambda v, s: s + v * h, sequences=row, outputs_info=h)[-1],
+                   sequences=x, outputs_info=gc.constant(1.0))
+    xv = rng.normal(size=(3, 4))
+    h, want = 1.0, []
+    for row in xv:
+        s = h
+        for v in row:
+            s = s + v * h
+        h = s
+        want.append(h)
+    np.testing.assert_allclose(fn([x], sums)(xv), want)
+
+
+# ---- while_loop and cond: values -------------------------------------------------------------------------
+
+def test_while_loop_returns_the_final_values_in_the_loop_vars_structure() -> None:
+    x = gc.placeholder("float64", (2,))
+    out = gc.while_loop(lambda state: state["n"] < 10, lambda state: {"n": state["n"] + 1, "x": state["x"] * 1.5},
+                        {"n": 0, "x": x})
+    got = fn([x], [out["n"], out["x"]])(np.array([1.0, -2.0]))
+    assert got[0] == 10 and got[0].dtype == np.int64
+    np.testing.assert_allclose(got[1], np.array([1.0, -2.0]) * 1.5 ** 10)
+
+
+def test_while_loop_stops_at_maximum_iterations_and_may_run_zero_times() -> None:
+    n = gc.placeholder("int64", ())
+    i, total = gc.while_loop(lambda i, t: i < n, lambda i, t: (i + 1, t + i), [0, 0], maximum_iterations=6)
+    f = fn([n], [i, total])
+    assert [int(v) for v in f(4)] == [4, 6]
+    assert [int(v) for v in f(100)] == [6, 15]
+    assert [int(v) for v in f(-3)] == [0, 0]
+    single = gc.while_loop(lambda v: v < 100.0, lambda v: v * 2, gc.constant(3.0))
+    assert fn([], single)() == 192.0
+
+
+def test_cond_runs_only_the_branch_taken() -> None:
+    x = gc.placeholder("float64", (3,))
+    index = gc.placeholder("int64", ())
+    # the true branch reads out of range when index is large: it must not run when pred is false
+    y = gc.cond(index < 3, lambda: gc.take(x, index) * 2, lambda: gc.sum(x))
+    f = fn([x, index], y)
+    xv = np.array([1.0, 2.0, 4.0])
+    assert f(xv, 1) == 4.0
+    assert f(xv, 7) == 7.0
+    pair = gc.cond(gc.sum(x) > 0, lambda: (x * 2, 1.0), lambda: (-x, gc.constant(np.float32(2.0))))
+    got = fn([x], list(pair))(xv)
+    np.testing.assert_allclose(got[0], xv * 2)
+    assert got[1] == 1.0 and got[1].dtype == np.float32
+
+
+# ---- gradients --------------------------------------------------------------------------------------------
+
+def rnn(x, h0, w):
+    return gc.scan(lambda xt, h, w: gc.tanh(xt + h @ w), sequences=x, outputs_info=h0, non_sequences=w)
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_scan_gradient_through_time(order: int) -> None:
+    inputs = [rng.normal(size=(4, 3)), rng.normal(size=3), rng.normal(size=(3, 3)) * 0.5]
+    check_grad(rnn, inputs, device=DEVICE, order=order, rtol=1e-5 if order == 1 else 1e-4, atol=1e-7 if order == 1
+               else 1e-6)
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_scan_gradient_with_several_outputs_backwards_and_a_final_state(order: int) -> None:
+    def model(x, h0, c0):
+        ys, hs, cs = gc.scan(lambda xt, h, c: [gc.sum(h * xt), gc.tanh(h + xt), c * gc.cos(h)], sequences=x,
+                             outputs_info=[None, h0, c0], go_backwards=True)
+        return gc.sum(ys) + gc.sum(hs * hs) + gc.sum(cs[-1])
+
+    check_grad(model, [rng.normal(size=(3, 2)), rng.normal(size=2), rng.normal(size=2)], device=DEVICE, order=order,
+               rtol=1e-4, atol=1e-6)
+
+
+def test_scan_gradient_over_zero_steps_and_nested_loops() -> None:
+    check_grad(lambda x, h0: gc.sum(gc.scan(lambda xt, h: h * xt, sequences=x, outputs_info=h0)) + gc.sum(h0 * h0),
+               [np.zeros((0, 2)), rng.normal(size=2)], device=DEVICE)
+
+    def nested(x, h0):
+        def outer(row, h):
+            return gc.scan(lambda v, s: s * gc.sin(v) + h, sequences=row, outputs_info=gc.zeros_like(h))[-1] + h
+        return gc.scan(outer, sequences=x, outputs_info=h0)
+
+    check_grad(nested, [rng.normal(size=(3, 4, 2)), rng.normal(size=2)], device=DEVICE)
+
+
+def test_scan_gradient_of_a_sequence_of_unknown_length_matches_the_static_one() -> None:
+    w = rng.normal(size=(3, 3)) * 0.5
+    for length in (4, 0):
+        xv, hv = rng.normal(size=(length, 3)), rng.normal(size=3)
+        grads = []
+        for shape in ((None, 3), (length, 3)):
+            x, h0 = gc.placeholder("float64", shape), gc.placeholder("float64", (3,))
+            wt = gc.constant(w)
+            loss = gc.sum(rnn(x, h0, wt) ** 2) + gc.sum(h0)
+            grads.append(fn([x, h0], gc.grad(loss, [x, h0]))(xv, hv))
+        for dynamic, static in zip(*grads):
+            np.testing.assert_allclose(dynamic, static)
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_while_loop_gradient_with_maximum_iterations(order: int) -> None:
+    def grow(x0):
+        _, x = gc.while_loop(lambda i, x: gc.sum(x * x) < 50.0, lambda i, x: (i + 1, x * 1.3 + gc.sin(x) * 0.1),
+                             [0, x0], maximum_iterations=20)
+        return x
+
+    check_grad(grow, [rng.normal(size=3)], device=DEVICE, order=order, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_cond_gradient_on_both_branches(order: int) -> None:
+    def choose(x, y):
+        return gc.cond(gc.sum(x) > 0, lambda: x * y, lambda: gc.exp(y) + x)
+
+    for shift in (2.0, -2.0):
+        check_grad(choose, [rng.normal(size=3) * 0.3 + shift, rng.normal(size=3)], device=DEVICE, order=order,
+                   rtol=1e-4, atol=1e-6)
+
+
+# ---- errors ------------------------------------------------------------------------------------------------
+
+def test_a_loop_variable_that_changes_shape_or_dtype_is_named_with_the_users_line() -> None:
+    x = gc.placeholder("float32", (5, 3))
+    h0 = gc.placeholder("float32", (3,), name="h_start")
+    with pytest.raises(gc.ShapeError, match=r"outputs_info\[0\] 'h_start' is float32\[3\] but the step makes it "
+                                            r"float32\[3, 3\]") as info:
+        gc.scan(lambda xt, h: h[:, None] * xt, sequences=x, outputs_info=h0)
+    assert "test_control_flow.py" in str(info.value)
+    with pytest.raises(gc.DTypeError, match=r"loop_vars leaf 0 .* is int64\[\] but the step makes it float64\[\]"):
+        gc.while_loop(lambda i: i < 3, lambda i: i * 0.5, gc.constant(1, dtype="int64"))
+
+
+def test_cond_branches_that_disagree_are_refused() -> None:
+    x = gc.placeholder("float32", (3,))
+    with pytest.raises(gc.ShapeError, match=r"output 0 differs between the branches: true branch gives "
+                                            r"float32\[3\], false branch float32\[\]") as info:
+        gc.cond(gc.sum(x) > 0, lambda: x, lambda: gc.sum(x))
+    assert "test_control_flow.py" in str(info.value)
+    with pytest.raises(gc.ArgumentError, match="different structures"):
+        gc.cond(gc.sum(x) > 0, lambda: (x, x), lambda: x)
+    with pytest.raises(gc.DTypeError, match="pred must be a bool scalar"):
+        gc.cond(x, lambda: x, lambda: x)
+
+
+def test_bad_scan_and_while_loop_arguments() -> None:
+    x = gc.placeholder("float32", (4, 2))
+    with pytest.raises(gc.ArgumentError, match="give sequences or n_steps"):
+        gc.scan(lambda h: h, outputs_info=x)
+    with pytest.raises(gc.ArgumentError, match="n_steps must be a Python int"):
+        gc.scan(lambda xt: xt, sequences=x, n_steps=gc.constant(2))
+    with pytest.raises(gc.ShapeError, match="n_steps=6 but sequences"):
+        gc.scan(lambda xt: xt, sequences=x, n_steps=6)
+    with pytest.raises(gc.ArgumentError, match="fn returns 1 value but outputs_info has 2"):
+        gc.scan(lambda xt, a, b: a + xt, sequences=x, outputs_info=[x[0], x[0]])
+    with pytest.raises(gc.ShapeError, match="different lengths"):
+        gc.scan(lambda a, b: a + b, sequences=[x, gc.placeholder("float32", (3, 2))])
+    with pytest.raises(gc.ArgumentError, match="body returns a tuple of 1 but loop_vars is a list of 2"):
+        gc.while_loop(lambda i, v: i < 3, lambda i, v: (i + 1,), [0, x])
+    v = gc.Variable(np.zeros(2, np.float32))
+    with pytest.raises(gc.GraphError, match="changes a Variable inside a loop"):
+        gc.scan(lambda xt: gc.assign(v, xt), sequences=x)
+
+
+def test_gradient_of_an_unbounded_while_loop_asks_for_maximum_iterations() -> None:
+    x = gc.placeholder("float64", ())
+    _, y = gc.while_loop(lambda i, y: i < 3, lambda i, y: (i + 1, y * y), [0, x])
+    with pytest.raises(gc.GraphError, match="give maximum_iterations"):
+        gc.grad(y, x)
+
+
+def test_compiled_backends_refuse_control_flow_clearly_for_now() -> None:
+    x = gc.placeholder("float32", (None, 3))
+    hs = gc.scan(lambda xt, h: h + xt, sequences=x, outputs_info=gc.zeros_like(x[0]))
+    with pytest.raises(gc.ArgumentError, match=r"op loop has no lowering rule yet \(use device='reference'\).*"
+                                               r"test_control_flow.py"):
+        gc.function([x], hs, device="cpu")(np.ones((2, 3), np.float32))
