@@ -84,7 +84,7 @@ def _infer_loop(inputs: Sequence[AbstractValue], *, body: Body, cond: Body | Non
             raise DTypeError(f"{what}: the condition must give a bool scalar, it gives {_type(test)}")
     if any(mode not in STACKED for mode in stacked) or len(stacked) != n_state:
         raise ArgumentError(f"{what}: stacked must give one of {STACKED} per loop variable, got {stacked!r}")
-    if capacity is None and length is None and (any(stacked) or len(outs) > n_state) and not seqs:
+    if not seqs and length is None and (any(stacked) or len(outs) > n_state):
         raise ArgumentError(f"{what}: values stacked over the steps need a bound on their number "
                             f"(maximum_iterations)")
     steps = (capacity,)
