@@ -1,17 +1,31 @@
 """gc.scan, gc.while_loop and gc.cond: values against NumPy loops, gradients against finite differences
-(first and second order), loop-invariant hoisting, and the errors a user gets.  They run on the reference
-device (the compiled backends do not lower control flow yet and refuse it clearly: tested here too)."""
+(first and second order), loop-invariant hoisting, and the errors a user gets.  Every test runs on the
+reference device and on the CPU backend, which compiles loops and conditionals into its one native call (the
+GPU backends do not yet and refuse them clearly: tested here too)."""
 
 from __future__ import annotations
+
+import pathlib
+import shutil
 
 import numpy as np
 import pytest
 
 import graphc as gc
+from graphc.lower.control import LoopStep
+from graphc.lower.program import LoweredProgram
 from graphc.testing import check_grad
 
 DEVICE = "reference"
 rng = np.random.default_rng(0)
+
+
+@pytest.fixture(params=["reference", "cpu"], autouse=True)
+def loop_device(request: pytest.FixtureRequest) -> str:
+    """The device this module's helpers compile for (each test runs on both)."""
+    global DEVICE
+    DEVICE = request.param
+    return DEVICE
 
 
 def fn(inputs, outputs):
@@ -107,6 +121,50 @@ def test_loop_invariant_work_is_hoisted_out_of_the_body() -> None:
         h = np.tanh(row + h @ w.value.T * 2.0)
         want.append(h)
     np.testing.assert_allclose(fn([x], hs)(xv), want, rtol=1e-5, atol=1e-6)
+
+
+
+def _loops(graph: gc.Graph) -> list[gc.Tensor]:
+    return [n for n in graph.nodes if n.op == "loop"]
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_products_of_sequence_rows_become_one_product_before_the_loop(go_backwards: bool) -> None:
+    x = gc.placeholder("float64", (None, 3, 4))
+    w, u = gc.constant(rng.normal(size=(4, 5))), gc.constant(rng.normal(size=(5, 5)) * 0.3)
+    hs = gc.scan(lambda xt, h: gc.tanh((xt * 0.5) @ w + h @ u), sequences=x, outputs_info=gc.zeros_like((x @ w)[0]),
+                 go_backwards=go_backwards)
+    (loop,) = _loops(gc.optimize(hs, level=1))
+    body_products = [n for n in loop.attrs["body"].body if n.op == "matmul"]
+    assert len(body_products) == 1 and body_products[0].inputs[1].op == "parameter"  # only h @ u stays inside
+    assert any(i.op == "matmul" and i.shape[1:] == (3, 5) for i in loop.inputs)  # (x * 0.5) @ w, all rows at once
+    for length in (6, 0):
+        xv = rng.normal(size=(length, 3, 4))
+        h, want = np.zeros((3, 5)), []
+        for row in (xv[::-1] if go_backwards else xv):
+            h = np.tanh((row * 0.5) @ w.attrs["value"] + h @ u.attrs["value"])
+            want.append(h)
+        np.testing.assert_allclose(fn([x], hs)(xv), np.reshape(want, (length, 3, 5)), rtol=1e-12, atol=1e-12)
+
+
+def test_what_no_one_reads_is_dropped_from_loops() -> None:
+    x, h0 = gc.placeholder("float64", (5, 3)), gc.placeholder("float64", (3,))
+    w = gc.Variable(rng.normal(size=(3, 3)) * 0.5)
+    hs, _unread = gc.scan(lambda xt, h, s: [gc.tanh(xt + h @ w), s + gc.exp(xt)], sequences=x,
+                          outputs_info=[h0, gc.zeros_like(h0)])
+    loss = gc.sum(hs[-1])
+    (gw,) = gc.grad(loss, [w])
+    loops = _loops(gc.optimize([loss, gw]))
+    assert len(loops) == 2  # the forward loop (once: the gradient's copy of it merged) and the backward loop
+    forward, backward = loops
+    assert forward.attrs["n_state"] == 1  # the unread exp accumulator is gone
+    # backwards, only what w's gradient needs: no gradient rows for x, no gradient of h0 stacked
+    assert backward.attrs["n_state"] == 2 and len(backward.attrs["body"].outputs) == 2
+    xv, hv = rng.normal(size=(5, 3)), rng.normal(size=3)
+    got = fn([x, h0], [loss, gw])(xv, hv)
+    want = gc.function([x, h0], [loss, gw], device="reference", level=0)(xv, hv)
+    for g, e in zip(got, want):
+        np.testing.assert_allclose(g, e, rtol=1e-12)
 
 
 def test_nested_scans() -> None:
@@ -237,7 +295,7 @@ def test_cond_gradient_on_both_branches(order: int) -> None:
 def test_a_loop_variable_that_changes_shape_or_dtype_is_named_with_the_users_line() -> None:
     x = gc.placeholder("float32", (5, 3))
     h0 = gc.placeholder("float32", (3,), name="h_start")
-    with pytest.raises(gc.ShapeError, match=r"outputs_info\[0\] 'h_start' is float32\[3\] but the step makes it "
+    with pytest.raises(gc.ShapeError, match=r"outputs_info\[0\] 'h_start(_\d+)?' is float32\[3\] but the step makes it "
                                             r"float32\[3, 3\]") as info:
         gc.scan(lambda xt, h: h[:, None] * xt, sequences=x, outputs_info=h0)
     assert "test_control_flow.py" in str(info.value)
@@ -283,9 +341,116 @@ def test_gradient_of_an_unbounded_while_loop_asks_for_maximum_iterations() -> No
         gc.grad(y, x)
 
 
-def test_compiled_backends_refuse_control_flow_clearly_for_now() -> None:
+def test_the_gpu_backends_refuse_control_flow_clearly_for_now(loop_device: str) -> None:
     x = gc.placeholder("float32", (None, 3))
     hs = gc.scan(lambda xt, h: h + xt, sequences=x, outputs_info=gc.zeros_like(x[0]))
-    with pytest.raises(gc.ArgumentError, match=r"op loop has no lowering rule yet \(use device='reference'\).*"
-                                               r"test_control_flow.py"):
-        gc.function([x], hs, device="cpu")(np.ones((2, 3), np.float32))
+    with pytest.raises(gc.ArgumentError, match=r"op loop cannot be compiled for this device yet.*test_control_flow.py"):
+        gc.function([x], hs, device="cuda-sim")(np.ones((2, 3), np.float32))
+
+
+# ---- compiled (CPU backend) ---------------------------------------------------------------------------------
+
+def lowered_loops(outputs: list[gc.Tensor]) -> list[LoopStep]:
+    opt = gc.optimize(outputs)
+    program = LoweredProgram(opt.nodes, {n.id: n.aval for n in opt.nodes}, list(opt.outputs))
+    return [step for step in program.steps if isinstance(step, LoopStep)]
+
+
+def test_a_compiled_scan_writes_each_steps_results_into_its_row_of_the_stacked_result(loop_device: str) -> None:
+    x = gc.placeholder("float32", (6, 4))
+    w = gc.constant(rng.normal(size=(4, 4)).astype(np.float32))
+    ys, hs = gc.scan(lambda xt, h: [gc.sum(h), gc.tanh(xt + h @ w)], sequences=x,
+                     outputs_info=[None, gc.zeros_like(x[0])])
+    (loop,) = lowered_loops([ys, hs])
+    assert [w.owned for w in loop.outputs] == [True] and [s.owned for s in loop.states] == [True]
+    assert loop.states[0].mode == "after" and loop.states[0].spare is None  # no buffer of its own, no copy
+    # the body was optimised like any graph: its elementwise tail is fused into the product
+    assert {k.name.split("_", 1)[1] for k in loop.body} >= {"fused_matmul_epilogue"}
+
+
+def test_a_compiled_loop_runs_no_python_per_step(loop_device: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from graphc.control import loop
+
+    x = gc.placeholder("float64", (None, 3))
+    hs = gc.scan(lambda xt, h: gc.sin(h) + xt, sequences=x, outputs_info=gc.zeros_like(x[0]))
+    f = fn([x], hs)
+    xv = rng.normal(size=(50, 3))
+    expected = f(xv)
+    if loop_device == "cpu":
+        monkeypatch.setattr(loop, "evaluate_body", lambda *a: pytest.fail("a compiled loop ran its body in Python"))
+        np.testing.assert_array_equal(f(xv), expected)
+        np.testing.assert_array_equal(f(xv[:0]), np.zeros((0, 3)))
+    h = np.zeros(3)
+    for k, row in enumerate(xv):
+        h = np.sin(h) + row
+        np.testing.assert_allclose(expected[k], h, rtol=1e-12)
+
+
+def test_a_while_loop_without_a_bound_and_a_state_it_returns_unchanged(loop_device: str) -> None:
+    i0, x0 = gc.placeholder("int64", ()), gc.placeholder("float64", (3,))
+    k = gc.constant(np.arange(3.0))
+    # x and k swap places each step (states returned as they came, copied rather than computed)
+    i, a, b, c = gc.while_loop(lambda i, a, b, c: gc.sum(a) < 1e3, lambda i, a, b, c: (i + 1, b * 2.0 + 1.0, a, c),
+                               [i0, x0, x0 + k, k])
+    got = fn([i0, x0], [i, a, b, c])(np.int64(0), np.ones(3))
+    state = [0, np.ones(3), np.ones(3) + np.arange(3.0), np.arange(3.0)]
+    while state[1].sum() < 1e3:
+        state = [state[0] + 1, state[2] * 2.0 + 1.0, state[1], state[3]]
+    for g, e in zip(got, state):
+        np.testing.assert_array_equal(g, e)
+
+
+def test_a_fault_inside_a_compiled_body_names_the_users_line_also_from_the_cache(
+        loop_device: str, monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
+    from graphc.lower import program
+    from graphc.runtime import compile_cache
+
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(compile_cache, "_warned", set())
+
+    def graph() -> tuple[list[gc.Tensor], gc.Tensor]:
+        table = gc.constant(np.arange(12.0).reshape(4, 3))
+        idx = gc.placeholder("int64", (None, 2))
+        return [idx], gc.scan(lambda i, s: s + gc.sum(gc.take(table, i, axis=0)), sequences=idx,
+                              outputs_info=gc.constant(0.0))
+
+    good, bad = np.array([[0, 1], [3, 2]]), np.array([[0, 1], [3, 7]])
+    inputs, out = graph()
+    first = fn(inputs, out)(good)
+    np.testing.assert_array_equal(first, [15.0, 15.0 + 51.0])  # rows 0 + 1, then rows 3 + 2
+    if loop_device == "cpu":  # the same graph built again comes from the cache, its fault table too
+        monkeypatch.setattr(program, "LoweredProgram", lambda *a, **k: pytest.fail("lowered again on a cache hit"))
+    inputs, out = graph()
+    f = fn(inputs, out)
+    np.testing.assert_array_equal(f(good), first)
+    with pytest.raises(gc.ExecutionError, match=r"take.*test_control_flow\.py:\d+"):
+        f(bad)
+
+
+def test_compiled_loops_with_different_bodies_do_not_share_cached_code(
+        loop_device: str, monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "cache"))
+    xv = rng.normal(size=(5, 2))
+    for op, ref in ((gc.sin, np.sin), (gc.cos, np.cos), (gc.sin, np.sin)):
+        x = gc.placeholder("float64", (5, 2))
+        got = fn([x], gc.scan(lambda xt, h, op=op: op(h) + xt, sequences=x, outputs_info=gc.zeros_like(x[0])))(xv)
+        h = np.zeros(2)
+        for k, row in enumerate(xv):
+            h = ref(h) + row
+            np.testing.assert_allclose(got[k], h, rtol=1e-12)
+
+
+def test_an_ahead_of_time_library_runs_a_loop_over_a_run_time_length(loop_device: str, tmp_path: pathlib.Path) -> None:
+    if loop_device != "cpu" or (shutil.which("cc") is None and shutil.which("gcc") is None):
+        pytest.skip("ahead-of-time compilation is for the CPU, and links with a C compiler")
+    x = gc.placeholder("float32", (None, 3))
+    w = gc.Variable((np.eye(3) * 0.5).astype(np.float32))
+    hs = gc.scan(lambda xt, h: gc.tanh(h @ w + xt), sequences=x, outputs_info=gc.zeros_like(x[0]))
+    flag = gc.cond(gc.sum(hs) > 0, lambda: gc.constant(1.0), lambda: gc.constant(-1.0))
+    gc.aot.compile([x], [hs, flag], tmp_path / "rnn")
+    library = gc.aot.load(tmp_path / "rnn")
+    reference = gc.function([x], [hs, flag], device="reference")
+    for length in (0, 1, 9):
+        xv = rng.normal(size=(length, 3)).astype(np.float32)
+        for got, expected in zip(library(xv), reference(xv)):
+            np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)

@@ -85,7 +85,8 @@ SAMPLES: dict[str, Callable[[], Any]] = {
 
 def test_every_op_that_computes_has_a_sample() -> None:
     needed = {name for name, op in REGISTRY.items()
-              if op.family != "elementwise" and name not in NO_CODE | NOT_LOWERED_YET}
+              if op.family not in ("elementwise", "control") and name not in NO_CODE | NOT_LOWERED_YET}
+    # control flow (loop, cond, part) runs on the CPU in tests/test_control_flow.py; the GPU backends refuse it
     assert needed - set(SAMPLES) == set(), "ops without a CPU sample graph"
     assert set(SAMPLES) - needed == set(), "samples of ops no longer registered"
 

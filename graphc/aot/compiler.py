@@ -111,7 +111,7 @@ def compile(inputs: Tensor | Sequence[Tensor], outputs: Tensor | Sequence[Tensor
         primary = version_level == 1  # defines the constants and the exported functions
         run_name = f"{name}_run" if not versions else f"{name}_run.x86_64_v{version_level}"
         module = new_module(name, version_target)
-        entry = emit_program(module, lowered.kernels, lowered.slots, version_target, threads)
+        entry = emit_program(module, lowered.steps, lowered.slots, version_target, threads)
         entry.linkage = "internal"
         emit_run(module, layout, entry, run_name, define_constants=primary)
         exports = [f"{name}_run", *emit_info(module, layout)] if primary else []

@@ -14,12 +14,12 @@ A body is run by binding its parameters to values: :func:`evaluate_body` (NumPy,
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from graphc.errors import ArgumentError, GraphError
+from graphc.ir.body import Body
 from graphc.ir.build import as_tensor, make_node, rebuild
 from graphc.ir.graph import topological_order
 from graphc.ir.interpret import evaluate
@@ -27,27 +27,6 @@ from graphc.ir.location import SourceLocation, where_text
 from graphc.ir.registry import AbstractValue
 from graphc.ir.tensor import Tensor
 from graphc.ops.kernel import inner_avals
-
-
-@dataclass(frozen=True, eq=False)
-class Body:
-    """A subgraph reading its inputs through ``parameter`` nodes (input ``attrs["index"]``; an input the
-    body does not read has no parameter node) and computing ``outputs``."""
-
-    params: tuple[Tensor, ...]
-    outputs: tuple[Tensor, ...]
-    nodes: tuple[Tensor, ...] = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "nodes", tuple(topological_order(self.outputs)))
-
-    @property
-    def body(self) -> tuple[Tensor, ...]:
-        """The nodes that compute something (everything but the parameters)."""
-        return tuple(n for n in self.nodes if n.op != "parameter")
-
-    def __repr__(self) -> str:
-        return f"<Body: {', '.join(n.op for n in self.body) or 'no ops'}>"
 
 
 def parameter(index: int, aval: AbstractValue, name: str) -> Tensor:

@@ -7,6 +7,8 @@ when it is split across threads are the backend's policy.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from graphc.ir.shapes import broadcast_shapes
@@ -108,6 +110,8 @@ def matmul_statements(a: Operand, b: Operand, dst: str, dtype: np.dtype, ctx: Lo
     a_strides = (1, m) if ta else (k, 1)
     b_strides = (1, k) if tb else (n, 1)
     batch = list(broadcast_shapes(tuple(a_shape[:-2]), tuple(b_shape[:-2])))
+    if batch and len(b_shape) == 2 and not ta:  # a stack of matrices times one matrix: one product of them all
+        m, batch = m * math.prod(batch), []
     a_batch = [s * m * k for s in broadcast_strides(a_shape[:-2], batch)]
     b_batch = [s * k * n for s in broadcast_strides(b_shape[:-2], batch)]
     c_batch = [s * m * n for s in row_major_strides(batch)]

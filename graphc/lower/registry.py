@@ -11,12 +11,17 @@ inputs, its outputs, the scratch, and the status word when any ``Check`` can fai
 every kernel gets (:mod:`graphc.lower.checks`).  A rule for an op name takes precedence over its
 family's rule; an op without either is refused with :class:`Unsupported` when a graph using it is
 compiled.
+
+Control-flow ops (a loop, a conditional) are not one kernel but a step of the program that runs other
+kernels: their rules are registered with ``@lowers_program`` and build that step from the
+:class:`~graphc.lower.program.LoweredProgram` being built (graphc/lower/control.py).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -30,11 +35,15 @@ LoweringRule = Callable[[Tensor, LoweringContext], list[Stmt]]
 
 OP_RULES: dict[str, LoweringRule] = {}
 FAMILY_RULES: dict[str, LoweringRule] = {}
-NO_CODE = frozenset({"placeholder", "variable", "constant", "group", "kernel_output"})
-"""Ops whose value needs no kernel: sources, groups, and outputs of a kernel already run."""
-NOT_LOWERED_YET = frozenset({"loop", "cond", "part"})
-"""Ops the compiled backends do not lower yet (control flow runs on ``device="reference"`` until its
-lowering lands): a graph using one is refused with :class:`Unsupported` naming it and the user's line."""
+NO_CODE = frozenset({"placeholder", "variable", "constant", "group", "kernel_output", "part"})
+"""Ops whose value needs no kernel: sources, groups, and outputs of a kernel or control-flow step already run."""
+NOT_LOWERED_YET: frozenset[str] = frozenset()
+"""Ops the compiled backends do not lower yet: a graph using one is refused with :class:`Unsupported`
+naming it and the user's line."""
+ProgramRule = Callable[[Tensor, Any], Any]
+"""``rule(node, program) -> the program step running node`` (a control-flow op; ``program`` is the
+:class:`~graphc.lower.program.LoweredProgram` being built)."""
+PROGRAM_RULES: dict[str, ProgramRule] = {}
 
 
 def lowers(*ops: str, family: str | None = None) -> Callable[[LoweringRule], LoweringRule]:
@@ -48,6 +57,18 @@ def lowers(*ops: str, family: str | None = None) -> Callable[[LoweringRule], Low
             if family in FAMILY_RULES:
                 raise RuntimeError(f"op family {family!r} has two lowering rules")
             FAMILY_RULES[family] = rule
+        return rule
+
+    return register
+
+
+def lowers_program(*ops: str) -> Callable[[ProgramRule], ProgramRule]:
+    """Register the decorated rule as the way ``ops`` (control flow) become steps of a lowered program."""
+    def register(rule: ProgramRule) -> ProgramRule:
+        for op in ops:
+            if op in OP_RULES or op in PROGRAM_RULES:
+                raise RuntimeError(f"op {op!r} has two lowering rules")
+            PROGRAM_RULES[op] = rule
         return rule
 
     return register
@@ -83,4 +104,5 @@ def lower_node(node: Tensor, ctx: LoweringContext) -> LoopKernel | None:
     return kernel
 
 
-__all__ = ["FAMILY_RULES", "NOT_LOWERED_YET", "NO_CODE", "OP_RULES", "LoweringRule", "lower_node", "lowers", "rule_for"]
+__all__ = ["FAMILY_RULES", "NOT_LOWERED_YET", "NO_CODE", "OP_RULES", "PROGRAM_RULES", "LoweringRule", "ProgramRule",
+           "lower_node", "lowers", "lowers_program", "rule_for"]

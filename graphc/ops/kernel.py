@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from graphc.errors import ArgumentError, DTypeError, GraphError, ShapeError
+from graphc.ir.body import Body
 from graphc.ir.graph import topological_order
 from graphc.ir.interpret import evaluate
 from graphc.ir.registry import AbstractValue, OpDef, register
@@ -127,4 +128,15 @@ def kernel_inputs(node: Tensor) -> Mapping[int, Tensor]:
     return {p.id: node.inputs[p.attrs["index"]] for p in kernel.params}
 
 
-__all__ = ["KERNEL_KINDS", "Kernel", "inner_avals", "kernel_inputs", "run_kernel"]
+def nested_nodes(node: Tensor) -> list[Tensor]:
+    """The nodes of the graphs inside ``node`` (a fused kernel's, a loop's or a conditional's bodies), in
+    the order of its attributes' names: what a position inside ``node`` refers to."""
+    nodes: list[Tensor] = []
+    for name in sorted(node.attrs):
+        value = node.attrs[name]
+        if isinstance(value, (Body, Kernel)):
+            nodes.extend(value.nodes)
+    return nodes
+
+
+__all__ = ["KERNEL_KINDS", "Kernel", "inner_avals", "kernel_inputs", "nested_nodes", "run_kernel"]

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from graphc.ir.body import Body
 from graphc.ir.build import constant
 from graphc.ir.shapes import is_static
 from graphc.ir.tensor import Tensor
@@ -223,6 +224,11 @@ def _attr_key(value: Any) -> Any:
         return ("float", value.hex())  # 0.0 == -0.0 in Python, but they are different attributes
     if isinstance(value, (int, str, bool, type(None))):
         return (type(value).__name__, value)
+    if isinstance(value, Body):  # by structure: the same loop optimised twice (for a gradient, then) is one loop
+        positions = {n.id: k for k, n in enumerate(value.nodes)}
+        return ("body", tuple((n.op, tuple(positions[i.id] for i in n.inputs), n.weak, n.dtype.str, tuple(n.shape),
+                               tuple(sorted((k, _attr_key(v)) for k, v in n.attrs.items()))) for n in value.nodes),
+                tuple(positions[o.id] for o in value.outputs))
     return ("id", id(value))
 
 

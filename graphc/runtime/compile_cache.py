@@ -94,6 +94,7 @@ from typing import Any
 import numpy as np
 
 from graphc.backends.base import CachedCode
+from graphc.ir.body import Body
 from graphc.ir.registry import AbstractValue
 from graphc.ir.tensor import Tensor
 from graphc.ops.kernel import Kernel
@@ -323,6 +324,8 @@ class _Describer:
             self.reference(obj)
         elif isinstance(obj, Kernel):
             self.kernel(obj)
+        elif isinstance(obj, Body):
+            self.body(obj)
         elif kind is AbstractValue:
             self.emit(b"V")
             self.value((obj.dtype, tuple(obj.shape), obj.weak, obj.parts))
@@ -352,7 +355,8 @@ class _Describer:
             self.emit(b"i", str(len(node.inputs)).encode())
             for i in node.inputs:
                 self.reference(i)
-            self.value(node.attrs)
+            messages = node.opdef.extra.get("message_attrs", ())  # words for error messages, not the code's
+            self.value({k: v for k, v in node.attrs.items() if k not in messages} if messages else node.attrs)
             self.value(aval(node))
 
     def kernel(self, kernel: Kernel) -> None:
@@ -364,6 +368,14 @@ class _Describer:
         self.emit(b"K", kernel.kind.encode())
         self.nodes(kernel.nodes, lambda n: n.aval)  # concrete inner shapes follow from the fused node's inputs
         self.value((kernel.params, kernel.outputs))
+        self.scopes.pop()
+
+
+    def body(self, body: Body) -> None:
+        """A loop's or a branch's body, by its graph (described afresh each time: two loops may share one)."""
+        self.emit(b"W")
+        self.nodes(body.nodes, lambda n: n.aval)  # concrete shapes follow from the inputs of the node around it
+        self.value((body.params, body.outputs))
         self.scopes.pop()
 
 

@@ -1,8 +1,9 @@
 """Loop IR kernels to LLVM IR, and the one entry function that runs a whole compiled graph.
 
 Each :class:`LoopKernel` becomes an internal function taking its buffers as ``noalias`` pointers;
-the entry function ``graphc_entry(void **buffers)`` calls every kernel in order, so running a
-graph is one native call.  LLVM inlines the kernels into the entry function and vectorises the
+the entry function ``graphc_entry(void **buffers)`` calls every kernel in order, and runs loops and
+conditionals (graphc/lower/control.py) as native loops and branches around their bodies' kernels, so
+running a graph is one native call.  LLVM inlines the kernels into the entry function and vectorises the
 loops (they are branch-free and their trip counts are known).
 """
 
@@ -21,7 +22,8 @@ from graphc.codegen.loops import LoopEmitter
 from graphc.codegen.sizes import emit_size
 from graphc.codegen.target import Target
 from graphc.codegen.types import I64, storage_type
-from graphc.ir.symbolic import hint, is_symbolic
+from graphc.ir.symbolic import Size, hint, is_symbolic
+from graphc.lower.control import CondStep, LoopStep
 from graphc.lower.loopir import (
     DIMS,
     STATUS,
@@ -129,29 +131,192 @@ class _KernelEmitter(LoopEmitter):
         self.b.call(fn, [m, n, k, view(s.a, s.a_offset), a_row, a_col, view(s.b, s.b_offset), b_row, b_col,
                          view(s.c, s.c_offset), ldc, self.buffers[s.pack][0], pack_stride, threads])
 
-def emit_program(module: ir.Module, kernels: Sequence[LoopKernel], slots: Mapping[str, int], target: Target,
+def emit_program(module: ir.Module, steps: Sequence[Any], slots: Mapping[str, int], target: Target,
                  threads: int = 1) -> ir.Function:
-    """Emit every kernel and ``graphc_entry(void **buffers)``, which calls them in order, for ``target``
-    (whose runtime library the kernels call).
+    """Emit every kernel and ``graphc_entry(void **buffers)``, which runs the lowered program's ``steps``
+    (kernels, loops, conditionals: graphc/lower/control.py) in order, for ``target`` (whose runtime library
+    the kernels call).
 
     ``slots`` gives each buffer's position in the ``buffers`` array; large kernels use up to
     ``threads`` threads.  The entry first clears the fault status word, if there is one."""
     entry = ir.Function(module, ir.FunctionType(ir.VoidType(), [VOID_PTR.as_pointer()]), ENTRY)
-    b = ir.IRBuilder(entry.append_basic_block("entry"))
-    table = entry.args[0]
-    runtime = runtime_suffix(target)
-    if STATUS in slots:  # no fault yet in this run
-        raw = b.load(b.gep(table, [ir.Constant(I64, slots[STATUS])], inbounds=True))
-        b.store(ir.Constant(I64, 0), b.bitcast(raw, I64.as_pointer()))
-    for kernel in kernels:
-        fn = _KernelEmitter(module, kernel, runtime, threads).emit()
-        args = []
-        for param, arg_type in zip(kernel.params, fn.function_type.args):
-            raw = b.load(b.gep(table, [ir.Constant(I64, slots[param.name])], inbounds=True))
-            args.append(b.bitcast(raw, arg_type))
-        b.call(fn, args)
-    b.ret_void()
+    _EntryEmitter(module, entry, slots, runtime_suffix(target), threads).emit(steps)
     return entry
+
+
+class _EntryEmitter:
+    """The entry function's body: a call per kernel, native loops and branches for control-flow steps, the
+    pointer slots of loop bodies pointed at each step's memory."""
+
+    def __init__(self, module: ir.Module, entry: ir.Function, slots: Mapping[str, int], runtime: str,
+                 threads: int) -> None:
+        self.module, self.fn, self.slots, self.runtime, self.threads = module, entry, slots, runtime, threads
+        self.allocas = ir.IRBuilder(entry.append_basic_block("allocas"))  # the loops' variables
+        self._start = entry.append_basic_block("start")
+        self.b = ir.IRBuilder(self._start)
+        self.table = entry.args[0]
+        self._cells: dict[int, ir.Value] = {}
+        self._loops = 0
+
+    def emit(self, steps: Sequence[Any]) -> None:
+        if STATUS in self.slots:  # no fault yet in this run
+            self.b.store(ir.Constant(I64, 0), self.b.bitcast(self.pointer(STATUS), I64.as_pointer()))
+        self.steps(steps)
+        self.b.ret_void()
+        self.allocas.branch(self._start)
+
+    def steps(self, steps: Sequence[Any]) -> None:
+        for step in steps:
+            if isinstance(step, LoopKernel):
+                self.kernel(step)
+            elif isinstance(step, LoopStep):
+                self.loop(step)
+            elif isinstance(step, CondStep):
+                self.cond(step)
+            else:
+                raise TypeError(f"graphc internal error: no code for program step {step!r}")
+
+    # ---- the pointer table ----------------------------------------------------------------------------
+
+    def _cell(self, name: str) -> ir.Value:
+        """A local variable holding slot ``name``'s address, read from the table once when the run starts:
+        the table is not written while the program runs, so the addresses stay in registers (pointer slots
+        are these variables, pointed anew before each loop step)."""
+        slot = self.slots[name]
+        cell = self._cells.get(slot)
+        if cell is None:
+            a = self.allocas
+            cell = self._cells[slot] = a.alloca(VOID_PTR, name=f"slot{slot}")
+            a.store(a.load(a.gep(self.table, [ir.Constant(I64, slot)], inbounds=True)), cell)
+        return cell
+
+    def pointer(self, name: str) -> ir.Value:
+        """Buffer ``name``'s address, as it is now."""
+        return self.b.load(self._cell(name))
+
+    def point(self, name: str, address: ir.Value) -> None:
+        """Point slot ``name`` at ``address``."""
+        self.b.store(address, self._cell(name))
+
+    def size(self, value: Size) -> ir.Value:
+        def dim(symbol: int) -> ir.Value:
+            dims = self.b.bitcast(self.pointer(DIMS), I64.as_pointer())
+            return self.b.load(self.b.gep(dims, [ir.Constant(I64, symbol)]))
+
+        return emit_size(self.b, value, dim)
+
+    def row(self, base: ir.Value, row: ir.Value, row_bytes: Size) -> ir.Value:
+        return self.b.gep(base, [self.b.mul(row, self.size(row_bytes))], inbounds=True)
+
+    def copy(self, destination: ir.Value, source: ir.Value, nbytes: Size) -> None:
+        memcpy = self.module.declare_intrinsic("llvm.memcpy", [VOID_PTR, VOID_PTR, I64])
+        self.b.call(memcpy, [destination, source, self.size(nbytes), ir.Constant(ir.IntType(1), 0)])
+
+    def clear(self, destination: ir.Value, nbytes: Size) -> None:
+        memset = self.module.declare_intrinsic("llvm.memset", [VOID_PTR, I64])
+        self.b.call(memset, [destination, ir.Constant(ir.IntType(8), 0), self.size(nbytes),
+                             ir.Constant(ir.IntType(1), 0)])
+
+    # ---- steps ----------------------------------------------------------------------------------------
+
+    def kernel(self, kernel: LoopKernel) -> None:
+        fn = _KernelEmitter(self.module, kernel, self.runtime, self.threads).emit()
+        args = [self.b.bitcast(self.pointer(param.name), arg_type)
+                for param, arg_type in zip(kernel.params, fn.function_type.args)]
+        self.b.call(fn, args)
+
+    def cond(self, step: CondStep) -> None:
+        b = self.b
+        taken = b.icmp_unsigned("!=", b.load(self.pointer(step.pred)), ir.Constant(ir.IntType(8), 0))
+        with b.if_else(taken) as (then, otherwise):
+            for branch, copies, block in zip(step.branches, step.copies, (then, otherwise)):
+                with block:
+                    self.steps(branch)
+                    for source, destination, nbytes in copies:
+                        self.copy(self.pointer(destination), self.pointer(source), nbytes)
+
+    def loop(self, step: LoopStep) -> None:
+        b = self.b
+        self._loops += 1
+        label = f"{step.name}.{self._loops}"
+        zero, one = ir.Constant(I64, 0), ir.Constant(I64, 1)
+        bound = None if step.capacity is None else self.size(step.capacity)
+        if step.trip is not None:
+            trip = b.load(b.bitcast(self.pointer(step.trip), I64.as_pointer()))
+            ok = b.icmp_signed(">=", trip, zero)
+            if bound is not None:
+                ok = b.and_(ok, b.icmp_signed("<=", trip, bound))
+            with b.if_then(b.not_(ok)):
+                b.store(ir.Constant(I64, step.trip_fault), b.bitcast(self.pointer(STATUS), I64.as_pointer()))
+            bound = b.select(ok, trip, zero)
+        for stack, nbytes in step.zeroed:
+            self.clear(self.pointer(stack), nbytes)
+        current = []  # where each loop variable's value is now
+        for state in step.states:
+            where = self.allocas.alloca(VOID_PTR, name=f"{label}.{state.final}")
+            b.store(self.pointer(state.init), where)
+            current.append(where)
+        counter = self.allocas.alloca(I64, name=f"{label}.t")
+        b.store(zero, counter)
+        header = self.fn.append_basic_block(f"{label}.header")
+        run = self.fn.append_basic_block(f"{label}.step")
+        done = self.fn.append_basic_block(f"{label}.done")
+        b.branch(header)
+
+        b.position_at_end(header)
+        t = b.load(counter)
+        if bound is not None:
+            more = self.fn.append_basic_block(f"{label}.test")
+            b.cbranch(b.icmp_signed("<", t, bound), more, done)
+            b.position_at_end(more)
+        if step.test is not None:
+            for state, where in zip(step.states, current):
+                value = b.load(where)
+                for param in state.params:
+                    self.point(param, value)
+            self.steps(step.cond)
+            test = b.load(self.pointer(step.test))
+            b.cbranch(b.icmp_unsigned("!=", test, ir.Constant(ir.IntType(8), 0)), run, done)
+        else:
+            b.branch(run)
+
+        b.position_at_end(run)
+        row = b.sub(b.sub(bound, one), t) if step.reverse and bound is not None else t
+        for read in step.rows:
+            self.point(read.param, self.row(self.pointer(read.sequence), row, read.row_bytes))
+        odd = b.trunc(t, ir.IntType(1))
+        targets = []
+        for state, where in zip(step.states, current):
+            value = b.load(where)
+            for param in state.params:
+                self.point(param, value)
+            if state.mode == "before":
+                self.copy(self.row(self.pointer(state.stack), row, state.nbytes), value, state.nbytes)
+            if state.mode == "after":
+                target = self.row(self.pointer(state.stack), row, state.nbytes)
+            else:
+                a, c = state.spare  # type: ignore[misc]
+                target = b.select(odd, self.pointer(c), self.pointer(a))
+            targets.append(target)
+        writes = [self.row(self.pointer(w.stack), row, w.row_bytes) for w in step.outputs]
+        values = [(s.value, s.owned, s.nbytes) for s in step.states] + \
+                 [(w.value, w.owned, w.row_bytes) for w in step.outputs]
+        for (value, owned, _), target in zip(values, targets + writes):
+            if owned:
+                self.point(value, target)
+        self.steps(step.body)
+        for (value, owned, nbytes), target in zip(values, targets + writes):
+            if not owned:
+                self.copy(target, self.pointer(value), nbytes)
+        for where, target in zip(current, targets):
+            b.store(target, where)
+        b.store(b.add(t, one), counter)
+        b.branch(header)
+
+        b.position_at_end(done)
+        for state, where in zip(step.states, current):
+            self.copy(self.pointer(state.final), b.load(where), state.nbytes)
+        b.store(b.load(counter), b.bitcast(self.pointer(step.steps_run), I64.as_pointer()))
 
 
 def emit_object_entry(module: ir.Module, slots: Sequence[int], data_offset: int) -> ir.Function:

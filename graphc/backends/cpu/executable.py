@@ -38,6 +38,7 @@ from graphc.ir.registry import AbstractValue
 from graphc.ir.tensor import Tensor
 from graphc.lower.arena import Buffer, plan_arena
 from graphc.lower.policy import LoweringPolicy
+from graphc.ops.kernel import nested_nodes
 
 if TYPE_CHECKING:
     from graphc.lower.program import LoweredProgram
@@ -132,28 +133,27 @@ def _recycled(shape: tuple[int, ...], dtype: np.dtype, returned: list[np.ndarray
     return np.empty(shape, dtype)
 
 
-LAYOUT_VERSION = 1  # bump when program_layout's form changes
+LAYOUT_VERSION = 2  # bump when program_layout's form changes
 STATUS_BUFFER = "status"  # the loop IR's fault status word (graphc.lower.loopir.STATUS)
 
 
 def program_layout(lowered: LoweredProgram, nodes: Sequence[Tensor], wanted: Sequence[Tensor], alignment: int
                    ) -> dict[str, Any]:
     """What running a lowered program needs besides its code, as JSON data that refers to nodes by their
-    position in ``nodes`` (a fault raised inside a fused kernel by ``[position, index in its kernel]``): kept
-    with the code in the compile cache."""
+    position in ``nodes`` (a fault raised inside a fused kernel or a loop's body by the path of positions
+    down to it, each inside the previous one's :func:`~graphc.ops.kernel.nested_nodes`): kept with the
+    code in the compile cache."""
     positions = {node.id: k for k, node in enumerate(nodes)}
-    inner = {n.id: [positions[node.id], k] for node in nodes if node.op == "fused"
-             for k, n in enumerate(node.attrs["kernel"].nodes)}
+    paths = _node_paths(nodes)
     fresh = [lowered.buffers[slot] for slot in sorted(lowered.handed_back)]
     offsets, arena_bytes = plan_arena(lowered.arena_sizes(), lowered.lifetimes, alignment)
     return {
         "slots": [[name, slot] for name, slot in lowered.slots.items()],
         "sources": [[positions[node_id], slot] for node_id, slot in lowered.sources],
         "wanted": [slot for _, slot in lowered.wanted],
-        "constants": [[slot, positions[node.id]] for slot, node in lowered.constants],
+        "constants": [[slot, paths[node.id]] for slot, node in lowered.constants],
         "fresh": [[b.slot, [int(d) for d in b.shape], b.dtype.name] for b in fresh],
-        "faults": [[[positions[node.id], -1] if node.id in positions else inner[node.id], message]
-                   for node, message in lowered.faults],
+        "faults": [[paths[node.id], message] for node, message in lowered.faults],
         "arena": [[slot, offset] for slot, offset in offsets.items()],
         "arena_bytes": arena_bytes,
         "per_call": sorted({slot for _, slot in lowered.sources} | {b.slot for b in fresh}),
@@ -161,10 +161,26 @@ def program_layout(lowered: LoweredProgram, nodes: Sequence[Tensor], wanted: Seq
     }
 
 
-def _fault_node(nodes: Sequence[Tensor], where: Sequence[int]) -> Tensor:
-    position, inner = where
-    node = nodes[position]
-    return node if inner < 0 else node.attrs["kernel"].nodes[inner]
+def _node_paths(nodes: Sequence[Tensor]) -> dict[int, list[int]]:
+    """Node id -> its path: its position in ``nodes``, then its position in each enclosing node's nested nodes."""
+    paths: dict[int, list[int]] = {}
+    stack = [(list(nodes), [])]
+    while stack:
+        level, prefix = stack.pop()
+        for k, node in enumerate(level):
+            if node.id not in paths:
+                paths[node.id] = [*prefix, k]
+                inner = nested_nodes(node)
+                if inner:
+                    stack.append((inner, paths[node.id]))
+    return paths
+
+
+def _node_at(nodes: Sequence[Tensor], path: Sequence[int]) -> Tensor:
+    node = nodes[path[0]]
+    for k in path[1:]:
+        node = nested_nodes(node)[k]
+    return node
 
 
 class CpuExecutable(Executable):
@@ -194,7 +210,7 @@ class CpuExecutable(Executable):
             layout = program_layout(lowered, self.nodes, wanted, self.alignment)
             module = new_module("graphc_program", target)
             try:
-                emit_program(module, lowered.kernels, lowered.slots, target, threads)
+                emit_program(module, lowered.steps, lowered.slots, target, threads)
             except UnsupportedScalar as exc:
                 raise ArgumentError(str(exc)) from None
             if ARRAY_DATA_OFFSET is not None:
@@ -227,10 +243,10 @@ class CpuExecutable(Executable):
         self.slots = dict(layout["slots"])
         self.sources = [(nodes[position].id, slot) for position, slot in layout["sources"]]
         self.wanted = [(t.id, slot) for t, slot in zip(wanted, layout["wanted"])]
-        self.constant_arrays = [(slot, np.asarray(nodes[position].attrs["value"], order="C"))
-                                for slot, position in layout["constants"]]
+        self.constant_arrays = [(slot, np.asarray(_node_at(nodes, path).attrs["value"], order="C"))
+                                for slot, path in layout["constants"]]
         self.fresh = [Buffer(slot, tuple(shape), np.dtype(dtype)) for slot, shape, dtype in layout["fresh"]]
-        self.faults = [(_fault_node(nodes, where), message) for where, message in layout["faults"]]
+        self.faults = [(_node_at(nodes, where), message) for where, message in layout["faults"]]
         self.arena_offsets = {slot: offset for slot, offset in layout["arena"]}
         self.arena_bytes = layout["arena_bytes"]
         self.status_slot: int | None = layout["status"]

@@ -33,7 +33,8 @@ def gpu_policy() -> LoweringPolicy:
     reductions of few long rows cut into many partial rows so that they fill the device; column sums
     one thread per column rather than folded in memory order."""
     return LoweringPolicy(threads=REDUCE_PARTS, gemm_pack_elements=no_pack, gemm_parallel_min_macs=1 << 62,
-                          split_reduce_min=SPLIT_REDUCE_MIN, alignment=ALIGNMENT, fold_in_memory_order=False)
+                          split_reduce_min=SPLIT_REDUCE_MIN, alignment=ALIGNMENT, fold_in_memory_order=False,
+                          control_flow=False)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,86 @@
+"""Dropping what no one reads from a loop: per-step outputs whose stacked result is not read, loop variables
+that neither are read after the loop nor feed a value that is (through the body or the condition), and the
+captured tensors no step reads any more.  The backward loop of a gradient computes the gradient of every input (each
+sequence, initial state and captured tensor); this is what leaves it only the work the gradients asked for
+need.  Registered as the loop op's ``prune_outputs`` fact, which graphc/passes/bodies.py applies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from graphc.control.layout import output_part, split_inputs, stacked_part, trip_part
+from graphc.ir.body import Body
+from graphc.ir.build import rebuild
+from graphc.ir.graph import topological_order
+from graphc.ir.registry import AbstractValue
+from graphc.ir.tensor import Tensor
+
+
+def _reads(outputs: Sequence[Tensor]) -> set[int]:
+    """The input indices the parameters under ``outputs`` read."""
+    return {n.attrs["index"] for n in topological_order(outputs) if n.op == "parameter"}
+
+
+def _reindexed(body: Body, outputs: Sequence[Tensor], index: dict[int, int]) -> Body:
+    """``outputs`` of ``body`` as a body of its own whose parameter ``k`` becomes ``index[k]``."""
+    memo: dict[int, Tensor] = {}
+    for node in topological_order(outputs):
+        if node.op == "parameter":
+            attrs = {**node.attrs, "index": index[node.attrs["index"]]}
+            memo[node.id] = Tensor(node.opdef, (), attrs, node.aval, node.name, node.location)
+        else:
+            memo[node.id] = rebuild(node, [memo[i.id] for i in node.inputs])
+    new_outputs = tuple(memo[o.id] for o in outputs)
+    return Body(tuple(n for n in topological_order(new_outputs) if n.op == "parameter"), new_outputs)
+
+
+def prune_loop(node: Tensor, used: set[int]) -> tuple[Tensor, dict[int, int]] | None:
+    """Loop ``node`` without what no one reads, when only its outputs ``used`` are read: the new node and, for
+    each used output, its index in the new node (None: nothing to drop)."""
+    a = node.attrs
+    body, cond, n_seq, n_state = a["body"], a["cond"], a["n_seq"], a["n_state"]
+    n_out = len(body.outputs) - n_state
+    states = {j for j in range(n_state) if j in used or stacked_part(a, j) in used}
+    outs = {k for k in range(n_out) if output_part(a, k) in used}
+    cond_reads = _reads(cond.outputs) if cond is not None else set()
+    states |= {j for j in cond_reads if j < n_state}
+    pending = [*states, *(n_state + k for k in outs)]
+    while pending:  # a kept value keeps every loop variable it is computed from
+        for index in _reads([body.outputs[pending.pop()]]):
+            j = index - n_seq
+            if 0 <= j < n_state and j not in states:
+                states.add(j)
+                pending.append(j)
+    kept_states, kept_outs = sorted(states), sorted(outs)
+    new_outputs = [body.outputs[j] for j in kept_states] + [body.outputs[n_state + k] for k in kept_outs]
+    first_captured = n_seq + n_state
+    read = _reads(new_outputs) | {first_captured + c - n_state for c in cond_reads if c >= n_state}
+    kept_captured = sorted(c - first_captured for c in read if c >= first_captured)
+    trip, seqs, inits, captured = split_inputs(node.inputs, a)
+    if len(states) == n_state and len(outs) == n_out and len(kept_captured) == len(captured):
+        return None
+    body_index = {**{k: k for k in range(n_seq)}, **{n_seq + j: n_seq + k for k, j in enumerate(kept_states)},
+                  **{first_captured + c: n_seq + len(kept_states) + k for k, c in enumerate(kept_captured)}}
+    attrs = {**a, "n_state": len(kept_states), "body": _reindexed(body, new_outputs, body_index),
+             "stacked": tuple(a["stacked"][j] for j in kept_states),
+             "labels": tuple(a["labels"][j] for j in kept_states)}
+    if cond is not None:
+        cond_index = {**{j: k for k, j in enumerate(kept_states)},
+                      **{n_state + c: len(kept_states) + k for k, c in enumerate(kept_captured)}}
+        attrs["cond"] = _reindexed(cond, cond.outputs, cond_index)
+    inputs = [*([trip] if trip is not None else []), *seqs, *(inits[j] for j in kept_states),
+              *(captured[c] for c in kept_captured)]
+    aval = node.opdef.infer([t.aval for t in inputs], **attrs)
+    new = Tensor(node.opdef, tuple(inputs), attrs, AbstractValue(aval.dtype, aval.shape, parts=aval.parts),
+                 node.name, node.location)
+    remap = {trip_part(a): trip_part(attrs)}
+    for k, j in enumerate(kept_states):
+        remap[j] = k
+        if a["stacked"][j]:
+            remap[stacked_part(a, j)] = stacked_part(attrs, k)  # type: ignore[index]
+    for k, out in enumerate(kept_outs):
+        remap[output_part(a, out)] = output_part(attrs, k)
+    return new, {index: remap[index] for index in used}
+
+
+__all__ = ["prune_loop"]

@@ -1,0 +1,98 @@
+"""Control-flow nodes in the optimisation pipeline.
+
+* The phases applied inside their bodies (a loop's step and condition, a conditional's branches): each body is
+  a graph of its own, optimised as any graph is, and the node that runs it is rebuilt around the optimised
+  bodies.  Nested bodies are reached through the same phases, one level at a time.
+* Each node whose op has a ``rewrite`` fact (``rewrite(node) -> an equivalent node | None``, e.g. a loop
+  hoisting work out of its body) replaced by what it gives.
+* Outputs no one reads dropped from nodes with several outputs, by the op's ``prune_outputs`` fact
+  (``prune(node, used output indices) -> (new node, old index -> new index) | None``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from graphc.ir.body import Body
+from graphc.ir.build import rebuild
+from graphc.ir.graph import topological_order
+from graphc.ir.registry import AbstractValue
+from graphc.ir.tensor import Tensor
+
+OptimizeOutputs = Callable[[list[Tensor]], list[Tensor]]
+"""``run(outputs) -> the optimised outputs``: the phases to apply to a body's graph."""
+
+
+def optimize_bodies(outputs: Sequence[Tensor], run: OptimizeOutputs) -> tuple[list[Tensor], dict[int, Tensor]]:
+    """``outputs`` with every node holding bodies (an attribute that is a :class:`Body`) rebuilt around
+    ``run`` applied to each of its bodies; returns the new outputs and old node id -> new node."""
+    memo: dict[int, Tensor] = {}
+    for node in topological_order(outputs):
+        inputs = [memo.get(i.id, i) for i in node.inputs]
+        bodies = {name: value for name, value in node.attrs.items() if isinstance(value, Body)}
+        optimized = {name: _optimized(body, run) for name, body in bodies.items()}
+        if any(optimized[name] is not bodies[name] for name in bodies):
+            attrs = {**node.attrs, **optimized}
+            aval = node.opdef.infer([t.aval for t in inputs], **attrs)
+            new = Tensor(node.opdef, tuple(inputs), attrs, AbstractValue(aval.dtype, aval.shape, parts=aval.parts),
+                         node.name, node.location)
+        else:
+            new = rebuild(node, inputs)
+        if new is not node:
+            memo[node.id] = new
+    return [memo.get(o.id, o) for o in outputs], memo
+
+
+def _optimized(body: Body, run: OptimizeOutputs) -> Body:
+    outputs = run(list(body.outputs))
+    if all(a is b for a, b in zip(outputs, body.outputs)):
+        return body
+    params = tuple(n for n in topological_order(outputs) if n.op == "parameter")
+    return Body(params, tuple(outputs))
+
+
+def rewrite_nodes(outputs: Sequence[Tensor]) -> tuple[list[Tensor], dict[int, Tensor]]:
+    """``outputs`` with each node whose op has a ``rewrite`` fact replaced by its result (when not None);
+    returns the new outputs and old node id -> new node."""
+    memo: dict[int, Tensor] = {}
+    for node in topological_order(outputs):
+        new = rebuild(node, [memo.get(i.id, i) for i in node.inputs])
+        rewrite = node.opdef.extra.get("rewrite")
+        if rewrite is not None:
+            rewritten = rewrite(new)
+            new = new if rewritten is None else rewritten
+        if new is not node:
+            memo[node.id] = new
+    return [memo.get(o.id, o) for o in outputs], memo
+
+
+def prune_outputs(outputs: Sequence[Tensor]) -> tuple[list[Tensor], dict[int, Tensor]]:
+    """``outputs`` with every node whose op can drop outputs (``prune_outputs``) rebuilt without the ones no
+    ``part`` node reads; returns the new outputs and old node id -> new node."""
+    order = topological_order(outputs)
+    wanted = {o.id for o in outputs}
+    used: dict[int, set[int]] = {}
+    for node in order:
+        if node.op == "part":
+            used.setdefault(node.inputs[0].id, set()).add(node.attrs["index"])
+    memo: dict[int, Tensor] = {}
+    pruned: dict[int, dict[int, int]] = {}  # new node id -> old output index -> new index
+    for node in order:
+        inputs = [memo.get(i.id, i) for i in node.inputs]
+        if node.op == "part" and inputs[0].id in pruned:
+            attrs = {**node.attrs, "index": pruned[inputs[0].id][node.attrs["index"]]}
+            new = Tensor(node.opdef, (inputs[0],), attrs, node.aval, node.name, node.location)
+        else:
+            new = rebuild(node, inputs)
+            prune = node.opdef.extra.get("prune_outputs")
+            if prune is not None and node.id not in wanted and node.id in used:
+                result = prune(new, used[node.id])
+                if result is not None:
+                    new, remap = result
+                    pruned[new.id] = remap
+        if new is not node:
+            memo[node.id] = new
+    return [memo.get(o.id, o) for o in outputs], memo
+
+
+__all__ = ["OptimizeOutputs", "optimize_bodies", "prune_outputs", "rewrite_nodes"]
