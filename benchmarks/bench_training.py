@@ -116,7 +116,7 @@ def lenet_problem(batch: int = BATCH_N) -> tuple[list[np.ndarray], np.ndarray, n
     return init, x, rng.integers(0, 10, batch).astype(np.int64)
 
 
-def _graphc_reset(variables: list[Any], init: list[np.ndarray], opt: Any) -> Callable[[], None]:
+def graphc_reset(variables: list[Any], init: list[np.ndarray], opt: Any) -> Callable[[], None]:
     """A reset for graphc: the parameters back to ``init``, the optimizer's slots to zero."""
     def reset() -> None:
         for var, value in zip(variables, init):
@@ -142,7 +142,7 @@ def graphc_two_layer(init: list[np.ndarray], xb: np.ndarray, yb: np.ndarray, thr
     def step() -> float:
         return float(sess.run([loss, train_op], feed_dict=feed)[0])
 
-    return Trainer(step, lambda: [w1.value, w2.value], _graphc_reset([w1, w2], init, opt))
+    return Trainer(step, lambda: [w1.value, w2.value], graphc_reset([w1, w2], init, opt))
 
 
 def build_classifier(init: list[np.ndarray], threads: int) -> tuple[Any, list[Any], Any]:
@@ -164,7 +164,7 @@ def build_classifier(init: list[np.ndarray], threads: int) -> tuple[Any, list[An
 def graphc_classifier(init: list[np.ndarray], xb: np.ndarray, yb: np.ndarray, threads: int) -> Trainer:
     """(f) on graphc: the example's ``train(x, y)`` on the CPU backend."""
     train, params, opt = build_classifier(init, threads)
-    return Trainer(lambda: float(train(xb, yb)), lambda: [p.value for p in params], _graphc_reset(params, init, opt))
+    return Trainer(lambda: float(train(xb, yb)), lambda: [p.value for p in params], graphc_reset(params, init, opt))
 
 
 def graphc_lenet(init: list[np.ndarray], xb: np.ndarray, yb: np.ndarray, threads: int) -> Trainer:
@@ -180,12 +180,12 @@ def graphc_lenet(init: list[np.ndarray], xb: np.ndarray, yb: np.ndarray, threads
     loss = gc.mean(gc.softmax_cross_entropy(h @ w5 + b5, y))
     opt = gc.optimizers.SGD(LR_N, momentum=MOMENTUM_N)
     train = gc.function([x, y], loss, updates=opt.updates(loss, params), device="cpu", threads=threads, name="lenet")
-    return Trainer(lambda: float(train(xb, yb)), lambda: [p.value for p in params], _graphc_reset(params, init, opt))
+    return Trainer(lambda: float(train(xb, yb)), lambda: [p.value for p in params], graphc_reset(params, init, opt))
 
 
 # ---- NumPy, by hand ------------------------------------------------------------------------------------------
 
-def _numpy_trainer(init: list[np.ndarray], grads: Callable[[list[np.ndarray]], tuple[float, list[np.ndarray]]],
+def numpy_trainer(init: list[np.ndarray], grads: Callable[[list[np.ndarray]], tuple[float, list[np.ndarray]]],
                    lr: float, momentum: float) -> Trainer:
     """SGD with momentum as graphc's optimizer does it: ``v <- momentum * v - lr * g``, ``p <- p + v``, in place."""
     params = [p.copy() for p in init]
@@ -221,7 +221,7 @@ def numpy_two_layer(init: list[np.ndarray], x: np.ndarray, y: np.ndarray, thread
         dh *= pre > 0
         return loss, [x.T @ dh, g2]
 
-    return _numpy_trainer(init, grads, LR_E, MOMENTUM_E)
+    return numpy_trainer(init, grads, LR_E, MOMENTUM_E)
 
 
 def numpy_classifier(init: list[np.ndarray], x: np.ndarray, labels: np.ndarray, threads: int) -> Trainer:
@@ -243,7 +243,7 @@ def numpy_classifier(init: list[np.ndarray], x: np.ndarray, labels: np.ndarray, 
         dz *= 1 - h * h
         return loss, [x.T @ dz, dz.sum(axis=0), h.T @ d_logits, d_logits.sum(axis=0)]
 
-    return _numpy_trainer(init, grads, LR_F, MOMENTUM_F)
+    return numpy_trainer(init, grads, LR_F, MOMENTUM_F)
 
 
 def _conv(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -314,12 +314,12 @@ def numpy_lenet(init: list[np.ndarray], x: np.ndarray, labels: np.ndarray, threa
         gb1 = d.sum(axis=(0, 2, 3))
         return loss, [g1, gb1, g2, gb2, g3, gb3, g4, gb4, g5, gb5]
 
-    return _numpy_trainer(init, grads, LR_N, MOMENTUM_N)
+    return numpy_trainer(init, grads, LR_N, MOMENTUM_N)
 
 
 # ---- jax.jit -------------------------------------------------------------------------------------------------
 
-def _jax_trainer(init: list[np.ndarray], loss_fn: Callable[..., Any], data: tuple[Any, ...], lr: float,
+def jax_trainer(init: list[np.ndarray], loss_fn: Callable[..., Any], data: tuple[Any, ...], lr: float,
                  momentum: float) -> Trainer:
     """A jax.jit training step for ``loss_fn(params, *data)``: SGD with momentum as graphc's, on device arrays."""
     import jax
@@ -355,7 +355,7 @@ def jax_two_layer(init: list[np.ndarray], x: np.ndarray, y: np.ndarray, threads:
         w1, w2 = params
         return jnp.mean(jnp.square(jax.nn.relu(x @ w1) @ w2 - y))
 
-    return _jax_trainer(init, loss_fn, (x, y), LR_E, MOMENTUM_E)
+    return jax_trainer(init, loss_fn, (x, y), LR_E, MOMENTUM_E)
 
 
 def jax_classifier(init: list[np.ndarray], x: np.ndarray, labels: np.ndarray, threads: int) -> Trainer:
@@ -369,7 +369,7 @@ def jax_classifier(init: list[np.ndarray], x: np.ndarray, labels: np.ndarray, th
         logp = jax.nn.log_softmax(logits, axis=1)
         return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=1))
 
-    return _jax_trainer(init, loss_fn, (x, labels), LR_F, MOMENTUM_F)
+    return jax_trainer(init, loss_fn, (x, labels), LR_F, MOMENTUM_F)
 
 
 def jax_lenet(init: list[np.ndarray], x: np.ndarray, labels: np.ndarray, threads: int) -> Trainer:
@@ -392,12 +392,12 @@ def jax_lenet(init: list[np.ndarray], x: np.ndarray, labels: np.ndarray, threads
         logp = jax.nn.log_softmax(logits, axis=1)
         return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=1))
 
-    return _jax_trainer(init, loss_fn, (x, labels), LR_N, MOMENTUM_N)
+    return jax_trainer(init, loss_fn, (x, labels), LR_N, MOMENTUM_N)
 
 
 # ---- torch (eager, CPU) and PyTensor ---------------------------------------------------------------------------
 
-def _torch_trainer(init: list[np.ndarray], loss_fn: Callable[..., Any], data: tuple[np.ndarray, ...], lr: float,
+def torch_trainer(init: list[np.ndarray], loss_fn: Callable[..., Any], data: tuple[np.ndarray, ...], lr: float,
                    momentum: float, threads: int) -> Trainer:
     """A torch eager step: ``loss_fn(params, *data)``, ``backward()``, SGD with momentum as graphc's, in place."""
     import torch
@@ -433,7 +433,7 @@ def torch_two_layer(init: list[np.ndarray], x: np.ndarray, y: np.ndarray, thread
         w1, w2 = params
         return torch.mean(torch.square(torch.relu(x @ w1) @ w2 - y))
 
-    return _torch_trainer(init, loss_fn, (x, y), LR_E, MOMENTUM_E, threads)
+    return torch_trainer(init, loss_fn, (x, y), LR_E, MOMENTUM_E, threads)
 
 
 def torch_classifier(init: list[np.ndarray], x: np.ndarray, labels: np.ndarray, threads: int) -> Trainer:
@@ -443,7 +443,7 @@ def torch_classifier(init: list[np.ndarray], x: np.ndarray, labels: np.ndarray, 
         w1, b1, w2, b2 = params
         return F.cross_entropy((x @ w1 + b1).tanh() @ w2 + b2, labels)
 
-    return _torch_trainer(init, loss_fn, (x, labels), LR_F, MOMENTUM_F, threads)
+    return torch_trainer(init, loss_fn, (x, labels), LR_F, MOMENTUM_F, threads)
 
 
 def torch_lenet(init: list[np.ndarray], x: np.ndarray, labels: np.ndarray, threads: int) -> Trainer:
@@ -455,10 +455,10 @@ def torch_lenet(init: list[np.ndarray], x: np.ndarray, labels: np.ndarray, threa
         h = F.max_pool2d(F.relu(F.conv2d(h, c2, b2)), 2).reshape(x.shape[0], 256)
         return F.cross_entropy(F.relu(F.relu(h @ w3 + b3) @ w4 + b4) @ w5 + b5, labels)
 
-    return _torch_trainer(init, loss_fn, (x, labels), LR_N, MOMENTUM_N, threads)
+    return torch_trainer(init, loss_fn, (x, labels), LR_N, MOMENTUM_N, threads)
 
 
-def _pytensor_trainer(init: list[np.ndarray], loss_fn: Callable[..., Any], data: tuple[np.ndarray, ...],
+def pytensor_trainer(init: list[np.ndarray], loss_fn: Callable[..., Any], data: tuple[np.ndarray, ...],
                       kinds: tuple[str, ...], lr: float, momentum: float) -> Trainer:
     """A compiled PyTensor function with the SGD-with-momentum updates on shared variables."""
     import pytensor
@@ -490,7 +490,7 @@ def pytensor_two_layer(init: list[np.ndarray], x: np.ndarray, y: np.ndarray, thr
         w1, w2 = params
         return pt.mean(pt.square(pt.maximum(x @ w1, 0) @ w2 - y))
 
-    return _pytensor_trainer(init, loss_fn, (x, y), ("x", "y"), np.float32(LR_E), np.float32(MOMENTUM_E))
+    return pytensor_trainer(init, loss_fn, (x, y), ("x", "y"), np.float32(LR_E), np.float32(MOMENTUM_E))
 
 
 def pytensor_classifier(init: list[np.ndarray], x: np.ndarray, labels: np.ndarray, threads: int) -> Trainer:
@@ -502,7 +502,7 @@ def pytensor_classifier(init: list[np.ndarray], x: np.ndarray, labels: np.ndarra
         logp = log_softmax(pt.tanh(x @ w1 + b1) @ w2 + b2, axis=1)
         return -pt.mean(logp[pt.arange(labels.shape[0]), labels])
 
-    return _pytensor_trainer(init, loss_fn, (x, labels), ("x", "labels"), np.float32(LR_F), np.float32(MOMENTUM_F))
+    return pytensor_trainer(init, loss_fn, (x, labels), ("x", "labels"), np.float32(LR_F), np.float32(MOMENTUM_F))
 
 
 # ---- the comparison ------------------------------------------------------------------------------------------

@@ -12,6 +12,9 @@ Sections (see docs/performance.md):
   (f) 784-500-10 classifier training step, batch 256       target: faster than NumPy by hand and jax.jit
   (g) call overhead of x + 1 on one element               target: <= 3 us gc.function, <= 15 us Session.run
   (h) compile time of (f), fresh processes                 target: <= 1 s cold, <= 0.1 s from the disk cache
+  (o) LSTM training step through gc.scan (T=50, 32, 64->128)  targets: >= 2x PyTensor, >= 1.2x jax.jit,
+      >= 1x torch nn.LSTM; its cold compile <= 1 s
+  (p) a gc.while_loop iteration                              target: < 5 ns
 
 Each section runs in its own child process (so a crash in graphc's native code fails that section only, and
 every section starts from a clean heap); ``--in-process`` runs them all in this process instead.  Inside a
@@ -46,6 +49,7 @@ SECTION_MODULES = {
     "e": "bench_training", "f": "bench_training", "n": "bench_training",
     "g": "bench_overhead",
     "h": "bench_compile",
+    "o": "bench_loops", "p": "bench_loops",
 }
 GPU_SECTION_MODULES = {key: "bench_gpu" for key in "ijklm"}  # --device cuda (or cuda-sim, at smoke sizes)
 DEVICE_OPTION = "--device"

@@ -158,13 +158,35 @@ def test_what_no_one_reads_is_dropped_from_loops() -> None:
     assert len(loops) == 2  # the forward loop (once: the gradient's copy of it merged) and the backward loop
     forward, backward = loops
     assert forward.attrs["n_state"] == 1  # the unread exp accumulator is gone
-    # backwards, only what w's gradient needs: no gradient rows for x, no gradient of h0 stacked
-    assert backward.attrs["n_state"] == 2 and len(backward.attrs["body"].outputs) == 2
+    # backwards, only what w's gradient needs: the gradient of h carried (w's gradient is summed after the loop
+    # from the step's values it is made of), no gradient of h0 stacked
+    assert backward.attrs["n_state"] == 1
     xv, hv = rng.normal(size=(5, 3)), rng.normal(size=3)
     got = fn([x, h0], [loss, gw])(xv, hv)
     want = gc.function([x, h0], [loss, gw], device="reference", level=0)(xv, hv)
     for g, e in zip(got, want):
         np.testing.assert_allclose(g, e, rtol=1e-12)
+
+
+
+def test_a_backward_pass_sums_weight_gradients_after_the_loop_in_one_product() -> None:
+    x, h0 = gc.placeholder("float64", (6, 2, 3)), gc.placeholder("float64", (2, 4))
+    wx, wh = gc.Variable(rng.normal(size=(3, 4))), gc.Variable(rng.normal(size=(4, 4)) * 0.4)
+    loss = gc.sum(gc.scan(lambda xt, h: gc.tanh(xt @ wx + h @ wh), sequences=x, outputs_info=h0)[-1] ** 2)
+    grads = gc.grad(loss, [wx, wh, h0])
+    backward = _loops(gc.optimize(grads, level=1))[-1]
+    body = backward.attrs["body"]
+    # w_h's and w_x's gradients are no loop variables: they are products of stacked values after the loop
+    assert backward.attrs["n_state"] == 1 and not [n for n in body.body if n.op == "matmul" and n.attrs.get(
+        "transpose_a")]
+    # dz @ w_h.T reads w_h transposed once before the loop, not repacked each step
+    assert [n.attrs.get("transpose_b", False) for n in body.body if n.op == "matmul"] == [False]
+    assert any(i.op == "transpose" for i in backward.inputs)
+    xv, hv = rng.normal(size=(6, 2, 3)), rng.normal(size=(2, 4))
+    got = fn([x, h0], grads)(xv, hv)
+    want = gc.function([x, h0], grads, device="reference", level=0)(xv, hv)
+    for g, e in zip(got, want):
+        np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-12)
 
 
 def test_nested_scans() -> None:

@@ -39,6 +39,7 @@ REWRITE_TESTS = {
     "cast_chain": "test_cast_chain",
     "shape_chain": "test_shape_chain",
     "transpose_into_matmul": "test_transpose_into_matmul",
+    "sum_of_products": "test_sum_of_products",
     "where_same_branches": "test_where_same_branches",
     "stable_log": "test_stabilize",
     "stable_log1p": "test_stabilize",
@@ -453,6 +454,26 @@ TRANSPOSE_MATMUL: list[Case] = [
 @pytest.mark.parametrize("label, build, remaining", TRANSPOSE_MATMUL, ids=[c[0] for c in TRANSPOSE_MATMUL])
 def test_transpose_into_matmul(label: str, build: Callable, remaining: list[str] | None) -> None:
     _check_canonical(build, "transpose_into_matmul", remaining)
+
+
+def test_sum_of_products() -> None:
+    rng = np.random.default_rng(0)
+    a, b = ph("float64", (5, 4, 3), "a"), ph("float64", (5, 4, 2), "b")
+    for keepdims in (False, True):
+        y = gc.sum(gc.matmul(a, b, transpose_a=True), axis=0, keepdims=keepdims)
+        opt = fired(y, "sum_of_products")
+        products = [n for n in opt.nodes if n.op == "matmul"]
+        assert len(products) == 1 and products[0].inputs[0].shape == (20, 3) and "sum" not in ops(opt)
+        feeds = {a: rng.normal(size=(5, 4, 3)), b: rng.normal(size=(5, 4, 2))}
+        want = np.einsum("tki,tkj->ij", feeds[a], feeds[b])
+        np.testing.assert_allclose(run([y], feeds, 1, "cpu")[0], want[None] if keepdims else want, rtol=1e-12)
+    # not: another axis, no transpose of a, unknown or different leading sizes
+    not_fired(gc.sum(gc.matmul(a, b, transpose_a=True), axis=1), "sum_of_products")
+    not_fired(gc.sum(a @ ph("float64", (3, 2), "w"), axis=0), "sum_of_products")
+    c, d = ph("float64", (None, 4, 3), "c"), ph("float64", (None, 4, 2), "d")
+    not_fired(gc.sum(gc.matmul(c, d, transpose_a=True), axis=0), "sum_of_products")
+    e = ph("float64", (1, 4, 2), "e")
+    not_fired(gc.sum(gc.matmul(a, e, transpose_a=True), axis=0), "sum_of_products")
 
 
 def test_where_same_branches() -> None:

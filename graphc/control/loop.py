@@ -30,7 +30,7 @@ import numpy as np
 from graphc.control.body import Body, body_avals, evaluate_body
 from graphc.control.layout import split_inputs
 from graphc.control.loop_grad import loop_gradient
-from graphc.control.loop_hoist import hoist_rows
+from graphc.control.loop_hoist import move_work_out
 from graphc.control.loop_prune import prune_loop
 from graphc.errors import ArgumentError, DTypeError, ExecutionError, ShapeError
 from graphc.ir.registry import AbstractValue, OpDef, register
@@ -144,7 +144,7 @@ def _attrs(has_trip: bool, n_seq: int, n_state: int) -> dict[str, Any]:
 register(OpDef("loop", "control", _infer_loop, _loop_reference, num_inputs=None, grad=loop_gradient,
                doc="runs attrs['body'] once per step over sequences and loop variables (gc.scan, gc.while_loop)",
                extra={"message_attrs": ("labels", "what"),  # only name things in errors: not in cache keys
-                      "prune_outputs": prune_loop, "rewrite": hoist_rows}))
+                      "prune_outputs": prune_loop, "rewrite": move_work_out}))
 
 
 __all__ = ["STACKED", "check_state"]

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from graphc.control.layout import output_part, split_inputs, stacked_part, trip_part
-from graphc.ir.body import Body
-from graphc.ir.build import rebuild
+from graphc.ir.body import rebind
 from graphc.ir.graph import topological_order
 from graphc.ir.registry import AbstractValue
 from graphc.ir.tensor import Tensor
@@ -19,19 +18,6 @@ from graphc.ir.tensor import Tensor
 def _reads(outputs: Sequence[Tensor]) -> set[int]:
     """The input indices the parameters under ``outputs`` read."""
     return {n.attrs["index"] for n in topological_order(outputs) if n.op == "parameter"}
-
-
-def _reindexed(body: Body, outputs: Sequence[Tensor], index: dict[int, int]) -> Body:
-    """``outputs`` of ``body`` as a body of its own whose parameter ``k`` becomes ``index[k]``."""
-    memo: dict[int, Tensor] = {}
-    for node in topological_order(outputs):
-        if node.op == "parameter":
-            attrs = {**node.attrs, "index": index[node.attrs["index"]]}
-            memo[node.id] = Tensor(node.opdef, (), attrs, node.aval, node.name, node.location)
-        else:
-            memo[node.id] = rebuild(node, [memo[i.id] for i in node.inputs])
-    new_outputs = tuple(memo[o.id] for o in outputs)
-    return Body(tuple(n for n in topological_order(new_outputs) if n.op == "parameter"), new_outputs)
 
 
 def prune_loop(node: Tensor, used: set[int]) -> tuple[Tensor, dict[int, int]] | None:
@@ -61,13 +47,13 @@ def prune_loop(node: Tensor, used: set[int]) -> tuple[Tensor, dict[int, int]] | 
         return None
     body_index = {**{k: k for k in range(n_seq)}, **{n_seq + j: n_seq + k for k, j in enumerate(kept_states)},
                   **{first_captured + c: n_seq + len(kept_states) + k for k, c in enumerate(kept_captured)}}
-    attrs = {**a, "n_state": len(kept_states), "body": _reindexed(body, new_outputs, body_index),
+    attrs = {**a, "n_state": len(kept_states), "body": rebind(new_outputs, body_index),
              "stacked": tuple(a["stacked"][j] for j in kept_states),
              "labels": tuple(a["labels"][j] for j in kept_states)}
     if cond is not None:
         cond_index = {**{j: k for k, j in enumerate(kept_states)},
                       **{n_state + c: len(kept_states) + k for k, c in enumerate(kept_captured)}}
-        attrs["cond"] = _reindexed(cond, cond.outputs, cond_index)
+        attrs["cond"] = rebind(cond.outputs, cond_index)
     inputs = [*([trip] if trip is not None else []), *seqs, *(inits[j] for j in kept_states),
               *(captured[c] for c in kept_captured)]
     aval = node.opdef.infer([t.aval for t in inputs], **attrs)

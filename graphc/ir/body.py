@@ -4,8 +4,10 @@ graphc/control/body.py; this is the data every layer that looks inside such node
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from graphc.ir.build import rebuild
 from graphc.ir.graph import topological_order
 from graphc.ir.tensor import Tensor
 
@@ -40,4 +42,21 @@ def clone(body: Body) -> Body:
     return Body(tuple(memo[p.id] for p in body.params), tuple(memo[o.id] for o in body.outputs))
 
 
-__all__ = ["Body", "clone"]
+def rebind(outputs: Sequence[Tensor], index: Mapping[int, int], replace: Mapping[int, Tensor] | None = None) -> Body:
+    """The body computing ``outputs`` (nodes of a body) with each parameter reading input ``index[k]`` instead of
+    input ``k``, and the nodes in ``replace`` (by id) replaced by the given ones: how a body is rebuilt when the
+    inputs of the node around it change."""
+    memo: dict[int, Tensor] = dict(replace or {})
+    for node in topological_order(outputs):
+        if node.id in memo:
+            continue
+        if node.op == "parameter":
+            attrs = {**node.attrs, "index": index[node.attrs["index"]]}
+            memo[node.id] = Tensor(node.opdef, (), attrs, node.aval, node.name, node.location)
+        else:
+            memo[node.id] = rebuild(node, [memo[i.id] for i in node.inputs])
+    new_outputs = tuple(memo[o.id] for o in outputs)
+    return Body(tuple(n for n in topological_order(new_outputs) if n.op == "parameter"), new_outputs)
+
+
+__all__ = ["Body", "clone", "rebind"]

@@ -3,8 +3,8 @@
 * The phases applied inside their bodies (a loop's step and condition, a conditional's branches): each body is
   a graph of its own, optimised as any graph is, and the node that runs it is rebuilt around the optimised
   bodies.  Nested bodies are reached through the same phases, one level at a time.
-* Each node whose op has a ``rewrite`` fact (``rewrite(node) -> an equivalent node | None``, e.g. a loop
-  hoisting work out of its body) replaced by what it gives.
+* Each node whose op has a ``rewrite`` fact (``rewrite(node) -> a replacement for each of its outputs |
+  None``, e.g. a loop moving work out of its body) replaced by what it gives.
 * Outputs no one reads dropped from nodes with several outputs, by the op's ``prune_outputs`` fact
   (``prune(node, used output indices) -> (new node, old index -> new index) | None``).
 """
@@ -52,15 +52,22 @@ def _optimized(body: Body, run: OptimizeOutputs) -> Body:
 
 
 def rewrite_nodes(outputs: Sequence[Tensor]) -> tuple[list[Tensor], dict[int, Tensor]]:
-    """``outputs`` with each node whose op has a ``rewrite`` fact replaced by its result (when not None);
-    returns the new outputs and old node id -> new node."""
+    """``outputs`` with each node whose op has a ``rewrite`` fact replaced: the ``part`` nodes reading it by
+    the replacements the fact gives for its outputs (when it gives any); returns the new outputs and old node
+    id -> new node."""
+    wanted = {o.id for o in outputs}
     memo: dict[int, Tensor] = {}
+    replaced: dict[int, list[Tensor]] = {}  # node id -> a replacement for each of its outputs
     for node in topological_order(outputs):
+        if node.op == "part" and node.inputs[0].id in replaced:
+            memo[node.id] = replaced[node.inputs[0].id][node.attrs["index"]]
+            continue
         new = rebuild(node, [memo.get(i.id, i) for i in node.inputs])
         rewrite = node.opdef.extra.get("rewrite")
-        if rewrite is not None:
-            rewritten = rewrite(new)
-            new = new if rewritten is None else rewritten
+        if rewrite is not None and node.id not in wanted:
+            replacements = rewrite(new)
+            if replacements is not None:
+                replaced[node.id] = replacements
         if new is not node:
             memo[node.id] = new
     return [memo.get(o.id, o) for o in outputs], memo

@@ -185,6 +185,24 @@ def _transpose_into_matmul(node: Tensor) -> Tensor | None:
     return make_node("matmul", operands, **flags(*transposed)) if changed else None
 
 
+def _sum_of_products(node: Tensor) -> Tensor | None:
+    """sum over axis 0 of a stack of products a_t^T b_t -> one product of the stacked rows, reshape(a)^T
+    reshape(b), with all the rows at once (a weight's gradient over the steps of a loop or a batch of
+    matrices: one large product instead of many small ones and a sum).  The same products and sums, in
+    another order."""
+    p = producer(node.inputs[0], "matmul")
+    if p is None or node.attrs["axes"] != (0,) or matmul_flags(p) != (True, False):
+        return None
+    a, b = p.inputs
+    if a.ndim != 3 or b.ndim != 3 or not is_static(a.shape) or not is_static(b.shape) \
+            or a.shape[:2] != b.shape[:2]:
+        return None
+    rows = a.shape[0] * a.shape[1]
+    product = make_node("matmul", [make_node("reshape", [a], shape=(rows, a.shape[2])),
+                                   make_node("reshape", [b], shape=(rows, b.shape[2]))], **flags(True, False))
+    return make_node("reshape", [product], shape=node.shape) if node.attrs["keepdims"] else product
+
+
 def _where_same(node: Tensor) -> Tensor | None:
     """where(c, x, x) -> x when c does not widen the shape (provably: an unknown dim of c could
     be larger than x's at run time)."""
@@ -208,6 +226,8 @@ REWRITES: list[Rewrite] = [
     Rewrite("transpose_into_matmul", PHASE, ("matmul",), _transpose_into_matmul,
             "matmul(transpose(x), y) -> matmul(x, y, transpose_a=True) (a swap of the last two axes)"),
     Rewrite("where_same_branches", PHASE, ("where",), _where_same, "where(c, x, x) -> x"),
+    Rewrite("sum_of_products", PHASE, ("sum",), _sum_of_products,
+            "sum over axis 0 of matmul(a, b, transpose_a) of stacks -> one matmul of the stacked rows"),
 ]
 
 
