@@ -18,8 +18,11 @@ import pytest
 
 import graphc as gc
 from graphc.graphfile import GRAPH_ENTRY, VERSION
+from graphc.graphfile.format import BODIES_VERSION, FIRST_VERSION
+from graphc.ir.body import Body
 from graphc.ir.graph import topological_order
 from graphc.ir.registry import REGISTRY
+from graphc.ops.kernel import Kernel
 
 ROOT = Path(__file__).parent.parent
 Example = tuple[list[gc.Tensor], list[gc.Tensor], list[np.ndarray]]  # outputs, inputs, values for the inputs
@@ -125,18 +128,40 @@ def fused_graph() -> Example:
     return list(gc.optimize(outs).outputs), [x], [_floats(5, 8)]
 
 
+def control_flow_graph() -> Example:
+    """loop (gc.scan, gc.while_loop), cond and the part nodes reading their outputs."""
+    x = gc.placeholder("float32", (None, 3), name="cx")
+    w = gc.Variable(_floats(3), name="cw")
+    scale = gc.placeholder("float32", (), name="scale")
+
+    def step(xt: gc.Tensor, h: gc.Tensor, w_: gc.Tensor, s: gc.Tensor) -> list[gc.Tensor]:
+        new = gc.tanh(h * w_ + xt * s)
+        return [new, gc.sum(new * xt)]
+
+    hs, dots = gc.scan(step, sequences=x, outputs_info=[gc.zeros_like(x[0]), None], non_sequences=[w, scale])
+    steps, grown = gc.while_loop(lambda i, v: gc.sum(v * v) < 30.0, lambda i, v: (i + 1, v * 1.5 + 0.25),
+                                 [0, gc.abs(x[0]) + scale], maximum_iterations=6)
+    chosen = gc.cond(gc.sum(x) > 0.0, lambda: (hs[-1] * scale, gc.max(x)), lambda: (grown - w, gc.min(x)))
+    return [hs, dots, steps, grown, *chosen], [x, scale], [_floats(4, 3), np.float32(0.75)]
+
+
 EXAMPLES: dict[str, Callable[[], Example]] = {
     "elementwise": elementwise_graph, "reductions": reduction_graph, "shape": shape_graph, "nn": nn_graph,
-    "state": state_graph, "gradients": gradient_graph, "fused": fused_graph,
+    "state": state_graph, "gradients": gradient_graph, "fused": fused_graph, "control_flow": control_flow_graph,
 }
 
 
+def _inner_graphs(node: gc.Tensor) -> list[Kernel | Body]:
+    return [v for _, v in sorted(node.attrs.items()) if isinstance(v, (Kernel, Body))]
+
+
 def _all_ops(outputs: list[gc.Tensor]) -> set[str]:
+    """The ops of the graph computing ``outputs``, fused kernels' and control-flow bodies' included."""
     found: set[str] = set()
     for node in topological_order(outputs):
         found.add(node.op)
-        if node.op in ("fused", "kernel_output"):
-            found |= _all_ops(list(node.attrs["kernel"].outputs)) | {p.op for p in node.attrs["kernel"].params}
+        for inner in _inner_graphs(node):
+            found |= _all_ops([*inner.outputs, *inner.params])
     return found
 
 
@@ -190,18 +215,164 @@ def test_every_registered_op_can_be_saved(tmp_path: Path) -> None:
         covered |= _all_ops(outputs)
         _, loaded = _round_trip(tmp_path, outputs, inputs, name=f"{name}.gcg")
         assert _all_ops(loaded) == _all_ops(outputs)
-    missing = sorted(set(REGISTRY) - covered - CONTROL_NOT_SAVED_YET)
+    missing = sorted(set(REGISTRY) - covered)
     assert not missing, f"no example graph uses: {missing} (add them to an example above)"
 
 
-CONTROL_NOT_SAVED_YET = {"loop", "cond", "part"}  # bodies have no representation in graph files yet
+# ---- control flow: loops, conditionals and the bodies they run -----------------------------------------
+
+def _nested_scan_graph() -> Example:
+    x = gc.placeholder("float32", (None, 4, 3), name="nx")
+    w = gc.Variable(_floats(3) * 0.5, name="nw")
+
+    def outer(xt: gc.Tensor, h: gc.Tensor, w_: gc.Tensor) -> gc.Tensor:
+        inner = gc.scan(lambda row, g: gc.tanh(g * w_ + row), sequences=xt, outputs_info=h)  # a loop in a loop
+        return inner[-1] + gc.sum(xt, axis=0)
+
+    hs = gc.scan(outer, sequences=x, outputs_info=gc.zeros_like(x[0, 0]), non_sequences=[w])
+    return [hs, gc.sum(hs * hs)], [x], [_floats(5, 4, 3)]
 
 
-def test_saving_a_loop_is_refused_clearly_for_now(tmp_path: Path) -> None:
-    x = gc.placeholder("float32", (None, 3))
-    hs = gc.scan(lambda xt, h: h + xt, sequences=x, outputs_info=gc.zeros_like(x[0]))
-    with pytest.raises(gc.GraphFileError, match="attribute 'body': values of type Body have no representation"):
-        gc.save_graph(tmp_path / "loop.gcg", [hs], [x])
+def _scan_gradient_graph() -> Example:
+    x = gc.placeholder("float64", (None, 3), name="gx")
+    h0 = gc.placeholder("float64", (3,), name="gh0")
+    w = gc.Variable(_floats(3, 3, dtype=np.float64) * 0.4, name="gw")
+    hs = gc.scan(lambda xt, h: gc.tanh(h @ w + xt), sequences=x, outputs_info=h0)
+    loss = gc.sum(hs * hs)
+    return [loss, *gc.grad(loss, [w, x, h0])], [x, h0], [_floats(6, 3, dtype=np.float64), _floats(3, dtype=np.float64)]
+
+
+def _while_loop_graph() -> Example:
+    x = gc.placeholder("float32", (3,), name="wx")
+    limit = gc.placeholder("int64", (), name="limit")
+    i, v, total = gc.while_loop(lambda i, v, t: gc.logical_and(i < limit, gc.sum(v) < 100.0),
+                                lambda i, v, t: (i + 1, v * 2.0 + gc.sin(v), t + gc.max(v)),
+                                [0, x, 0.0], maximum_iterations=8)
+    (dx,) = gc.grad(gc.sum(v) + total, [x])  # the bounded while loop differentiated
+    return [i, v, total, dx], [x, limit], [_floats(3), np.int64(5)]
+
+
+def _cond_graph() -> Example:
+    x = gc.placeholder("float32", (None, 2), name="kx")
+    flag = gc.placeholder("bool", (), name="flag")
+    w = gc.Variable(_floats(2, 2), name="kw")
+    big, small = gc.cond(flag, lambda: (gc.relu(x @ w), gc.sum(x)), lambda: (x * 3.0 - 1.0, gc.max(x)))
+    return [big, small], [x, flag], [_floats(5, 2), np.True_]
+
+
+def _cond_gradient_graph() -> Example:
+    outputs, (x, flag), values = _cond_graph()
+    (w,) = gc.Graph(outputs).variables
+    return [*outputs, *gc.grad(gc.sum(outputs[0]) + outputs[1], [w, x])], [x, flag], values
+
+
+def _optimized_loop_graph() -> Example:
+    """gc.optimize on a nested scan: fused kernels inside the bodies of loops inside bodies."""
+    outputs, inputs, values = _nested_scan_graph()
+    return list(gc.optimize([outputs[0] * 2.0 + 1.0, outputs[1]]).outputs), inputs, values
+
+
+CONTROL_FLOW: dict[str, Callable[[], Example]] = {
+    "scan": control_flow_graph, "nested_scan": _nested_scan_graph, "scan_gradient": _scan_gradient_graph,
+    "while_loop": _while_loop_graph, "cond": _cond_graph, "cond_gradient": _cond_gradient_graph,
+    "optimized": _optimized_loop_graph,
+}
+ROUND_TRIPS = [pytest.param(example, device, id=f"{example}-{device}")
+               for example in sorted(CONTROL_FLOW) for device in ("reference", "cpu")]
+
+
+def _bodies(outputs: list[gc.Tensor]) -> list[Body]:
+    """Every body of the graph computing ``outputs``, nested ones included, in the order they are reached."""
+    found: list[Body] = []
+    for node in topological_order(outputs):
+        for inner in _inner_graphs(node):
+            if isinstance(inner, Body):
+                found.append(inner)
+            found += _bodies([*inner.outputs, *inner.params])
+    return found
+
+
+def _shown(body: Body) -> list[tuple[Any, ...]]:
+    """What a body is made of: its nodes (op, exact name, type, where built; a parameter's input index) and
+    which of them are its parameters and outputs."""
+    position = {n.id: k for k, n in enumerate(body.nodes)}
+    return [*((n.op, n.name, n.dtype, n.shape, n.weak, n.location, n.attrs.get("index") if n.op == "parameter"
+               else None, [position[i.id] for i in n.inputs]) for n in body.nodes),
+            ("params", [position.get(p.id) for p in body.params]), ("outputs", [position[o.id] for o in body.outputs])]
+
+
+@pytest.mark.parametrize(("example", "device"), ROUND_TRIPS)
+def test_control_flow_round_trips(example: str, device: str, tmp_path: Path) -> None:
+    outputs, inputs, values = CONTROL_FLOW[example]()
+    loaded_inputs, loaded_outputs = _round_trip(tmp_path, outputs, inputs)
+    bodies, again = _bodies(outputs), _bodies(loaded_outputs)
+    assert bodies and [_shown(b) for b in again] == [_shown(b) for b in bodies]
+    assert len({id(b) for b in again}) == len({id(b) for b in bodies})  # a body two loops share stays shared
+    with np.errstate(all="ignore"):
+        expected = gc.function(inputs, outputs, device=device)(*values)
+        got = gc.function(loaded_inputs, loaded_outputs, device=device)(*values)
+    _assert_same_results(expected, got)
+
+
+def _loops(outputs: list[gc.Tensor]) -> list[gc.Tensor]:
+    found = []
+    for node in topological_order(outputs):
+        found += [node] if node.op == "loop" else []
+        for inner in _inner_graphs(node):
+            found += _loops(list(inner.outputs))
+    return found
+
+
+@pytest.mark.parametrize("example", ["nested_scan", "scan_gradient", "while_loop"])
+def test_loops_keep_their_attributes(example: str, tmp_path: Path) -> None:
+    outputs, inputs, _ = CONTROL_FLOW[example]()
+    _, loaded = _round_trip(tmp_path, outputs, inputs)
+    original, rebuilt = _loops(outputs), _loops(loaded)  # inner loops included
+
+    def plain(node: gc.Tensor) -> dict[str, Any]:
+        return {k: v for k, v in node.attrs.items() if not isinstance(v, Body)}
+
+    assert [plain(n) for n in rebuilt] == [plain(n) for n in original]
+    assert all(type(n.attrs["stacked"]) is tuple and type(n.attrs["labels"]) is tuple for n in rebuilt)
+    assert [n.parts for n in rebuilt] == [n.parts for n in original]
+    if example == "nested_scan":
+        assert any(n.op == "loop" for b in _bodies(loaded) for n in b.nodes)
+    else:  # the backward loop of the gradient: a trip count, run from the last row to the first
+        assert any(n.attrs["has_trip"] and n.attrs["reverse"] for n in rebuilt)
+
+
+def test_a_loaded_loop_differentiates_like_the_original(tmp_path: Path) -> None:
+    outputs, (x, h0), values = _scan_gradient_graph()
+    (lx, lh0), loaded = _round_trip(tmp_path, outputs[:1], [x, h0])
+    (w,) = gc.Graph(outputs[:1]).variables
+    (lw,) = gc.Graph(loaded).variables
+    for device in ("reference", "cpu"):
+        expected = gc.function([x, h0], gc.grad(outputs[0], [w, x]), device=device)(*values)
+        got = gc.function([lx, lh0], gc.grad(loaded[0], [lw, lx]), device=device)(*values)
+        _assert_same_results(expected, got)
+
+
+def test_the_version_is_the_lowest_that_holds_the_graph(tmp_path: Path) -> None:
+    outputs, inputs, _ = shape_graph()
+    gc.save_graph(tmp_path / "plain.gcg", outputs, inputs)
+    plain = _document(tmp_path / "plain.gcg")
+    assert plain["version"] == FIRST_VERSION and "bodies" not in plain  # readable by a graphc without bodies
+    outputs, inputs, _ = control_flow_graph()
+    gc.save_graph(tmp_path / "loops.gcg", outputs, inputs)
+    loops = _document(tmp_path / "loops.gcg")
+    assert loops["version"] == BODIES_VERSION == VERSION and len(loops["bodies"]) >= 5
+
+
+def test_a_body_inside_a_kernel_is_refused_when_saving() -> None:
+    from graphc.control.body import parameter
+    from graphc.graphfile.save import Writer
+    from graphc.ir.registry import AbstractValue
+
+    rows = parameter(0, AbstractValue(np.dtype("float32"), (None, 3)), "rows")
+    hs = gc.scan(lambda xt, h: h + xt, sequences=rows, outputs_info=gc.zeros_like(rows[0]))
+    kernel = Kernel((rows,), (hs,), "elementwise")  # never built by the fuser: the writer still says so clearly
+    with pytest.raises(gc.GraphFileError, match="a fused kernel's inner graph holding a control-flow body"):
+        Writer().encode_value(kernel, "test", 0)
 
 
 def test_fused_kernels_round_trip(tmp_path: Path) -> None:
@@ -537,6 +708,85 @@ def test_missing_and_unexpected_entries(good_file: Path) -> None:
     assert "missing entry 'arrays/0.npy'" in _load_error(_rewrite(good_file, drop="arrays/0.npy"))
     assert "no 'graph.json' entry" in _load_error(_rewrite(good_file, drop=GRAPH_ENTRY))
     assert "unexpected entry 'notes.txt'" in _load_error(_rewrite(good_file, add=("notes.txt", b"hi")))
+
+
+@pytest.fixture
+def loop_file(tmp_path: Path) -> Path:
+    outputs, inputs, _ = control_flow_graph()
+    path = tmp_path / "loops.gcg"
+    gc.save_graph(path, outputs, inputs)
+    return path
+
+
+def _node_of(doc: dict[str, Any], op: str, attr: str | None = None) -> int:
+    """The first node of ``op`` in the top-level graph (with an attribute ``attr`` that is not null)."""
+    return next(i for i, n in enumerate(doc["nodes"]) if n["op"] == op and (attr is None or n["attrs"][attr]))
+
+
+def _body_of(doc: dict[str, Any], op: str, attr: str) -> int:
+    """The row of the bodies table holding attribute ``attr`` of the first such node."""
+    return doc["nodes"][_node_of(doc, op, attr)]["attrs"][attr]["body"]
+
+
+def _param_of(doc: dict[str, Any], body: int, index: int | None = None) -> str:
+    """The path of a parameter node of ``body`` (the one reading input ``index``)."""
+    nodes = doc["bodies"][body]["nodes"]
+    k = next(k for k, n in enumerate(nodes) if n["op"] == "parameter" and index in (None, n["attrs"]["index"]))
+    return f"bodies.{body}.nodes.{k}"
+
+
+def _read_another_input(doc: dict[str, Any]) -> None:
+    """The scan step's row parameter (float32[3]) made to read the scalar ``scale`` (the loop's input 3)."""
+    _set(f"{_param_of(doc, _body_of(doc, 'loop', 'body'), 0)}.attrs.index", 3)(doc)
+
+
+@pytest.mark.parametrize(("mutation", "expected"), [
+    (lambda d: _set(f"{_param_of(d, _body_of(d, 'loop', 'body'))}.attrs.index", 99)(d),
+     "of its 'body' reads input 99, but that body has 4 inputs"),
+    (lambda d: _set(f"{_param_of(d, _body_of(d, 'loop', 'cond'))}.attrs.index", 99)(d),
+     "of its 'cond' reads input 99, but that body has"),
+    (lambda d: _set(f"{_param_of(d, _body_of(d, 'cond', 'true_body'))}.attrs.index", -1)(d),
+     "a parameter needs attribute 'index' (an int >= 0)"),
+    (lambda d: _set(f"{_param_of(d, _body_of(d, 'loop', 'body'))}.attrs.index", "0")(d),
+     "a parameter needs attribute 'index' (an int >= 0)"),
+    (_read_another_input, "of its 'body' is float32[3], but the input it reads (3) is float32[]"),
+    (lambda d: _set(f"bodies.{_body_of(d, 'loop', 'body')}.outputs", [999])(d),
+     "'outputs' holds 999, not the index of a node"),
+    (lambda d: _set(f"bodies.{_body_of(d, 'loop', 'body')}.outputs", [])(d),
+     "its 'body' gives 0 outputs, fewer than the 1 loop variables"),
+    (lambda d: d["bodies"][0].pop("params"), "body 0: missing field 'params'"),
+    (lambda d: d["bodies"][0].pop("nodes"), "body 0: missing field 'nodes'"),
+    (lambda d: _set("bodies.0.params", [])(d), "which 'params' does not list"),
+    (lambda d: _set("bodies.0.params", lambda p: p + p[:1])(d), "a parameter is listed twice"),
+    (lambda d: _set("bodies.0.params.0", len(d["bodies"][0]["nodes"]) - 1)(d), "not a parameter node"),
+    (lambda d: _set("bodies.0.nodes.0.inputs", [0])(d), "is not the index of an earlier node"),
+    (lambda d: (_set("bodies.0.nodes.2.name", "evil")(d), _set("bodies.0.nodes.2.op", "launch_missiles")(d)),
+     "body 0, node 2 ('evil', launch_missiles): unknown op 'launch_missiles'"),
+    (lambda d: d.pop("bodies"), "missing field 'bodies'"),
+    (lambda d: _set("bodies", {})(d), "field 'bodies' must be a JSON array"),
+    (lambda d: _set("version", FIRST_VERSION)(d), "'body' values need format version 2; the file says version 1"),
+    (lambda d: _set(f"nodes.{_node_of(d, 'loop')}.attrs.body", {"body": 99})(d),
+     "is not the index of an earlier body"),
+    (lambda d: _set(f"nodes.{_node_of(d, 'loop')}.attrs.body", 3)(d), "attribute 'body' must be a body"),
+    (lambda d: _set(f"nodes.{_node_of(d, 'cond')}.attrs.false_body", None)(d), "attribute 'false_body' must be a body"),
+    (lambda d: _set(f"nodes.{_node_of(d, 'cond')}.attrs.false_body", {"body": _body_of(d, "loop", "cond")})(d),
+     "the branches give 2 and 1 outputs"),
+    (lambda d: _set(f"nodes.{_node_of(d, 'loop')}.attrs.n_state", 5)(d), "must fit its 4 inputs"),
+    (lambda d: _set(f"nodes.{_node_of(d, 'loop')}.attrs.has_trip", 0)(d), "'has_trip', 'n_seq' and 'n_state'"),
+    (lambda d: _set(f"nodes.{_node_of(d, 'loop')}.attrs.labels", {"list": ["h"]})(d),
+     "attribute 'labels' must be a tuple of one string per loop variable (1)"),
+    (lambda d: _set(f"nodes.{_node_of(d, 'loop')}.attrs.stacked", {"tuple": ["after", "after"]})(d),
+     "attribute 'stacked' must be a tuple of one string per loop variable (1)"),
+    (lambda d: _set(f"nodes.{_node_of(d, 'loop')}.attrs.stacked", {"tuple": ["sideways"]})(d),
+     "does not rebuild: loop: scan: stacked must give one of ('', 'before', 'after')"),
+    (lambda d: _set(f"nodes.{_node_of(d, 'loop')}.attrs.length", -2)(d), "attribute 'length' must be null or an int"),
+    (lambda d: _set(f"nodes.{_node_of(d, 'loop', 'cond')}.attrs.cond", {"body": _body_of(d, "loop", "body")})(d),
+     "its 'cond' must give one output"),
+    (lambda d: _set(f"nodes.{_node_of(d, 'part')}.attrs.index", 99)(d), "does not rebuild: part 99 of a value"),
+])
+def test_invalid_bodies(loop_file: Path, mutation: Callable[[dict[str, Any]], Any], expected: str) -> None:
+    message = _load_error(_rewrite(loop_file, mutation))
+    assert expected in message, message
 
 
 def test_a_stored_array_of_the_wrong_size_is_refused(good_file: Path) -> None:

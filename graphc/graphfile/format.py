@@ -12,7 +12,9 @@ import numpy as np
 from graphc import dtypes
 
 FORMAT = "graphc.graph"
-VERSION = 1  # the format version this graphc writes, and the newest it reads
+VERSION = 2  # the newest format version this graphc writes and reads
+FIRST_VERSION = 1  # what a file without control flow says (it has nothing version 1 lacks)
+BODIES_VERSION = 2  # the first version with control-flow bodies: the "bodies" table and the {"body": k} value
 GRAPH_ENTRY = "graph.json"
 
 MAX_DEPTH = 32  # nesting of attribute values
@@ -39,5 +41,5 @@ ENTRY_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, struct.error,
 READ_ERRORS = (*ENTRY_ERRORS, OverflowError, ValueError, KeyError, RecursionError, MemoryError)
 
 
-__all__ = ["CHOICES", "DTYPE_NAMES", "ENTRY_ERRORS", "FIXED_TIME", "FLOAT_WORDS", "FORMAT", "GRAPH_ENTRY", "INT64",
-           "MAX_DEPTH", "MAX_JSON_BYTES", "PADDINGS", "READ_ERRORS", "VERSION"]
+__all__ = ["BODIES_VERSION", "CHOICES", "DTYPE_NAMES", "ENTRY_ERRORS", "FIRST_VERSION", "FIXED_TIME", "FLOAT_WORDS",
+           "FORMAT", "GRAPH_ENTRY", "INT64", "MAX_DEPTH", "MAX_JSON_BYTES", "PADDINGS", "READ_ERRORS", "VERSION"]

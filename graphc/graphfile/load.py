@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from graphc.control.layout import split_inputs
 from graphc.errors import ArgumentError, GraphcError, GraphFileError
 from graphc.graphfile.format import (
+    BODIES_VERSION,
     CHOICES,
     DTYPE_NAMES,
     ENTRY_ERRORS,
@@ -25,6 +27,7 @@ from graphc.graphfile.format import (
     READ_ERRORS,
     VERSION,
 )
+from graphc.ir.body import Body
 from graphc.ir.build import make_node
 from graphc.ir.location import SourceLocation, located_at
 from graphc.ir.registry import REGISTRY, AbstractValue, OpDef
@@ -41,8 +44,9 @@ def load_graph(path: str | os.PathLike[str]) -> tuple[list[Tensor], list[Tensor]
     every other node is rebuilt through its op (its shape and dtype rules run again), with the
     saved names (made unique if taken) and the saved source lines.  Loaded inside a
     ``gc.name_scope``, each name gets that scope as its prefix, once (as ``import_graph_def``);
-    the inner nodes of fused kernels keep their exact names.  A file that is not a graph
-    file, is damaged or truncated, or was written by a newer graphc raises :class:`GraphFileError`.
+    the inner nodes of fused kernels and of control-flow bodies keep their exact names.  A file that
+    is not a graph file, is damaged or truncated, or was written by a newer graphc raises
+    :class:`GraphFileError`.
     """
     name = os.fspath(path)
     try:
@@ -70,6 +74,8 @@ class Reader:
         self.table: list[tuple[str, np.dtype, tuple[int, ...]]] = []
         self.arrays: list[np.ndarray] = []
         self.kernels: list[Kernel] = []
+        self.bodies: list[Body] = []
+        self.version = VERSION  # the file's, once read
 
     def fail(self, message: str) -> GraphFileError:
         return GraphFileError(f"cannot load graph file '{self.path}': {message}")
@@ -103,6 +109,7 @@ class Reader:
             by = f" (written by graphc {written})" if isinstance(written, str) else ""
             raise self.fail(f"format version {version}{by} is newer than this graphc reads (versions up to "
                             f"{VERSION}); upgrade graphc to load it")
+        self.version = version
         self.read_table(self.field(doc, "arrays", list, GRAPH_ENTRY))
         for entry, _, _ in self.table:
             if entry not in names:
@@ -115,6 +122,9 @@ class Reader:
                             "arrays it lists)")
         for k, kernel in enumerate(self.field(doc, "kernels", list, GRAPH_ENTRY)):
             self.kernels.append(self.read_kernel(kernel, f"kernel {k}"))
+        if version >= BODIES_VERSION:
+            for k, body in enumerate(self.field(doc, "bodies", list, GRAPH_ENTRY)):
+                self.bodies.append(self.read_body(body, f"body {k}"))
         nodes = self.build_nodes(self.field(doc, "nodes", list, GRAPH_ENTRY), "node")
         inputs = [nodes[k] for k in self.indices(doc, "inputs", len(nodes), GRAPH_ENTRY)]
         for k, t in enumerate(inputs):
@@ -196,6 +206,26 @@ class Reader:
             raise self.fail(f"{where}: a kernel needs at least one output")
         return Kernel(tuple(params), tuple(outputs), kind)
 
+    def read_body(self, item: Any, where: str) -> Body:
+        """One entry of the "bodies" table.  Which inputs its parameters may read depends on the node
+        that runs it: that is checked with that node (``check_bodies``)."""
+        item = self.obj(item, where)
+        nodes = self.build_nodes(self.field(item, "nodes", list, where), f"{where}, node", inner=True)
+        params = [nodes[k] for k in self.indices(item, "params", len(nodes), where)]
+        for k, p in enumerate(params):
+            if p.op != "parameter":
+                raise self.fail(f"{where}: params[{k}] is '{p.name}' ({p.op}), not a parameter node")
+        if len({p.id for p in params}) != len(params):
+            raise self.fail(f"{where}: a parameter is listed twice in 'params'")
+        outputs = [nodes[k] for k in self.indices(item, "outputs", len(nodes), where)]
+        body = Body(tuple(params), tuple(outputs))
+        listed = {p.id for p in params}
+        for node in body.nodes:
+            # running a body binds the parameters it lists: one it does not would have no value
+            if node.op == "parameter" and node.id not in listed:
+                raise self.fail(f"{where}: its outputs read parameter '{node.name}', which 'params' does not list")
+        return body
+
     # -- nodes --------------------------------------------------------------------------------
     def build_nodes(self, items: list[Any], what: str, inner: bool = False) -> list[Tensor]:
         nodes: list[Tensor] = []
@@ -216,6 +246,9 @@ class Reader:
             attrs = {key: self.value(value, f"{where}, attribute {key!r}", 0)
                      for key, value in self.field(item, "attrs", dict, where).items()}
             self.check_choices(op, attrs, where)
+            if "dtype" in attrs and not isinstance(attrs["dtype"], np.dtype):  # every op's 'dtype' is one
+                raise self.fail(f"{where}: attribute 'dtype' must be a dtype ({{\"dtype\": name}}), got "
+                                f"{_show(attrs['dtype'])}")
             dtype = self.dtype(self.field(item, "dtype", str, where), where)
             shape = self.shape(self.field(item, "shape", list, where), where, allow_unknown=True)
             location = self.location(item.get("location"), where)
@@ -239,6 +272,15 @@ class Reader:
         op = opdef.name
         if op in ("placeholder", "variable", "parameter"):
             self.check_source_attrs(attrs, where)
+        if op == "parameter":
+            index, weak = attrs.get("index"), attrs.get("weak", False)
+            if not (_is_int(index) and 0 <= index <= INT64.max) or not isinstance(weak, bool):
+                raise self.fail(f"{where}: a parameter needs attribute 'index' (an int >= 0) and, if it has one, "
+                                f"'weak' (a bool); got index {_show(index)}, weak {_show(weak)}")
+        if op in BODY_ATTRS:
+            self.check_bodies(op, inputs, attrs, where)
+        if op == "part" and not _is_int(attrs.get("index")):
+            raise self.fail(f"{where}: a part needs attribute 'index' (an int), got {_show(attrs.get('index'))}")
         if op == "constant":
             value, weak = attrs.get("value"), attrs.get("weak")
             if not isinstance(value, np.ndarray) or not isinstance(weak, bool) or set(attrs) != {"value", "weak"}:
@@ -269,6 +311,72 @@ class Reader:
         if not inner:
             return make_node(opdef, inputs, name=name, **attrs)
         return _inner_node(opdef, inputs, attrs, name, location)
+
+    def check_bodies(self, op: str, inputs: list[Tensor], attrs: dict[str, Any], where: str) -> None:
+        """The bodies of a control-flow node against its inputs and attributes, before its rule runs (the rule
+        takes the node's structure as given, as gc.scan / gc.cond build it): each body is there, has the
+        outputs the node uses, and each parameter reads an input the body has, of the type it says."""
+        for key in BODY_ATTRS[op]:
+            if key not in attrs:
+                raise self.fail(f"{where}: missing attribute {key!r}")
+            value = attrs[key]
+            if not isinstance(value, Body) and not (op == "loop" and key == "cond" and value is None):
+                raise self.fail(f"{where}: attribute {key!r} must be a body ({{\"body\": k}}), got {_show(value)}")
+        if op == "loop":
+            body_inputs = self.loop_body_inputs(inputs, attrs, where)
+        else:
+            if not inputs:
+                raise self.fail(f"{where}: a cond node reads its predicate as input 0; it has no inputs")
+            counts = [len(attrs[key].outputs) for key in BODY_ATTRS[op]]
+            if counts[0] != counts[1] or not counts[0]:
+                raise self.fail(f"{where}: the branches give {counts[0]} and {counts[1]} outputs; they must give "
+                                "the same number, at least one")
+            captured = [t.aval for t in inputs[1:]]
+            body_inputs = {key: captured for key in BODY_ATTRS[op]}
+        for key, avals in body_inputs.items():
+            body = attrs[key]
+            if body is None:
+                continue
+            for p in body.params:
+                index = p.attrs["index"]
+                if index >= len(avals):
+                    raise self.fail(f"{where}: parameter '{p.name}' of its {key!r} reads input {index}, but that "
+                                    f"body has {len(avals)} inputs")
+                aval = avals[index]
+                if p.dtype != aval.dtype or not _shapes_agree(p.shape, aval.shape):
+                    raise self.fail(f"{where}: parameter '{p.name}' of its {key!r} is {p.type_str()}, but the "
+                                    f"input it reads ({index}) is {aval.dtype.name}{format_shape(aval.shape)}")
+
+    def loop_body_inputs(self, inputs: list[Tensor], attrs: dict[str, Any],
+                         where: str) -> dict[str, list[AbstractValue]]:
+        """The inputs of a loop's step and condition bodies (graphc/control/loop.py), once the attributes
+        saying where the loop keeps what are checked."""
+        has_trip, n_seq, n_state = attrs.get("has_trip"), attrs.get("n_seq"), attrs.get("n_state")
+        if not isinstance(has_trip, bool) or not _is_int(n_seq) or not _is_int(n_state) or n_seq < 0 \
+                or n_state < 0 or has_trip + n_seq + n_state > len(inputs):
+            raise self.fail(f"{where}: attributes 'has_trip', 'n_seq' and 'n_state' (a bool and two ints >= 0) "
+                            f"must fit its {len(inputs)} inputs; got {_show(has_trip)}, {_show(n_seq)}, "
+                            f"{_show(n_state)}")
+        for key in ("labels", "stacked"):
+            value = attrs.get(key)
+            if not isinstance(value, tuple) or len(value) != n_state or not all(isinstance(v, str) for v in value):
+                raise self.fail(f"{where}: attribute {key!r} must be a tuple of one string per loop variable "
+                                f"({n_state}), got {_show(value)}")
+        length = attrs.get("length")
+        if length is not None and not (_is_int(length) and 0 <= length <= INT64.max):
+            raise self.fail(f"{where}: attribute 'length' must be null or an int >= 0, got {_show(length)}")
+        if not isinstance(attrs.get("reverse"), bool) or not isinstance(attrs.get("what"), str):
+            raise self.fail(f"{where}: attributes 'reverse' (a bool) and 'what' (a string) are needed")
+        body, cond = attrs["body"], attrs["cond"]
+        if len(body.outputs) < n_state:
+            raise self.fail(f"{where}: its 'body' gives {len(body.outputs)} outputs, fewer than the {n_state} loop "
+                            "variables it must update")
+        if cond is not None and len(cond.outputs) != 1:
+            raise self.fail(f"{where}: its 'cond' must give one output (the bool scalar), it gives "
+                            f"{len(cond.outputs)}")
+        _, seqs, inits, captured = split_inputs([t.aval for t in inputs], attrs)
+        rows = [AbstractValue(s.dtype, s.shape[1:]) for s in seqs]  # a scalar sequence: the rule says so
+        return {"body": [*rows, *inits, *captured], "cond": [*inits, *captured]}
 
     def check_source_attrs(self, attrs: dict[str, Any], where: str) -> None:
         dtype, shape = attrs.get("dtype"), attrs.get("shape")
@@ -315,6 +423,13 @@ class Reader:
             if not _is_int(body) or not 0 <= body < len(self.kernels):
                 raise self.fail(f"{where}: {body!r} is not the index of an earlier kernel")
             return self.kernels[body]
+        if tag == "body":
+            if self.version < BODIES_VERSION:
+                raise self.fail(f"{where}: 'body' values need format version {BODIES_VERSION}; the file says "
+                                f"version {self.version}")
+            if not _is_int(body) or not 0 <= body < len(self.bodies):
+                raise self.fail(f"{where}: {_show(body)} is not the index of an earlier body")
+            return self.bodies[body]
         if tag == "scalar":
             return self.scalar(body, where, depth)
         raise self.fail(f"{where}: unknown value tag {tag!r}")
@@ -376,12 +491,17 @@ class Reader:
 
 
 _JSON_NAMES = {str: "string", int: "integer", list: "array", dict: "object"}
+BODY_ATTRS = {"loop": ("body", "cond"), "cond": ("true_body", "false_body")}  # control-flow ops' bodies
+
+
+def _shapes_agree(a: tuple[int | None, ...], b: tuple[int | None, ...]) -> bool:
+    return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
 
 
 def _inner_node(opdef: OpDef, inputs: list[Tensor], attrs: dict[str, Any], name: str,
                 location: SourceLocation | None) -> Tensor:
-    """A node of a kernel's inner graph: checked by its op's rule like ``make_node``, but keeping its
-    exact name, as the fuser builds them (inner names do not take names from the process)."""
+    """A node of a kernel's or a body's inner graph: checked by its op's rule like ``make_node``, but keeping
+    its exact name, as the fuser builds them (inner names do not take names from the process)."""
     from graphc.ir.build import annotate
 
     if opdef.num_inputs is not None and len(inputs) != opdef.num_inputs:
@@ -390,7 +510,7 @@ def _inner_node(opdef: OpDef, inputs: list[Tensor], attrs: dict[str, Any], name:
         aval = opdef.infer([t.aval for t in inputs], **attrs)
     except GraphcError as exc:
         raise annotate(exc, opdef.name, inputs, location) from None
-    if aval.weak and opdef.name != "constant":
+    if aval.weak and opdef.name not in ("constant", "parameter"):  # as make_node: a body's parameter may be weak
         aval = AbstractValue(aval.dtype, aval.shape, weak=False)
     return Tensor(opdef, tuple(inputs), attrs, aval, name, location)
 

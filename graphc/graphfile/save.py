@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from graphc.errors import ArgumentError, GraphFileError
-from graphc.graphfile.format import FIXED_TIME, FORMAT, GRAPH_ENTRY, MAX_DEPTH, VERSION
+from graphc.graphfile.format import BODIES_VERSION, FIRST_VERSION, FIXED_TIME, FORMAT, GRAPH_ENTRY, MAX_DEPTH
+from graphc.ir.body import Body
 from graphc.ir.graph import topological_order
 from graphc.ir.location import SourceLocation
 from graphc.ir.tensor import Tensor
@@ -27,9 +28,10 @@ def save_graph(path: str | os.PathLike[str], outputs: Tensor | Sequence[Tensor],
 
     ``inputs``: the placeholders to record as the graph's inputs, in order; by default every
     placeholder the outputs depend on, in topological order.  The file holds every node the
-    outputs (and inputs) depend on, with the values of constants and the current values of
-    Variables.  The file is written to a temporary file first and then renamed, so a failed save
-    never leaves a partial file behind.
+    outputs (and inputs) depend on, the inner graphs of fused kernels and the bodies of loops and
+    conditionals, with the values of constants and the current values of Variables.  The file is
+    written to a temporary file first and then renamed, so a failed save never leaves a partial file
+    behind.
     """
     outs = _tensor_list(outputs, "outputs", allow_single=True)
     if not outs:
@@ -50,12 +52,17 @@ def save_graph(path: str | os.PathLike[str], outputs: Tensor | Sequence[Tensor],
     writer = Writer()
     nodes = topological_order([*outs, *ins])
     index = {n.id: k for k, n in enumerate(nodes)}
+    encoded = writer.encode_nodes(nodes, index)
+    # each file says the lowest version that holds it, so that a graph without control flow stays
+    # readable by a graphc that predates bodies (docs/graph-files.md, version policy)
+    version = BODIES_VERSION if writer.bodies else FIRST_VERSION
     document = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": version,
         "graphc_version": __version__,
-        "nodes": writer.encode_nodes(nodes, index),
+        "nodes": encoded,
         "kernels": writer.kernels,
+        **({"bodies": writer.bodies} if version >= BODIES_VERSION else {}),
         "arrays": writer.table,
         "inputs": [index[t.id] for t in ins],
         "outputs": [index[t.id] for t in outs],
@@ -115,14 +122,17 @@ def _write_archive(path: str, text: str, arrays: list[tuple[str, np.ndarray]]) -
 
 
 class Writer:
-    """Turns nodes into JSON-ready dicts, collecting arrays and kernels into their tables."""
+    """Turns nodes into JSON-ready dicts, collecting arrays, kernels and bodies into their tables."""
 
     def __init__(self) -> None:
         self.arrays: list[tuple[str, np.ndarray]] = []  # (entry name, little-endian C-order array)
         self.table: list[dict[str, Any]] = []  # the "arrays" table of graph.json
         self.kernels: list[dict[str, Any]] = []
+        self.bodies: list[dict[str, Any]] = []
         self._array_ids: dict[int, int] = {}
         self._kernel_ids: dict[int, int] = {}
+        self._body_ids: dict[int, int] = {}
+        self._in_kernel = 0  # > 0 while a kernel's inner graph is encoded
         self._keep: list[Any] = []  # keeps encoded objects alive, so their ids stay unique
 
     def encode_nodes(self, nodes: Sequence[Tensor], index: dict[int, int]) -> list[dict[str, Any]]:
@@ -163,6 +173,11 @@ class Writer:
             return {"scalar": {"dtype": value.dtype.name, "value": self.encode_value(value.item(), where, depth + 1)}}
         if isinstance(value, Kernel):
             return {"kernel": self.add_kernel(value)}
+        if isinstance(value, Body):
+            if self._in_kernel:  # the reader reads the kernels before the bodies
+                raise GraphFileError(f"cannot save {where}: a fused kernel's inner graph holding a control-flow "
+                                     "body has no representation in graph files")
+            return {"body": self.add_body(value)}
         raise GraphFileError(f"cannot save {where}: values of type {type(value).__name__} have no "
                              "representation in graph files")
 
@@ -185,15 +200,35 @@ class Writer:
         # parameters that no output reads are not in kernel.nodes, but they are still the kernel's
         nodes = topological_order([*kernel.outputs, *kernel.params])
         index = {n.id: k for k, n in enumerate(nodes)}
-        encoded = {  # inner kernels are added first: a kernel only refers to earlier ones
-            "kind": kernel.kind,
-            "nodes": self.encode_nodes(nodes, index),
-            "params": [index[p.id] for p in kernel.params],
-            "outputs": [index[o.id] for o in kernel.outputs],
-        }
+        self._in_kernel += 1
+        try:
+            encoded = {  # inner kernels are added first: a kernel only refers to earlier ones
+                "kind": kernel.kind,
+                "nodes": self.encode_nodes(nodes, index),
+                "params": [index[p.id] for p in kernel.params],
+                "outputs": [index[o.id] for o in kernel.outputs],
+            }
+        finally:
+            self._in_kernel -= 1
         self._kernel_ids[id(kernel)] = len(self.kernels)
         self.kernels.append(encoded)
         return self._kernel_ids[id(kernel)]
+
+    def add_body(self, body: Body) -> int:
+        """The row of the "bodies" table holding ``body`` (added, after the bodies it holds, if not there yet)."""
+        if id(body) in self._body_ids:
+            return self._body_ids[id(body)]
+        self._keep.append(body)
+        nodes = topological_order([*body.outputs, *body.params])
+        index = {n.id: k for k, n in enumerate(nodes)}
+        encoded = {  # as kernels: inner bodies (a loop in a loop's step) are added first
+            "nodes": self.encode_nodes(nodes, index),
+            "params": [index[p.id] for p in body.params],
+            "outputs": [index[o.id] for o in body.outputs],
+        }
+        self._body_ids[id(body)] = len(self.bodies)
+        self.bodies.append(encoded)
+        return self._body_ids[id(body)]
 
 
 def _encode_location(location: SourceLocation | None) -> dict[str, Any] | None:

@@ -33,13 +33,15 @@ class Body:
         return f"<Body: {', '.join(n.op for n in self.body) or 'no ops'}>"
 
 
-def clone(body: Body) -> Body:
-    """A copy of ``body`` made of new nodes (new ids), e.g. to compile a body that two loops share twice."""
+def clone(body: Body) -> tuple[Body, dict[int, Tensor]]:
+    """A copy of ``body`` made of new nodes (new ids), e.g. to compile a body that two loops share twice, and
+    new node id -> the node it copies."""
     memo: dict[int, Tensor] = {}
     for node in body.nodes:
         memo[node.id] = Tensor(node.opdef, tuple(memo[i.id] for i in node.inputs), node.attrs, node.aval,
                                node.name, node.location)
-    return Body(tuple(memo[p.id] for p in body.params), tuple(memo[o.id] for o in body.outputs))
+    copy = Body(tuple(memo[p.id] for p in body.params), tuple(memo[o.id] for o in body.outputs))
+    return copy, {memo[node.id].id: node for node in body.nodes}
 
 
 def rebind(outputs: Sequence[Tensor], index: Mapping[int, int], replace: Mapping[int, Tensor] | None = None) -> Body:

@@ -43,7 +43,9 @@ class LoweredProgram:
 
     ``steps`` is what the entry function runs; ``kernels`` every kernel in it (the bodies' too), in order.
     Some slots are *pointers*: they have no memory of their own, the entry points them at memory before
-    each loop step (a sequence's row, a loop variable's current value, where a step's result goes)."""
+    each loop step (a sequence's row, a loop variable's current value, where a step's result goes).
+    ``originals`` maps the nodes of bodies lowered as copies (a body two nodes share is lowered once for
+    each) to the graph's nodes they copy: what faults and constants refer to."""
 
     def __init__(self, nodes: Sequence[Tensor], avals: Mapping[int, AbstractValue], wanted: Sequence[Tensor],
                  policy: LoweringPolicy | None = None, ndims: int = 0) -> None:
@@ -57,6 +59,7 @@ class LoweredProgram:
         self.pointers: set[str] = set()
         self._internal: list[BufferSpec] = []  # memory of the control-flow steps' own (spare state buffers)
         self._lowered: list[Tensor] = []  # every node lowered, the bodies' included
+        self.originals: dict[int, Tensor] = {}  # node id of a copy lowered -> the graph's node it copies
         self.timeline: list[list[str]] = []  # per kernel run (and control-flow step start / end): buffers touched
         self.kernels: list[LoopKernel] = []
         self.ctx = LoweringContext(self.avals, self.policy)
@@ -86,8 +89,9 @@ class LoweredProgram:
         pointer slot the step points).  Returns the body lowered (a copy when these nodes were lowered
         already), its steps and, per output, its buffer and the buffer whose slot could be pointed
         elsewhere for the value to be computed there (None: not computed here, or an earlier output's)."""
-        if any(n.id in self.avals for n in body.nodes):  # a body two nodes share: compile each its own
-            body = clone(body)
+        if any(n.id in self.avals for n in body.nodes):  # nodes lowered already (a body two nodes share)
+            body, originals = clone(body)
+            self.originals.update(originals)
         self.avals.update(inner_avals(body, inputs))  # type: ignore[arg-type]  (a Body has a kernel's params and nodes)
         for p in body.params:
             name, outer = buffer_name(p), bound[p.attrs["index"]]
@@ -185,7 +189,8 @@ class LoweredProgram:
             elif node.op == "part":
                 self._same_slot[name] = part_buffer(node.inputs[0], node.attrs["index"])
             elif node.op == "constant":
-                self.constants.append((self.slot(name), node))
+                if name not in self.slots:  # (a constant two bodies share is lowered with each)
+                    self.constants.append((self.slot(name), node))
             elif node.op in ("placeholder", "variable"):
                 self.sources.append((node.id, self.slot(name)))
             elif node.op in PROGRAM_RULES:

@@ -144,7 +144,8 @@ def program_layout(lowered: LoweredProgram, nodes: Sequence[Tensor], wanted: Seq
     down to it, each inside the previous one's :func:`~graphc.ops.kernel.nested_nodes`): kept with the
     code in the compile cache."""
     positions = {node.id: k for k, node in enumerate(nodes)}
-    paths = _node_paths(nodes)
+    found = _node_paths(nodes)
+    paths = {**found, **{copy: found[node.id] for copy, node in lowered.originals.items()}}
     fresh = [lowered.buffers[slot] for slot in sorted(lowered.handed_back)]
     offsets, arena_bytes = plan_arena(lowered.arena_sizes(), lowered.lifetimes, alignment)
     return {
