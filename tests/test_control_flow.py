@@ -242,6 +242,19 @@ def test_cond_runs_only_the_branch_taken() -> None:
     assert got[1] == 1.0 and got[1].dtype == np.float32
 
 
+
+def test_a_variable_made_inside_a_branch_is_read_from_outside() -> None:
+    x, flag = gc.placeholder("float64", (3,)), gc.placeholder("bool", ())
+
+    def scaled() -> gc.Tensor:
+        return x * gc.Variable(np.full(3, 5.0), name="made_in_branch")
+
+    y = gc.cond(flag, scaled, lambda: x)
+    f = fn([x, flag], y)
+    np.testing.assert_array_equal(f(np.ones(3), np.bool_(True)), np.full(3, 5.0))
+    np.testing.assert_array_equal(f(np.ones(3), np.bool_(False)), np.ones(3))
+
+
 # ---- gradients --------------------------------------------------------------------------------------------
 
 def rnn(x, h0, w):

@@ -68,6 +68,9 @@ def _short(t: Tensor) -> str:
     return t.name.rsplit("/", 1)[-1]
 
 
+_SOURCES = ("parameter", "placeholder", "variable")  # read from outside even when a branch function makes them
+
+
 def capture(outputs: Sequence[Tensor], params: Sequence[Tensor], captured: list[Tensor], offset: int, what: str,
             location: SourceLocation | None, built: tuple[int, int] | None = None) -> Body:
     """The body computing ``outputs`` from ``params``: every node that does not depend on them is captured,
@@ -78,7 +81,7 @@ def capture(outputs: Sequence[Tensor], params: Sequence[Tensor], captured: list[
     varying: set[int] = set(param_ids)
     for node in order:
         if any(i.id in varying for i in node.inputs) or (built is not None and built[0] <= node.id < built[1]
-                                                         and node.op != "parameter"):
+                                                         and node.op not in _SOURCES):
             varying.add(node.id)
             if node.opdef.stateful:
                 raise GraphError(f"{what}: {node.describe()} changes a Variable inside a loop or branch body, which "

@@ -46,6 +46,9 @@ def _infer_cond(inputs: Sequence[AbstractValue], *, true_body: Body, false_body:
     pred, captured = inputs[0], list(inputs[1:])
     if pred.dtype.kind != "b" or pred.shape != ():
         raise DTypeError(f"cond: the predicate must be a bool scalar, got {pred.dtype.name}{format_shape(pred.shape)}")
+    if len(true_body.outputs) != len(false_body.outputs) or not true_body.outputs:
+        raise ArgumentError(f"cond: the branches give {len(true_body.outputs)} and {len(false_body.outputs)} "
+                            f"outputs; they must give the same number, at least one")
     true_avals, false_avals = body_avals(true_body, captured), body_avals(false_body, captured)
     parts = tuple(_agree(k, true_avals[a.id], false_avals[b.id])
                   for k, (a, b) in enumerate(zip(true_body.outputs, false_body.outputs)))

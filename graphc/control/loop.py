@@ -76,6 +76,10 @@ def _infer_loop(inputs: Sequence[AbstractValue], *, body: Body, cond: Body | Non
     if trip is not None and (trip.dtype != I64 or trip.shape != ()):
         raise DTypeError(f"{what}: the trip count must be an int64 scalar, got {_type(trip)}")
     capacity = _capacity(seqs, length, what)
+    if len(inits) != n_state or len(body.outputs) < n_state or len(labels) != n_state or len(stacked) != n_state:
+        raise ArgumentError(f"{what}: {n_state} loop variables need as many initial values, labels and stacked modes "
+                            f"and at least as many body outputs; got {len(inits)}, {len(labels)}, {len(stacked)} "
+                            f"and {len(body.outputs)}")
     rows = [AbstractValue(s.dtype, s.shape[1:]) for s in seqs]
     avals = body_avals(body, [*rows, *inits, *captured])
     outs = [avals[o.id] for o in body.outputs]
