@@ -216,12 +216,13 @@ def test_report_has_every_phase_and_the_rewrite_log(tmp_path: pathlib.Path) -> N
     for (name, graph), phase in zip(opt.phases, data["phases"]):
         g = gc.to_networkx(graph)
         assert [n[0] for n in phase["nodes"]] == list(g.nodes)
-        for (_key, row, kernel, out), (_, node) in zip(phase["nodes"], g.nodes(data=True)):
+        for (_key, row, kernel, out, body), (_, node) in zip(phase["nodes"], g.nodes(data=True)):
             op, node_name, type_str, attrs, loc, family, kind, ops = data["table"][row]
             tensor = node["tensor"]
             assert (op, node_name, type_str, attrs, loc) == (tensor.op, tensor.name, tensor.type_str(),
                                                              node["attrs"], node["location"] or "")
-            assert (family, kernel, bool(out)) == (tensor.opdef.family, node["kernel"] or "", node["output"])
+            assert (family, kernel, bool(out), body) == (tensor.opdef.family, node["kernel"] or "", node["output"],
+                                                         node["body"] or "")
             if tensor.op == "fused":
                 assert (kind, ops) == (tensor.attrs["kernel"].kind, len(tensor.attrs["kernel"].body))
         kinds = {"input": "i", "parameter": "p", "result": "r"}

@@ -17,6 +17,7 @@ import pytest
 
 import graphc as gc
 from browser import Page, launched
+from report_page import report_data_of
 
 Opener = Callable[[pathlib.Path], Page]
 
@@ -103,7 +104,7 @@ def conv_net(blocks: int) -> gc.Function:
 def click(page: Page, item: str, part: str = "") -> None:
     """Click drawn item ``item`` (a node key or a group id), panned into view first as a user would."""
     page.js("(id) => window.graphcReport.centre(id)", item)
-    attribute = "data-group" if item[:2] in ("s:", "k:") else "data-key"
+    attribute = "data-group" if item[:2] in ("s:", "k:", "b:") else "data-key"
     page.page.click(f'#scene [{attribute}="{item}"] {part}'.rstrip())
 
 
@@ -192,6 +193,51 @@ def test_a_fused_kernel_is_one_box_that_expands_to_its_body(tmp_path: pathlib.Pa
     assert page.js(OVERLAPS) == {"overlaps": 0, "outside": []}
     click(page, f"k:{key}", ".toggle")
     assert not any(k.startswith(f"{key}.") for k in drawn(page)["keys"])
+
+
+def test_a_loop_is_one_box_that_opens_into_its_bodies(tmp_path: pathlib.Path, open_page: Opener) -> None:
+    xs = gc.placeholder("float32", (5, 2, 3), name="xs")
+    h0 = gc.placeholder("float32", (2, 3), name="h0")
+    w = gc.Variable(np.eye(3, dtype=np.float32), name="w")
+    hs = gc.scan(lambda x, h: gc.tanh(x + h @ w), xs, outputs_info=h0)
+    p = gc.placeholder("bool", (), name="p")
+    opt = gc.optimize([gc.cond(p, lambda: gc.exp(hs[-1]), lambda: hs[-1] - 1.0)])
+    gc.report(opt, tmp_path / "r.html")
+    page = open_page(tmp_path / "r.html")
+    page.page.click('#phases button[data-phase="4"]')
+    keys = {str(i): n for i, n in enumerate(opt.phases[-1][1].nodes)}
+    loop = next(k for k, n in keys.items() if n.op == "loop")
+    branch = next(k for k, n in keys.items() if n.op == "cond")
+    seen = drawn(page)
+    assert {f"k:{loop}", f"k:{branch}"} <= set(seen["collapsed"])
+    assert not any("." in k for k in seen["keys"])  # no body is drawn yet
+    click(page, f"k:{loop}", ".toggle")
+    seen = drawn(page)
+    body = keys[loop].attrs["body"]
+    assert {f"k:{loop}", f"b:{loop}:body"} <= set(seen["expanded"])
+    # the body's nodes are drawn (its kernels as boxes of their own), its parameters fed by labelled edges
+    assert {k for k in seen["keys"] if k.startswith(loop + ".")} == {
+        f"{loop}.{j}" for j, n in enumerate(body.nodes) if n.op != "fused"}
+    assert {f"k:{loop}.{j}" for j, n in enumerate(body.nodes) if n.op == "fused"} <= set(seen["collapsed"])
+    labels = page.js("[...document.querySelectorAll('#scene text.elabel')].map(t => t.textContent)")
+    assert {"row", "loop variable 0", "captured"} <= set(labels)
+    assert page.js(OVERLAPS) == {"overlaps": 0, "outside": []}
+    row = next(f"{loop}.{j}" for j, n in enumerate(body.nodes) if n.op == "parameter" and n.attrs["index"] == 0)
+    click(page, row)
+    details = page.page.inner_text("#details")
+    assert f"the body of %{loop} loop" in details and f"row: the input of %{loop} it reads" in details
+    assert xs.name in details and "parameter" in details
+    page.js(f"window.graphcReport.select('b:{loop}:body')")
+    heading = next(text for owner, which, _, text in report_data_of((tmp_path / "r.html").read_text())["phases"][4][
+        "bodies"] if owner == loop and which == "body")
+    sequence = next(k for k, n in keys.items() if n.name == xs.name)
+    assert heading in page.page.inner_text("#details") and f"row of %{sequence}" in heading
+    click(page, f"k:{branch}", ".toggle")
+    assert {f"b:{branch}:true_body", f"b:{branch}:false_body"} <= set(drawn(page)["expanded"])
+    assert page.js(OVERLAPS) == {"overlaps": 0, "outside": []}
+    page.js(f"window.graphcReport.toggle('k:{loop}')")
+    assert not any(k.startswith(f"{loop}.") for k in drawn(page)["keys"])
+    page.screenshot("report-loops")
 
 
 def test_name_scopes_are_boxes_that_open_and_close(tmp_path: pathlib.Path, open_page: Opener) -> None:

@@ -2,44 +2,40 @@
 
 Both number nodes the way :func:`graphc.dprint` does, so the three views can be read side by side:
 an outer node is keyed ``"7"`` (``%7`` in ``dprint``); node ``j`` of the kernel that fused node ``7``
-runs is keyed ``"7.j"`` (``%7.j``).
+runs, or of the bodies of loop or cond node ``7`` (numbered on from one body to the next), is keyed
+``"7.j"`` (``%7.j``), and so on down nested bodies (``"7.3.1"``).
 
-Fused kernels are expanded into their inner graphs.  In the networkx graph the fused node stays an
-ordinary node (with its ordinary input edges) and its inner nodes join the graph next to it:
+Fused kernels and control-flow bodies are expanded into their inner graphs.  In the networkx graph the
+fused (loop, cond) node stays an ordinary node (with its ordinary input edges) and its inner nodes join
+the graph next to it:
 
-* every inner node has ``kernel`` set to the key of the fused node that runs it (``None`` for outer
-  nodes), so ``G.subgraph(n for n, d in G.nodes(data=True) if d["kernel"] is None)`` is the outer graph;
-* a ``"parameter"`` edge goes from each outer input of the fused node to the ``parameter`` node that
-  stands for it inside the kernel;
-* a ``"result"`` edge goes from each kernel output to the fused node.
+* every inner node has ``kernel`` set to the key of the node that runs it, and ``body`` to which of that
+  node's inner graphs holds it (``"kernel"``, ``"body"``, ``"cond"``, ``"true_body"``, ``"false_body"``);
+  both are ``None`` for outer nodes, so ``G.subgraph(n for n, d in G.nodes(data=True) if d["kernel"] is
+  None)`` is the outer graph;
+* a ``"parameter"`` edge goes from the input of the node that each ``parameter`` node stands for (the
+  sequence whose row it is, a loop variable's initial value, a captured tensor) to that parameter;
+* a ``"result"`` edge goes from each output of an inner graph to the node that runs it.
 
-The whole thing stays a DAG.  ``to_dot`` draws each kernel as a ``subgraph cluster_<key>`` holding
-its inner nodes, with the parameter and result edges dashed; it leaves out the direct input edges of
-an expanded fused node, which the parameter edges already show.
+The whole thing stays a DAG.  ``to_dot`` draws each kernel and body as a ``subgraph cluster_<key>``
+(``cluster_<key>_<body>`` for a body), nested as the bodies are, with the parameter and result edges
+dashed; it leaves out the direct input edges of an expanded node that the parameter edges already show.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import networkx as nx
 
-from graphc.inspect.printer import format_attr, graph_of
+from graphc.inspect.printer import BODY_HEADINGS, attrs_summary, graph_of, inner_graphs
 from graphc.ir.shapes import format_shape
 from graphc.ir.tensor import Tensor
 
-__all__ = ["graph_of", "to_dot", "to_networkx"]
-
-
-def attrs_summary(node: Tensor) -> str:
-    """The node's attributes as ``dprint`` shows them: ``axes=(0,), keepdims=False``."""
-    hidden = ("weak", "kernel", "dtype", "shape") if node.opdef.family == "source" else ("weak", "kernel")
-    text = ", ".join(f"{k}={format_attr(v)}" for k, v in node.attrs.items() if k not in hidden)
-    if node.op == "fused":
-        text = f"kind={node.attrs['kernel'].kind}" + (f", {text}" if text else "")
-    return text
+__all__ = ["attrs_summary", "graph_of", "to_dot", "to_networkx"]
 
 
 def _add_edge(g: nx.DiGraph, src: str, dst: str, index: int, kind: str) -> None:
@@ -51,7 +47,7 @@ def _add_edge(g: nx.DiGraph, src: str, dst: str, index: int, kind: str) -> None:
         g.add_edge(src, dst, index=index, indices=(index,), kind=kind)
 
 
-def _add_node(g: nx.DiGraph, key: str, node: Tensor, output: bool, kernel: str | None) -> None:
+def _add_node(g: nx.DiGraph, key: str, node: Tensor, output: bool, kernel: str | None, body: str | None) -> None:
     g.add_node(
         key,
         op=node.op,
@@ -62,53 +58,67 @@ def _add_node(g: nx.DiGraph, key: str, node: Tensor, output: bool, kernel: str |
         attrs=attrs_summary(node),
         output=output,
         kernel=kernel,
+        body=body,
         kind=node.attrs["kernel"].kind if node.op == "fused" else None,
         tensor=node,
     )
 
 
-def to_networkx(target: Any, kernels: bool = True) -> nx.DiGraph:
+def to_networkx(target: Any, kernels: bool = True, bodies: bool = True) -> nx.DiGraph:
     """The graph behind ``target`` (tensor, list of tensors, Graph, or gc.function) as a ``networkx.DiGraph``.
 
     Nodes are keyed by their ``dprint`` id as a string (``"7"``, and ``"7.2"`` inside the kernel of
-    fused node 7) and carry ``op``, ``dtype`` (name), ``shape`` (tuple, ``None`` for unknown dims),
-    ``name``, ``location`` (``"file:line"`` or ``None``), ``attrs`` (a summary string, as in ``dprint``),
-    ``output`` (bool: an output of the graph, or of its kernel), ``kernel`` (the key of the fused
-    node an inner node belongs to, else ``None``), ``kind`` (a fused node's kernel kind) and
-    ``tensor`` (the :class:`gc.Tensor` itself).
+    fused node 7 or the bodies of loop node 7) and carry ``op``, ``dtype`` (name), ``shape`` (tuple,
+    ``None`` for unknown dims), ``name``, ``location`` (``"file:line"`` or ``None``), ``attrs`` (a summary
+    string, as in ``dprint``), ``output`` (bool: an output of the graph, or of its kernel or body),
+    ``kernel`` (the key of the fused, loop or cond node an inner node belongs to, else ``None``), ``body``
+    (which of that node's inner graphs: ``"kernel"``, ``"body"``, ``"cond"``, ``"true_body"``,
+    ``"false_body"``; else ``None``), ``kind`` (a fused node's kernel kind) and ``tensor`` (the
+    :class:`gc.Tensor` itself).
 
     Edges go from an input to its consumer with ``index`` (the input position), ``indices`` (all
     positions, when a node uses the same input twice) and ``kind``: ``"input"``, ``"parameter"``
-    (outer input -> kernel parameter) or ``"result"`` (kernel output -> fused node).
-    ``kernels=False`` leaves the kernels' inner graphs out.  ``G.graph`` holds ``inputs`` and
-    ``outputs`` (lists of keys).
+    (an input of the node -> the parameter standing for it in its kernel or body; ``index`` is the
+    input's position) or ``"result"`` (an output of a kernel or body -> the node running it; ``index``
+    is the output's position).  ``kernels=False`` leaves the kernels' inner graphs out, ``bodies=False``
+    the bodies of loops and conds.  ``G.graph`` holds ``inputs`` and ``outputs`` (lists of keys).
     """
     import networkx as nx  # imported on use: it takes longer to import than the rest of graphc
 
     graph = graph_of(target, "to_networkx")
     ids = {node.id: str(i) for i, node in enumerate(graph.nodes)}
-    outputs = {o.id for o in graph.outputs}
     g = nx.DiGraph(inputs=[ids[n.id] for n in graph.inputs if n.id in ids],
                    outputs=[ids[o.id] for o in graph.outputs])
-    for node in graph.nodes:
+    _add_graph(g, graph.nodes, graph.outputs, ids, None, None, kernels, bodies)
+    return g
+
+
+def _add_graph(g: nx.DiGraph, nodes: Sequence[Tensor], outputs: Sequence[Tensor], ids: dict[int, str],
+               owner: str | None, body: str | None, kernels: bool, bodies: bool) -> None:
+    """Add ``nodes`` (the inner graph ``body`` of node ``owner``, or the outer graph) and, recursively, the
+    kernels and bodies of those nodes that ``kernels`` / ``bodies`` ask for."""
+    marked = {o.id for o in outputs}
+    for node in nodes:
         key = ids[node.id]
-        _add_node(g, key, node, node.id in outputs, None)
+        _add_node(g, key, node, node.id in marked, owner, body)
         for pos, inp in enumerate(node.inputs):
             _add_edge(g, ids[inp.id], key, pos, "input")
-        if node.op == "fused" and kernels:
-            kernel = node.attrs["kernel"]
-            inner = {n.id: f"{key}.{j}" for j, n in enumerate(kernel.nodes)}
-            kernel_outputs = {o.id for o in kernel.outputs}
-            for n in kernel.nodes:
-                _add_node(g, inner[n.id], n, n.id in kernel_outputs, key)
-                for pos, inp in enumerate(n.inputs):
-                    _add_edge(g, inner[inp.id], inner[n.id], pos, "input")
-            for param in kernel.params:
-                index = param.attrs["index"]
-                _add_edge(g, ids[node.inputs[index].id], inner[param.id], index, "parameter")
-            for pos, out in enumerate(kernel.outputs):
-                _add_edge(g, inner[out.id], key, pos, "result")
-    return g
+        for inner in inner_graphs(node, key):
+            if not (kernels if inner.is_kernel else bodies):
+                continue
+            _add_graph(g, inner.nodes, inner.outputs, inner.ids, key, inner.attr, kernels, bodies)
+            for param in inner.params:
+                source = inner.role(param).source
+                if source is not None:
+                    _add_edge(g, ids[node.inputs[source].id], inner.ids[param.id], source, "parameter")
+            for pos, out in enumerate(inner.outputs):
+                _add_edge(g, inner.ids[out.id], key, pos, "result")
+
+
+def inner_outputs(g: nx.DiGraph, key: str) -> tuple[Tensor, ...]:
+    """The outputs of the kernel or body that inner node ``key`` of ``to_networkx``'s graph belongs to."""
+    data = g.nodes[key]
+    return g.nodes[data["kernel"]]["tensor"].attrs[data["body"]].outputs
 
 
 # ---- DOT ------------------------------------------------------------------------------------------
@@ -148,46 +158,63 @@ def _node_stmt(key: str, data: dict[str, Any]) -> str:
         penwidth="2" if data["output"] else None) + ";")
 
 
-def to_dot(target: Any, kernels: bool = True, name: str = "graphc") -> str:
+def to_dot(target: Any, kernels: bool = True, name: str = "graphc", bodies: bool = True) -> str:
     """The graph behind ``target`` (tensor, list of tensors, Graph, or gc.function) as Graphviz DOT text.
 
     Each node is labelled with its ``dprint`` id, op and name, dtype and shape, and its attributes;
     outputs have a thick border; the tooltip gives the user's line that created the node.  Each
-    fused kernel is a ``subgraph "cluster_<id>"`` holding its inner nodes, with dashed edges from the
-    fused node's inputs to the kernel's parameters and from the kernel's outputs to the fused node.
-    Edges into a node with several inputs are labelled with the input position.  Render with
+    fused kernel is a ``subgraph "cluster_<id>"`` holding its inner nodes, and each body of a loop or
+    cond a ``subgraph "cluster_<id>_<body>"`` (nested in the cluster of the body holding that node), with
+    dashed edges from the node's inputs to the parameters standing for them and from the inner graph's
+    outputs to the node.  Edges into a node with several inputs are labelled with the input position.
+    ``kernels=False`` / ``bodies=False`` leave the kernels / bodies out.  Render with
     ``dot -Tsvg graph.dot -o graph.svg``.
     """
-    g = to_networkx(graph_of(target, "to_dot"), kernels=kernels)
+    g = to_networkx(graph_of(target, "to_dot"), kernels=kernels, bodies=bodies)
     lines = [
         f"digraph {dot_quote(name)} {{",
         '  graph [rankdir="TB", fontname="Helvetica", fontsize="10"];',
         '  node [shape="box", style="rounded,filled", fontname="Helvetica", fontsize="10"];',
         '  edge [fontname="Helvetica", fontsize="8", arrowsize="0.7"];',
     ]
-    clusters: dict[str, list[str]] = {}
+    members: dict[tuple[str, str] | None, list[str]] = {None: []}  # (owner key, body) -> its nodes' keys
     for key, data in g.nodes(data=True):
-        if data["kernel"] is None:
-            lines.append("  " + _node_stmt(key, data))
-        else:
-            clusters.setdefault(data["kernel"], []).append(key)
-    for fused_key, members in clusters.items():
-        fused = g.nodes[fused_key]
-        lines.append(f"  subgraph {dot_quote('cluster_' + fused_key)} {{")
-        label = f"%{fused_key} {fused['name']}: {fused['kind']} kernel"
-        lines.append(f"    graph {_dot_attrs(label=label, style='dashed,rounded', color='#16a34a')};")
-        lines.extend("    " + _node_stmt(key, g.nodes[key]) for key in members)
-        lines.append("  }")
+        where = None if data["kernel"] is None else (data["kernel"], data["body"])
+        members.setdefault(where, []).append(key)
+    inside: dict[str, list[tuple[str, str]]] = {}  # node key -> the clusters of its kernel / bodies
+    for where in members:
+        if where is not None:
+            inside.setdefault(where[0], []).append(where)
+
+    def emit(where: tuple[str, str] | None, indent: str) -> None:
+        for key in members[where]:
+            lines.append(indent + _node_stmt(key, g.nodes[key]))
+        for key in members[where]:
+            for owner, body in inside.get(key, ()):
+                data = g.nodes[owner]
+                if body == "kernel":
+                    cluster, label, color = f"cluster_{owner}", f"%{owner} {data['name']}: {data['kind']} kernel", \
+                        "#16a34a"
+                else:
+                    cluster, label, color = f"cluster_{owner}_{body}", \
+                        f"%{owner} {data['name']}: {data['op']} {BODY_HEADINGS.get(body, body)}", "#9333ea"
+                lines.append(f"{indent}subgraph {dot_quote(cluster)} {{")
+                lines.append(f"{indent}  graph {_dot_attrs(label=label, style='dashed,rounded', color=color)};")
+                emit((owner, body), indent + "  ")
+                lines.append(f"{indent}}}")
+
+    emit(None, "  ")
+    fed = {(src, g.nodes[dst]["kernel"]) for src, dst, data in g.edges(data=True) if data["kind"] == "parameter"}
     for src, dst, data in g.edges(data=True):
-        if data["kind"] == "input" and g.nodes[dst]["op"] == "fused" and dst in clusters:
-            continue  # shown by the parameter edges into the kernel
+        if data["kind"] == "input" and (src, dst) in fed:
+            continue  # shown by the parameter edges into the kernel or body
         consumer = g.nodes[dst]["tensor"]
         if data["kind"] == "input":
             label = ",".join(map(str, data["indices"])) if len(consumer.inputs) > 1 else None
             style = None
         else:
             label = ",".join(map(str, data["indices"])) if data["kind"] == "result" and \
-                len(consumer.attrs["kernel"].outputs) > 1 else None
+                len(inner_outputs(g, src)) > 1 else None
             style = "dashed"
         attrs = _dot_attrs(label=label, style=style)
         lines.append(f"  {dot_quote(src)} -> {dot_quote(dst)}" + (f" {attrs}" if attrs != "[]" else "") + ";")

@@ -94,8 +94,8 @@ _VIEWER = """
   <button id="fit" title="fit the graph to the window">fit</button>
   <button id="zoom-in" title="zoom in">+</button>
   <button id="zoom-out" title="zoom out">&minus;</button>
-  <button id="expand-all" title="open every name scope and kernel">expand all</button>
-  <button id="collapse-all" title="close every name scope and kernel">collapse all</button>
+  <button id="expand-all" title="open every name scope, kernel and loop">expand all</button>
+  <button id="collapse-all" title="close every name scope, kernel and loop">collapse all</button>
   <label><input id="mark-new" type="checkbox" checked> outline what this phase made</label>
   <span id="results"></span>
 </div>
@@ -121,8 +121,9 @@ def report(target: Any, path: str | os.PathLike[str], level: int = 2, *, title: 
     ``gc.optimize(target, level)``), a Graph (its outputs are optimised), a ``gc.optimize`` result or a
     gc.function (their own optimisation is shown; ``level`` is then not used).  The page draws the
     graph after each phase (input, canonicalize, stabilize, specialize, fuse) with its own script:
-    zoom and pan, name scopes and fused kernels as boxes that open and close, a node's details on
-    click, search, the rewrites of each phase; then the ``dprint`` text and the whole rewrite log.
+    zoom and pan, name scopes, fused kernels and loops / conds (their bodies inside, nested as they
+    are) as boxes that open and close, a node's details on click, search, the rewrites of each phase;
+    then the ``dprint`` text and the whole rewrite log.
     It needs no network, no other file and no Graphviz.
     """
     optimized = optimized_graph_of(target, level)

@@ -5,13 +5,21 @@ step's gradient graph has thousands of nodes and appears once per phase:
 
 * ``table``: one row per distinct node (a node unchanged from one phase to the next is stored once):
   ``[op, name, "dtype[shape]", attrs, "file:line" or "", family, kernel kind or "", kernel ops]``.
-* ``phases``: per phase ``{"name", "nodes", "edges", "rewrites", "dprint"}``:
-  ``nodes`` is ``[key, row, kernel key or "", output 0/1]`` in topological order (keys as ``dprint``
-  numbers nodes: ``"7"``, ``"7.2"`` inside the kernel of fused node 7); ``edges`` is
-  ``[src, dst, kind, label, inner src]`` with kind ``"i"`` (input), ``"p"`` (outer input -> kernel
-  parameter) or ``"r"`` (kernel output -> fused node), and for an edge out of a fused node the key of the
-  kernel output it carries (drawn from there when the kernel is expanded); ``rewrites`` are indices
-  into ``rewrites`` of the records that fired while the phase ran.
+* ``phases``: per phase ``{"name", "nodes", "edges", "bodies", "rewrites", "dprint"}``:
+  ``nodes`` is ``[key, row, owner key or "", output 0/1, inner graph or ""]`` in topological order (keys
+  as ``dprint`` numbers nodes: ``"7"``, ``"7.2"`` inside the kernel of fused node 7 or a body of loop /
+  cond node 7, ``"7.2.1"`` inside the kernel or body of node 7.2), a node inside a kernel or body giving
+  the key of the node that runs it and which of its inner graphs holds it (``"kernel"``, ``"body"``,
+  ``"cond"``, ``"true_body"``, ``"false_body"``), each inner graph's nodes following the node that runs
+  it; ``edges`` is ``[src, dst, kind, label, inner src]`` with kind ``"i"`` (input), ``"p"`` (an input of
+  a node -> the parameter standing for it in its kernel or body; the label says what it is for a body:
+  ``"row"``, ``"loop variable 0"``, ``"captured"``) or ``"r"`` (an inner graph's output -> the node
+  running it), and for an edge out of a fused or loop node the key of the inner output it carries (drawn
+  from there when the node is expanded); ``bodies`` is ``[owner key, body, heading, description]`` per
+  body of a loop or cond (heading ``"body"``, ``"cond"``, ``"true branch"``, ``"false branch"``;
+  description as ``dprint``'s heading line says what its parameters stand for and what it gives), in
+  the order of ``nodes``; ``rewrites`` are indices into ``rewrites`` of the records that fired while
+  the phase ran.
 * ``rewrites``: every record: ``{"rewrite", "phase", "op", "node", "result", "created", "loc"}``.
 * ``made_by``: node name -> indices of the rewrites that built a node of that name.
 """
@@ -20,8 +28,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from graphc.inspect.export import to_networkx
-from graphc.inspect.printer import dprint
+from graphc.control.layout import output_part, stacked_part
+from graphc.inspect.export import inner_outputs, to_networkx
+from graphc.inspect.printer import InnerGraph, dprint, inner_graphs
 from graphc.ir.graph import Graph
 from graphc.ir.tensor import Tensor
 from graphc.passes.engine import RewriteRecord
@@ -50,33 +59,66 @@ class _Table:
         return index
 
 
-def _edge_label(consumer: Tensor, kind: str, indices: tuple[int, ...]) -> str:
-    """The input positions, shown when they tell something: the consumer has several inputs."""
-    count = len(consumer.attrs["kernel"].outputs) if kind == "result" else len(consumer.inputs)
-    return ",".join(map(str, indices)) if count > 1 and kind != "parameter" else ""
+def _edge_label(g: Any, src: str, dst: str, kind: str, indices: tuple[int, ...],
+                inners: dict[tuple[str, str], InnerGraph]) -> str:
+    """The input positions, shown when they tell something (the consumer has several inputs, or the
+    kernel or body several outputs); for a body's parameter, what it stands for."""
+    if kind == "parameter":
+        data = g.nodes[dst]
+        return inners[data["kernel"], data["body"]].role(data["tensor"]).label
+    count = len(inner_outputs(g, src)) if kind == "result" else len(g.nodes[dst]["tensor"].inputs)
+    return ",".join(map(str, indices)) if count > 1 else ""
 
 
-def _kernel_outputs(g: Any, fused_key: str) -> list[str]:
-    """The keys of the kernel outputs of fused node ``fused_key``, in output order."""
-    kernel = g.nodes[fused_key]["tensor"].attrs["kernel"]
-    inner = {n.id: f"{fused_key}.{j}" for j, n in enumerate(kernel.nodes)}
-    return [inner[o.id] for o in kernel.outputs]
+def _carried(node: Tensor, found: list[InnerGraph]) -> dict[int, str]:
+    """Output ``k`` of fused or loop node ``node`` (whose inner graphs are ``found``) -> the key of the inner
+    output that carries it: a loop's final and stacked states come from the body's new states, its stacked
+    outputs from the step outputs, the number of steps from no node drawn."""
+    inners = {inner.attr: inner for inner in found}
+    if "kernel" in inners:
+        kernel = inners["kernel"]
+        return {k: kernel.ids[o.id] for k, o in enumerate(kernel.outputs)}
+    if node.op != "loop" or "body" not in inners:
+        return {}
+    body, attrs = inners["body"], node.attrs
+    n_state = attrs["n_state"]
+    keys = [body.ids[o.id] for o in body.outputs]
+    carried = {k: keys[k] for k in range(n_state)}
+    for k in range(n_state):
+        stacked = stacked_part(attrs, k)
+        if stacked is not None:
+            carried[stacked] = keys[k]
+    for j in range(len(keys) - n_state):
+        carried[output_part(attrs, j)] = keys[n_state + j]
+    return carried
 
 
 def _phase(name: str, graph: Graph, table: _Table, rewrites: list[int]) -> dict[str, Any]:
     g = to_networkx(graph)
-    nodes = [[key, table.row(data["tensor"], data), data["kernel"] or "", int(data["output"])]
+    nodes = [[key, table.row(data["tensor"], data), data["kernel"] or "", int(data["output"]), data["body"] or ""]
              for key, data in g.nodes(data=True)]
-    outputs = {key: _kernel_outputs(g, key) for key, data in g.nodes(data=True) if data["op"] == "fused"}
+    inners: dict[tuple[str, str], InnerGraph] = {}
+    carried: dict[str, dict[int, str]] = {}
+    bodies = []
+    for key, data in g.nodes(data=True):
+        found = inner_graphs(data["tensor"], key)
+        if not found:
+            continue
+        inners.update(((key, inner.attr), inner) for inner in found)
+        carried[key] = _carried(data["tensor"], found)
+        inputs = {g.nodes[k]["tensor"].id: k for k, _, d in g.in_edges(key, data=True) if d["kind"] == "input"}
+        bodies += [[key, inner.attr, inner.heading, inner.describe(inputs)] for inner in found if not inner.is_kernel]
     edges = []
     for src, dst, data in g.edges(data=True):
         consumer = g.nodes[dst]["tensor"]
         inner = ""
-        if data["kind"] == "input" and src in outputs:  # an edge out of a fused node: the output it carries
-            inner = outputs[src][consumer.attrs["index"] if consumer.op == "kernel_output" else 0]
-        edges.append([src, dst, _EDGE_KINDS[data["kind"]], _edge_label(consumer, data["kind"], data["indices"]),
-                      inner])
-    return {"name": name, "nodes": nodes, "edges": edges, "rewrites": rewrites, "dprint": dprint(graph)}
+        if data["kind"] == "input" and src in carried:  # an edge out of a fused or loop node: what it carries
+            index = consumer.attrs["index"] if consumer.op in ("kernel_output", "part") else 0
+            inner = carried[src].get(index, "")
+        edges.append([src, dst, _EDGE_KINDS[data["kind"]], _edge_label(g, src, dst, data["kind"], data["indices"],
+                                                                       inners), inner])
+    return {"name": name, "nodes": nodes, "edges": edges, "bodies": bodies, "rewrites": rewrites,
+            "dprint": dprint(graph)}
 
 
 def _record(r: RewriteRecord) -> dict[str, Any]:

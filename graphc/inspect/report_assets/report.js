@@ -1,6 +1,8 @@
 /* graphc report: draws the graphs of the page's data (see graphc/inspect/report_data.py) as SVG.
  *
- * Each phase's graph is a tree of groups: name scopes (from the "/" in node names) and fused kernels.
+ * Each phase's graph is a tree of groups: name scopes (from the "/" in node names), fused kernels, and
+ * control-flow nodes (a loop, a cond) holding one always-open group per body, whose members may be kernels
+ * and control-flow nodes again.
  * A group is drawn collapsed (one box) or expanded (a frame holding its members, laid out on their own).
  * Layout is layered (Sugiyama): break cycles by topological order, assign layers by longest path, add
  * dummy vertices on long edges, order layers by barycentre sweeps, place x by isotonic regression
@@ -21,6 +23,7 @@
   const byId = (id) => document.getElementById(id);
   const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;",
                                                               '"': "&quot;", "'": "&#39;" }[c]));
+  const opCount = (n) => `${n} op${n === 1 ? "" : "s"}`;
   const leaf = (name) => name.slice(name.lastIndexOf("/") + 1);
   const scopeOf = (name) => { const i = name.lastIndexOf("/"); return i < 0 ? "" : name.slice(0, i); };
   const measureCtx = document.createElement("canvas").getContext("2d");
@@ -72,34 +75,48 @@
         g.count += 1;
       }
     }
-    phase.nodes.forEach(([key, row, kernel, out], order) => {
+    const bodiesOf = new Map();  // node key -> its bodies: [{body, heading, text}]
+    for (const [owner, body, heading, text] of phase.bodies) {
+      if (!bodiesOf.has(owner)) bodiesOf.set(owner, []);
+      bodiesOf.get(owner).push({ body: body, heading: heading, text: text, group: "b:" + owner + ":" + body });
+    }
+    function addMember(group, id) {  // into a kernel or body: not counted in the name scopes around it
+      group.children.push(id);
+      group.count += 1;
+    }
+    phase.nodes.forEach(([key, row, owner, out, body], order) => {
       const t = D.table[row];
       const n = { key: key, row: t, op: t[0], name: t[1], type: t[2], attrs: t[3], loc: t[4], family: t[5],
-                  kind: t[6], out: !!out, order: order, kernel: kernel || null, inputs: [], users: [] };
+                  kind: t[6], out: !!out, order: order, kernel: owner || null, body: body || null, inputs: [],
+                  users: [] };
       nodes.set(key, n);
-      if (n.kernel) {
-        const k = groups.get("k:" + n.kernel);
-        n.parent = k.id;
-        n.chain = k.chain.concat([k.id]);
-        k.children.push(key);
-        return;
-      }
-      const scope = scopeGroup(scopeOf(n.name));
-      n.parent = scope.id;
-      n.chain = scope.id === "" ? [] : scope.chain.concat([scope.id]);
-      if (n.op === "fused") {
-        const k = { id: "k:" + key, kind: "kernel", label: leaf(n.name), node: key, parent: scope.id,
-                    chain: n.chain.slice(), children: [], order: order, count: 0, ops: t[7] };
+      // a node inside a kernel or body is in its frame, whatever its name scope
+      const parent = n.kernel ? groups.get(n.body === "kernel" ? "k:" + n.kernel : "b:" + n.kernel + ":" + n.body)
+                              : scopeGroup(scopeOf(n.name));
+      n.parent = parent.id;
+      n.chain = parent.id === "" ? [] : parent.chain.concat([parent.id]);
+      if (parent.kind === "body" && n.op !== "parameter") parent.ops += 1;
+      const bodies = bodiesOf.get(key);
+      let item = key;
+      if (n.op === "fused" || bodies) {
+        const k = { id: "k:" + key, kind: bodies ? "control" : "kernel", label: leaf(n.name), node: key,
+                    parent: parent.id, chain: n.chain.slice(), children: [], order: order, count: 0,
+                    ops: bodies ? 0 : t[7], bodies: bodies || [] };
         groups.set(k.id, k);
-        n.group = k.id;
-        addChild(scope, k.id, order);
-      } else {
-        addChild(scope, key, order);
+        n.group = item = k.id;
+        for (const b of k.bodies) {
+          groups.set(b.group, { id: b.group, kind: "body", label: b.heading, text: b.text, owner: key, parent: k.id,
+                                chain: k.chain.concat([k.id]), children: [], order: order, count: 0, ops: 0 });
+          k.children.push(b.group);
+        }
       }
+      if (n.kernel) addMember(parent, item); else addChild(parent, item, order);
     });
+    const fed = new Set();  // "src>node": src is an input of node that one of its parameters stands for
     const edges = phase.edges.map(([s, d, kind, label, inner]) => {
       const e = { s: s, d: d, kind: kind, label: label, inner: inner };
       if (kind === "i") { nodes.get(s).users.push(d); nodes.get(d).inputs.push(s); }
+      if (kind === "p") fed.add(s + ">" + nodes.get(d).kernel);
       return e;
     });
     for (const g of groups.values()) {
@@ -109,7 +126,7 @@
     const names = new Map();
     for (const n of nodes.values()) names.set(n.name, n.key);
     return { index: phaseIndex, phase: phase, nodes: nodes, groups: groups, edges: edges, names: names,
-             itemOrder: itemOrder };
+             itemOrder: itemOrder, fed: fed };
   }
 
   // ---- layered layout of one set of items -----------------------------------------------------------
@@ -296,8 +313,8 @@
     if (!m) { m = buildModel(state.phase); state.models.set(state.phase, m); }
     return m;
   };
-  const isOpen = (m, gid) => gid === "" || (gid.startsWith("k:") ? state.kernelsOpen.has(m.index + "|" + gid)
-                                                                   : state.expanded.has(gid));
+  const isOpen = (m, gid) => gid === "" || gid.startsWith("b:") ||  // a body is open when its node is
+    (gid.startsWith("k:") ? state.kernelsOpen.has(m.index + "|" + gid) : state.expanded.has(gid));
 
   function defaultExpansion(m) {
     // open scopes breadth first while the drawing stays small (TensorBoard starts collapsed, too)
@@ -328,7 +345,8 @@
     for (const e of m.edges) {
       if (e.kind === "r") continue;
       const dst = m.nodes.get(e.d);
-      if (e.kind === "i" && dst.group && isOpen(m, dst.group)) continue;  // parameter edges show it
+      // the input edges of an open kernel or loop that parameter edges show
+      if (e.kind === "i" && dst.group && isOpen(m, dst.group) && m.fed.has(e.s + ">" + e.d)) continue;
       let s = e.s;
       if (e.inner && isOpen(m, m.nodes.get(e.s).group)) s = e.inner;
       const a = rep(m, s), b = rep(m, e.d);
@@ -337,7 +355,7 @@
       let v = out.get(id);
       if (!v) { v = { a: a, b: b, labels: [], param: true, count: 0, edges: [] }; out.set(id, v); }
       v.param = v.param && e.kind === "p";
-      if (e.label && v.labels.length < 3) v.labels.push(e.label);
+      if (e.label && (e.kind !== "p" || b === e.d) && v.labels.length < 3) v.labels.push(e.label);
       v.count += 1;
       v.edges.push(e);
     }
@@ -366,15 +384,24 @@
     if (g.kind === "kernel") {
       const n = m.nodes.get(g.node);
       g.lines = [clip(g.label, 11, MAX_LABEL, true), `${n.kind} kernel · ${g.ops} ops`, clip(n.type, 9.5, MAX_LABEL)];
+    } else if (g.kind === "control") {
+      const n = m.nodes.get(g.node);
+      const bodies = g.bodies.map((b) => `${b.heading} ${opCount(m.groups.get(b.group).ops)}`).join(", ");
+      g.lines = [clip(g.label, 11, MAX_LABEL, true), clip(`${n.op} · ${bodies}`, 9.5, MAX_LABEL),
+                 clip(n.type, 9.5, MAX_LABEL)];
+    } else if (g.kind === "body") {
+      g.lines = [clip(g.label, 11, MAX_LABEL, true), opCount(g.ops)];
     } else {
       g.lines = [clip(g.label, 11, MAX_LABEL, true), `${g.count} node${g.count === 1 ? "" : "s"}`];
     }
     const w = Math.max(...g.lines.map((t, i) => textWidth(t, i ? 9.5 : 11, !i))) + 40;
-    return { w: Math.max(70, w), h: g.kind === "kernel" ? BOX_H + 10 : BOX_H };
+    return { w: Math.max(70, w), h: g.lines.length > 2 ? BOX_H + 10 : BOX_H };
   }
 
   function frameTitle(m, g) {
-    return g.kind === "kernel" ? `${g.label} (${m.nodes.get(g.node).kind} kernel)` : g.label;
+    if (g.kind === "kernel") return `${g.label} (${m.nodes.get(g.node).kind} kernel)`;
+    if (g.kind === "control") return `${g.label} (${m.nodes.get(g.node).op})`;
+    return g.label;
   }
 
   function computeLayout() {
@@ -482,7 +509,7 @@
           frames.push(`<g class="${cls}" data-group="${esc(id)}"><rect class="frame" x="${a.x}" y="${a.y}" ` +
             `width="${a.w}" height="${a.h}" rx="6"/><text class="head" x="${a.x + 8}" y="${a.y + 15}">` +
             `${esc(frameTitle(m, g))}</text>` +
-            toggleButton(a.x + a.w - 20, a.y + 4, true) + "</g>");
+            (g.kind === "body" ? "" : toggleButton(a.x + a.w - 20, a.y + 4, true)) + "</g>");
         } else {
           const lines = g.lines.map((t, i) => `<text${i ? ' class="sub"' : ' class="head"'} x="${a.x + 10}" ` +
             `y="${a.y + 15 + i * 13}">${esc(t)}</text>`).join("");
@@ -614,7 +641,8 @@
     const n = m.nodes.get(key);
     if (!n) return;
     for (const gid of n.chain) {
-      if (gid.startsWith("k:")) state.kernelsOpen.add(m.index + "|" + gid); else state.expanded.add(gid);
+      if (gid.startsWith("k:")) state.kernelsOpen.add(m.index + "|" + gid);
+      else if (gid.startsWith("s:")) state.expanded.add(gid);
     }
     state.selected = key;
     render();
@@ -660,7 +688,9 @@
       const n = m.nodes.get(id);
       const phaseNames = D.phases.slice(0, m.index + 1).map((p) => p.name);
       const ran = new Set(D.phases.slice(0, m.index + 1).flatMap((p) => p.rewrites));
-      const owner = n.kernel ? m.nodes.get(n.kernel).name : null;  // a kernel's body was made with the kernel
+      // a kernel's body was made with the kernel
+      const owner = n.body === "kernel" ? m.nodes.get(n.kernel).name : null;
+      const within = n.kernel && n.body !== "kernel" ? m.groups.get(n.parent) : null;  // the body holding it
       const made = [...new Set([...(D.made_by[n.name] || []), ...(owner ? D.made_by[owner] || [] : [])])]
         .filter((i) => ran.has(i));
       html += `<h2>%${esc(n.key)} ${esc(n.op)}</h2><dl>` +
@@ -668,15 +698,23 @@
         `<dt>type</dt><dd><code>${esc(n.type)}</code></dd>` +
         (n.attrs ? `<dt>attributes</dt><dd><code>${esc(n.attrs)}</code></dd>` : "") +
         `<dt>created at</dt><dd>${n.loc ? esc(n.loc) : '<span class="hint">unknown</span>'}</dd>` +
-        (n.out ? `<dt>output</dt><dd>${n.kernel ? "of its kernel" : "of the graph"}</dd>` : "") +
-        (n.kernel ? `<dt>kernel</dt><dd>${link(n.kernel, "%" + n.kernel)}</dd>` : "") +
+        (n.out ? `<dt>output</dt><dd>${within ? "of its " + esc(within.label) : n.kernel ? "of its kernel"
+                                                                                     : "of the graph"}</dd>` : "") +
+        (owner ? `<dt>kernel</dt><dd>${link(n.kernel, "%" + n.kernel)}</dd>` : "") +
+        (within ? `<dt>in</dt><dd>the ${esc(within.label)} of ${link(n.kernel, "%" + n.kernel + " " +
+                  m.nodes.get(n.kernel).op)}</dd>` : "") +
         (n.kind ? `<dt>kernel</dt><dd>${esc(n.kind)}, ${m.groups.get(n.group).ops} ops ` +
                   `(<a data-toggle="${esc(n.group)}">${isOpen(m, n.group) ? "collapse" : "expand"}</a>)</dd>` : "") +
+        (n.group && m.groups.get(n.group).kind === "control" ? "<dt>bodies</dt><dd>" + m.groups.get(n.group).bodies
+          .map((b) => `${esc(b.heading)} (${opCount(m.groups.get(b.group).ops)})`).join(", ") +
+          ` (<a data-toggle="${esc(n.group)}">${isOpen(m, n.group) ? "collapse" : "expand"}</a>)</dd>` : "") +
         (m.fresh && m.fresh.has(id) ? `<dt>new</dt><dd>not in the previous phase (${esc(phaseNames[m.index - 1])})</dd>` : "") +
         "</dl>";
-      const standsFor = m.edges.filter((e) => e.kind === "p" && e.d === id).map((e) => e.s);
-      if (standsFor.length) html += `<h2>Stands for</h2><ul>` + standsFor.map((k) => `<li>${link(k, "%" + k + " " +
-        m.nodes.get(k).name)} <span class="hint">(the kernel's input it reads)</span></li>`).join("") + "</ul>";
+      const standsFor = m.edges.filter((e) => e.kind === "p" && e.d === id);
+      const reads = (e) => (e.label ? `${esc(e.label)}: the input of %${esc(n.kernel)} it reads`
+                                    : "the kernel's input it reads");
+      if (standsFor.length) html += `<h2>Stands for</h2><ul>` + standsFor.map((e) => `<li>${link(e.s, "%" + e.s + " " +
+        m.nodes.get(e.s).name)} <span class="hint">(${reads(e)})</span></li>`).join("") + "</ul>";
       html += `<h2>Inputs</h2>` + (n.inputs.length ? "<ul>" + n.inputs.map((k) => `<li>${link(k, "%" + k + " " +
         m.nodes.get(k).name)}</li>`).join("") + "</ul>" : '<p class="hint">none</p>');
       html += `<h2>Used by</h2>` + (n.users.length ? "<ul>" + n.users.map((k) => `<li>${link(k, "%" + k + " " +
@@ -687,10 +725,22 @@
       const g = m.groups.get(id);
       const ops = new Map();
       for (const n of m.nodes.values()) if (n.chain.includes(id)) ops.set(n.op, (ops.get(n.op) || 0) + 1);
-      html += `<h2>${g.kind === "kernel" ? "kernel" : "name scope"} ${esc(g.kind === "kernel" ? g.label : g.path)}</h2>` +
-        `<p>${g.kind === "kernel" ? g.ops + " ops" : g.count + " nodes"} · <a data-toggle="${esc(id)}">` +
-        `${isOpen(m, id) ? "collapse" : "expand"}</a></p><ul>` +
-        [...ops].sort((a, b) => b[1] - a[1]).map(([op, c]) => `<li>${esc(op)} × ${c}</li>`).join("") + "</ul>";
+      const toggleLink = `<a data-toggle="${esc(id)}">${isOpen(m, id) ? "collapse" : "expand"}</a>`;
+      if (g.kind === "body") {
+        const n = m.nodes.get(g.owner);
+        html += `<h2>${esc(g.label)} of ${link(g.owner, "%" + g.owner + " " + n.op)} ${esc(n.name)}</h2>` +
+          `<p><code>${esc(g.text)}</code></p><p>${opCount(g.ops)}</p>`;
+      } else if (g.kind === "control") {
+        html += `<h2>${esc(m.nodes.get(g.node).op)} ${link(g.node, g.label)}</h2><p>` +
+          g.bodies.map((b) => `${esc(b.heading)}: ${opCount(m.groups.get(b.group).ops)}`).join(", ") +
+          ` · ${toggleLink}</p>`;
+      } else {
+        const kernel = g.kind === "kernel";
+        html += `<h2>${kernel ? "kernel" : "name scope"} ${esc(kernel ? g.label : g.path)}</h2>` +
+          `<p>${kernel ? g.ops + " ops" : g.count + " nodes"} · ${toggleLink}</p>`;
+      }
+      html += "<ul>" + [...ops].sort((a, b) => b[1] - a[1]).map(([op, c]) => `<li>${esc(op)} × ${c}</li>`).join("") +
+        "</ul>";
     } else {
       html += '<p class="hint">Click a node for its details, a box\'s + to open it. Drag to pan, wheel to zoom.</p>';
     }
