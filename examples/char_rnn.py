@@ -15,8 +15,8 @@ It checks the first loss against a NumPy LSTM, that the loss falls well below th
 character frequencies (what a model without any context could reach) on both the training and the
 held-out text, and then samples ~200 characters from a compiled one-step function (temperature sampling,
 seeded).  ``--steps``, ``--hidden``, ``--seq-len``, ``--batch`` and ``--lr`` make longer runs.  ``--device
-reference`` runs the same model on the NumPy interpreter (same losses, slower); the CUDA backend does not
-compile loops yet, and refuses the graph with an error naming the ``scan``.
+reference`` runs the same model on the NumPy interpreter (same losses, slower), ``--device cuda`` on a GPU
+(``cuda-sim``, the emulator, works too but is slow at these sizes).
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def main(device: str = "cpu", steps: int = 200, hidden: int = 128, seq_len: int 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", help="cpu (default) or reference (cuda does not compile loops yet)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), reference, cuda or cuda-sim")
     parser.add_argument("--steps", type=int, default=200, help="training steps (default 200)")
     parser.add_argument("--hidden", type=int, default=128, help="LSTM hidden units (default 128)")
     parser.add_argument("--seq-len", type=int, default=32, help="characters per window, T (default 32)")

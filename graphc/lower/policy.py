@@ -37,8 +37,6 @@ class LoweringPolicy:
     ``fold_in_memory_order``: a reduction that keeps the last axis (a column sum) is folded by walking
     the input in memory order into the output (vectorises on a CPU, but its reduced loop is sequential)
     rather than one row of the output per independent iteration (what a GPU's threads want).
-    ``control_flow``: the backend runs loops and conditionals (graphc/lower/control.py) inside its compiled
-    program; without it a graph using one is refused naming the op and the user's line.
     """
 
     threads: int = 1
@@ -47,7 +45,6 @@ class LoweringPolicy:
     split_reduce_min: int = 1 << 18
     alignment: int = 64
     fold_in_memory_order: bool = True
-    control_flow: bool = True
 
 
 __all__ = ["GemmPackElements", "LoweringPolicy", "no_pack"]

@@ -147,9 +147,6 @@ class LoweredProgram:
             where = f" (created at {node.location})" if node.location else ""
             program_rule = PROGRAM_RULES.get(node.op)
             if program_rule is not None:
-                if not self.policy.control_flow:
-                    raise Unsupported(f"op {node.op} cannot be compiled for this device yet (use device='cpu' or "
-                                      f"'reference'): {node.describe()}{where}")
                 steps.append(program_rule(node, self))
                 continue
             try:

@@ -54,6 +54,14 @@ class GpuDevice(ABC):
         """Set ``nbytes`` at ``view`` to zero."""
 
     @abstractmethod
+    def copy(self, destination: View, source: View, nbytes: int) -> None:
+        """Copy ``nbytes`` from ``source`` to ``destination`` (device to device; they do not overlap)."""
+
+    @abstractmethod
+    def write(self, view: View, array: np.ndarray) -> None:
+        """Copy the C-contiguous host ``array`` to ``view`` (a small value: a count, a fault code)."""
+
+    @abstractmethod
     def load(self, program: Any) -> Any:
         """What ``run_step`` needs for ``program`` (a GpuProgram): compiled modules, prepared launches."""
 

@@ -123,6 +123,21 @@ class CudaDevice(GpuDevice):
         with self.current():
             self.driver.memset_d8_async(memory.address + offset, 0, nbytes, self.stream)
 
+    def copy(self, destination: View, source: View, nbytes: int) -> None:
+        (dst, dst_offset), (src, src_offset) = destination, source
+        assert isinstance(dst, CudaMemory) and isinstance(src, CudaMemory)
+        if nbytes:
+            with self.current():
+                self.driver.memcpy_dtod_async(dst.address + dst_offset, src.address + src_offset, nbytes, self.stream)
+
+    def write(self, view: View, array: np.ndarray) -> None:
+        memory, offset = view
+        assert isinstance(memory, CudaMemory)
+        host = np.ascontiguousarray(array)
+        with self.current():
+            self.driver.memcpy_htod_async(memory.address + offset, host, self.stream)
+            self.stream.synchronize()  # the host array may go as soon as this returns
+
     def synchronize(self) -> None:
         with self.current():
             self.stream.synchronize()

@@ -15,9 +15,10 @@ import numpy as np
 
 from graphc.backends.base import Executable
 from graphc.backends.cuda.device import DeviceMemory, GpuArray, GpuDevice, View
-from graphc.backends.cuda.program import GpuProgram, Planned, PlannedLoop
+from graphc.backends.cuda.program import GpuProgram, Planned, PlannedCond, PlannedControlLoop, PlannedLoop
 from graphc.errors import ArgumentError
 from graphc.ir.interpret import execution_fault
+from graphc.lower.loopir import STATUS
 
 
 class GpuExecutable(Executable):
@@ -76,8 +77,9 @@ class GpuExecutable(Executable):
                 values[node_id] = sources[self._source_of_slot[slot]]
         return values
 
-    def _issue(self, schedule: Sequence[Planned], views: Mapping[int, View], uniforms: dict[str, int]) -> None:
-        """Run ``schedule`` in order (host loops by iterating, with their variables as uniforms)."""
+    def _issue(self, schedule: Sequence[Planned], views: dict[int, View], uniforms: dict[str, int]) -> None:
+        """Run ``schedule`` in order (host loops by iterating, with their variables as uniforms; the graph's
+        loops and conditionals as :meth:`_loop` and :meth:`_cond`)."""
         for planned in schedule:
             if isinstance(planned, PlannedLoop):
                 name = planned.loop.var.name
@@ -85,8 +87,85 @@ class GpuExecutable(Executable):
                     uniforms[name] = i
                     self._issue(planned.body, views, uniforms)
                 uniforms.pop(name, None)
+            elif isinstance(planned, PlannedControlLoop):
+                self._loop(planned, views, uniforms)
+            elif isinstance(planned, PlannedCond):
+                self._cond(planned, views, uniforms)
             else:
                 self.device.run_step(self.loaded, planned.index, [views[s] for s in planned.slots], uniforms)
+
+    def _read(self, views: Mapping[int, View], name: str, dtype: Any) -> Any:
+        return self.device.download(views[self.program.slots[name]], (), np.dtype(dtype))[()]
+
+    def _cond(self, planned: PlannedCond, views: dict[int, View], uniforms: dict[str, int]) -> None:
+        step, slots = planned.step, self.program.slots
+        taken = 0 if self._read(views, step.pred, bool) else 1
+        self._issue(planned.branches[taken], views, uniforms)
+        for source, destination, nbytes in step.copies[taken]:
+            self.device.copy(views[slots[destination]], views[slots[source]], int(nbytes))
+
+    def _loop(self, planned: PlannedControlLoop, views: dict[int, View], uniforms: dict[str, int]) -> None:
+        """A loop of the graph, as graphc/lower/control.py lays it out (the CPU's entry function does the same
+        in native code): before each step the pointer slots are pointed at the step's rows, the loop
+        variables' current values and where the step's results go; the steps' launches are issued from the
+        host, one step after another."""
+        step, slots, device = planned.step, self.program.slots, self.device
+
+        def at(name: str, offset: int = 0) -> View:
+            memory, base = views[slots[name]]
+            return memory, base + offset
+
+        def point(name: str, view: View) -> None:
+            views[slots[name]] = view
+
+        bound = step.capacity
+        if step.trip is not None:
+            trip = int(self._read(views, step.trip, np.int64))
+            if trip < 0 or (bound is not None and trip > bound):
+                device.write(at(STATUS), np.array([step.trip_fault], np.int64))
+                trip = 0
+            bound = trip
+        for stack, nbytes in step.zeroed:
+            device.fill_zero(at(stack), int(nbytes))
+        current = [at(state.init) for state in step.states]
+        t = 0
+        while bound is None or t < bound:
+            if step.test is not None:
+                for state, view in zip(step.states, current):
+                    for param in state.params:
+                        point(param, view)
+                self._issue(planned.cond, views, uniforms)
+                if not self._read(views, step.test, bool):
+                    break
+            row = bound - 1 - t if step.reverse and bound is not None else t
+            for read in step.rows:
+                point(read.param, at(read.sequence, row * int(read.row_bytes)))
+            targets = []
+            for state, view in zip(step.states, current):
+                for param in state.params:
+                    point(param, view)
+                nbytes = int(state.nbytes)
+                if state.mode == "before":
+                    device.copy(at(state.stack, row * nbytes), view, nbytes)  # type: ignore[arg-type]
+                if state.mode == "after":
+                    targets.append(at(state.stack, row * nbytes))  # type: ignore[arg-type]
+                else:
+                    targets.append(at(state.spare[t % 2]))  # type: ignore[index]
+            writes = [at(w.stack, row * int(w.row_bytes)) for w in step.outputs]
+            values = [(s.value, s.owned, s.nbytes) for s in step.states] + \
+                     [(w.value, w.owned, w.row_bytes) for w in step.outputs]
+            for (value, owned, _), target in zip(values, targets + writes):
+                if owned:
+                    point(value, target)
+            self._issue(planned.body, views, uniforms)
+            for (value, owned, nbytes), target in zip(values, targets + writes):
+                if not owned:
+                    device.copy(target, at(value), int(nbytes))
+            current = targets
+            t += 1
+        for state, view in zip(step.states, current):
+            device.copy(at(state.final), view, int(state.nbytes))
+        device.write(at(step.steps_run), np.array([t], np.int64))
 
     def launch_shapes(self) -> str:
         return self.program.describe()

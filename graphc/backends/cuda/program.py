@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from graphc.backends.cuda.launch import HostLoop, Kernel, LibraryGemm, Step, pla
 from graphc.errors import ArgumentError
 from graphc.ir.registry import AbstractValue
 from graphc.ir.tensor import Tensor
+from graphc.lower.control import CondStep, LoopStep
 from graphc.lower.loopir import DIMS, STATUS
 from graphc.lower.policy import LoweringPolicy, no_pack
 from graphc.lower.program import Buffer, LoweredProgram, plan_arena
@@ -33,8 +35,7 @@ def gpu_policy() -> LoweringPolicy:
     reductions of few long rows cut into many partial rows so that they fill the device; column sums
     one thread per column rather than folded in memory order."""
     return LoweringPolicy(threads=REDUCE_PARTS, gemm_pack_elements=no_pack, gemm_parallel_min_macs=1 << 62,
-                          split_reduce_min=SPLIT_REDUCE_MIN, alignment=ALIGNMENT, fold_in_memory_order=False,
-                          control_flow=False)
+                          split_reduce_min=SPLIT_REDUCE_MIN, alignment=ALIGNMENT, fold_in_memory_order=False)
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,24 @@ class PlannedLoop:
     body: tuple[Planned, ...]
 
 
-Planned = PlannedStep | PlannedLoop
+@dataclass(frozen=True)
+class PlannedControlLoop:
+    """A loop of the graph (graphc/lower/control.py's :class:`LoopStep`), its condition and its body planned."""
+
+    step: LoopStep
+    cond: tuple[Planned, ...]
+    body: tuple[Planned, ...]
+
+
+@dataclass(frozen=True)
+class PlannedCond:
+    """A conditional of the graph (:class:`CondStep`) and its two branches planned."""
+
+    step: CondStep
+    branches: tuple[tuple[Planned, ...], tuple[Planned, ...]]
+
+
+Planned = PlannedStep | PlannedLoop | PlannedControlLoop | PlannedCond
 
 
 class GpuProgram:
@@ -78,13 +96,26 @@ class GpuProgram:
         self.flat: list[Kernel | LibraryGemm] = []
         self.schedule: list[Planned] = []
         self.kernel_steps: list[tuple[str, list[Step]]] = []
-        for kernel in lowered.kernels:
-            try:
-                steps = plan_kernel(kernel, library_gemm=library_gemm)
-            except TypeError as exc:
-                raise ArgumentError(f"kernel {kernel.name} cannot be mapped onto GPU threads: {exc}") from None
-            self.kernel_steps.append((kernel.name, steps))
-            self.schedule.extend(self._place(steps))
+        self.library_gemm = library_gemm
+        self.schedule = self._plan(lowered.steps)
+
+    def _plan(self, steps: Sequence[Any]) -> list[Planned]:
+        """The lowered program's ``steps`` (kernels, loops, conditionals) as what a run issues."""
+        planned: list[Planned] = []
+        for step in steps:
+            if isinstance(step, LoopStep):
+                planned.append(PlannedControlLoop(step, tuple(self._plan(step.cond)), tuple(self._plan(step.body))))
+            elif isinstance(step, CondStep):
+                planned.append(PlannedCond(step, (tuple(self._plan(step.branches[0])),
+                                                  tuple(self._plan(step.branches[1])))))
+            else:
+                try:
+                    launches = plan_kernel(step, library_gemm=self.library_gemm)
+                except TypeError as exc:
+                    raise ArgumentError(f"kernel {step.name} cannot be mapped onto GPU threads: {exc}") from None
+                self.kernel_steps.append((step.name, launches))
+                planned.extend(self._place(launches))
+        return planned
 
     def _place(self, steps: Sequence[Step]) -> list[Planned]:
         planned: list[Planned] = []
@@ -119,4 +150,5 @@ class GpuProgram:
         return "\n".join(lines)
 
 
-__all__ = ["ALIGNMENT", "GpuProgram", "Planned", "PlannedLoop", "PlannedStep", "gpu_policy"]
+__all__ = ["ALIGNMENT", "GpuProgram", "Planned", "PlannedCond", "PlannedControlLoop", "PlannedLoop", "PlannedStep",
+           "gpu_policy"]

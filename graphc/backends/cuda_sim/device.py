@@ -47,6 +47,12 @@ class SimDevice(GpuDevice):
     def fill_zero(self, view: View, nbytes: int) -> None:
         self._bytes(view, nbytes)[:] = 0
 
+    def copy(self, destination: View, source: View, nbytes: int) -> None:
+        self._bytes(destination, nbytes)[:] = self._bytes(source, nbytes)
+
+    def write(self, view: View, array: np.ndarray) -> None:
+        self._bytes(view, array.nbytes)[:] = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+
     def synchronize(self) -> None:
         pass  # the emulator runs each step when it is issued
 
