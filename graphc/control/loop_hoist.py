@@ -10,8 +10,9 @@
   the stacks at once (which canonicalize's ``sum_of_products`` makes one product).  ``g`` is zero wherever
   one of those values is, so the rows of steps that did not run (zero) add nothing.
 
-Registered as the loop op's ``rewrite`` fact (``rewrite(node) -> a replacement for each of its outputs |
-None``), which graphc/passes/bodies.py applies.
+Registered as the loop op's ``rewrite`` fact (``rewrite(node) -> (what it did, a replacement for each of its
+outputs) | None``), which graphc/passes/bodies.py applies; each application is in the rewrite log under
+``hoist_rows``, ``transpose_once`` and ``sink_sums``.
 """
 
 from __future__ import annotations
@@ -238,21 +239,23 @@ def transpose_once(node: Tensor) -> Tensor | None:
     return _loop_node(node, inputs, {**a, "body": new_body})
 
 
-def move_work_out(node: Tensor) -> list[Tensor] | None:
-    """The loop op's ``rewrite`` fact: rows hoisted, transposed operands transposed once, then sums sunk (None:
-    nothing moved)."""
-    current = node
+def move_work_out(node: Tensor) -> tuple[list[str], list[Tensor]] | None:
+    """The loop op's ``rewrite`` fact: rows hoisted, transposed operands transposed once, then sums sunk; returns
+    the names of what was done and a replacement for each of the loop's outputs (None: nothing moved)."""
+    current, done = node, []
     for rewrite in (hoist_rows, transpose_once):
         rewritten = rewrite(current)
-        current = current if rewritten is None else rewritten
+        if rewritten is not None:
+            current = rewritten
+            done.append(rewrite.__name__)
     sunk = sink_sums(current)
     if sunk is not None:
-        return sunk
+        return [*done, "sink_sums"], sunk
     if current is node:
         return None
     parts = current.parts
     assert parts is not None
-    return [part(current, k) for k in range(len(parts))]
+    return done, [part(current, k) for k in range(len(parts))]
 
 
 __all__ = ["hoist_rows", "move_work_out", "sink_sums"]

@@ -3,8 +3,8 @@
 * The phases applied inside their bodies (a loop's step and condition, a conditional's branches): each body is
   a graph of its own, optimised as any graph is, and the node that runs it is rebuilt around the optimised
   bodies.  Nested bodies are reached through the same phases, one level at a time.
-* Each node whose op has a ``rewrite`` fact (``rewrite(node) -> a replacement for each of its outputs |
-  None``, e.g. a loop moving work out of its body) replaced by what it gives.
+* Each node whose op has a ``rewrite`` fact (``rewrite(node) -> (the names of what it did, a replacement for
+  each of its outputs) | None``, e.g. a loop moving work out of its body) replaced by what it gives.
 * Outputs no one reads dropped from nodes with several outputs, by the op's ``prune_outputs`` fact
   (``prune(node, used output indices) -> (new node, old index -> new index) | None``).
 """
@@ -18,6 +18,8 @@ from graphc.ir.build import rebuild
 from graphc.ir.graph import topological_order
 from graphc.ir.registry import AbstractValue
 from graphc.ir.tensor import Tensor
+from graphc.passes.canonicalize import PHASE
+from graphc.passes.engine import RewriteLog, RewriteRecord
 
 OptimizeOutputs = Callable[[list[Tensor]], list[Tensor]]
 """``run(outputs) -> the optimised outputs``: the phases to apply to a body's graph."""
@@ -51,10 +53,10 @@ def _optimized(body: Body, run: OptimizeOutputs) -> Body:
     return Body(params, tuple(outputs))
 
 
-def rewrite_nodes(outputs: Sequence[Tensor]) -> tuple[list[Tensor], dict[int, Tensor]]:
+def rewrite_nodes(outputs: Sequence[Tensor], log: RewriteLog) -> tuple[list[Tensor], dict[int, Tensor]]:
     """``outputs`` with each node whose op has a ``rewrite`` fact replaced: the ``part`` nodes reading it by
-    the replacements the fact gives for its outputs (when it gives any); returns the new outputs and old node
-    id -> new node."""
+    the replacements the fact gives for its outputs (when it gives any), each application recorded in ``log``
+    under the names of what the fact did; returns the new outputs and old node id -> new node."""
     wanted = {o.id for o in outputs}
     memo: dict[int, Tensor] = {}
     replaced: dict[int, list[Tensor]] = {}  # node id -> a replacement for each of its outputs
@@ -65,17 +67,18 @@ def rewrite_nodes(outputs: Sequence[Tensor]) -> tuple[list[Tensor], dict[int, Te
         new = rebuild(node, [memo.get(i.id, i) for i in node.inputs])
         rewrite = node.opdef.extra.get("rewrite")
         if rewrite is not None and node.id not in wanted:
-            replacements = rewrite(new)
-            if replacements is not None:
-                replaced[node.id] = replacements
+            result = rewrite(new)
+            if result is not None:
+                names, replaced[node.id] = result
+                log.records.extend(RewriteRecord(name, PHASE, node.op, node.name, node.location) for name in names)
         if new is not node:
             memo[node.id] = new
     return [memo.get(o.id, o) for o in outputs], memo
 
 
-def prune_outputs(outputs: Sequence[Tensor]) -> tuple[list[Tensor], dict[int, Tensor]]:
+def prune_outputs(outputs: Sequence[Tensor], log: RewriteLog) -> tuple[list[Tensor], dict[int, Tensor]]:
     """``outputs`` with every node whose op can drop outputs (``prune_outputs``) rebuilt without the ones no
-    ``part`` node reads; returns the new outputs and old node id -> new node."""
+    ``part`` node reads (recorded in ``log``); returns the new outputs and old node id -> new node."""
     order = topological_order(outputs)
     wanted = {o.id for o in outputs}
     used: dict[int, set[int]] = {}
@@ -97,6 +100,8 @@ def prune_outputs(outputs: Sequence[Tensor]) -> tuple[list[Tensor], dict[int, Te
                 if result is not None:
                     new, remap = result
                     pruned[new.id] = remap
+                    log.records.append(RewriteRecord("prune_outputs", PHASE, node.op, node.name, node.location,
+                                                     new.name))
         if new is not node:
             memo[node.id] = new
     return [memo.get(o.id, o) for o in outputs], memo

@@ -110,7 +110,7 @@ def _run_phases(outputs: Sequence[Tensor], phases: Sequence[str], log: RewriteLo
         follow(step)
         if phase == "canonicalize":  # then the control-flow nodes' own rewrites, and what no one reads dropped
             for clean_up in (rewrite_nodes, prune_outputs):
-                current, step = clean_up(current)
+                current, step = clean_up(current, log)
                 follow(step)
         if snapshots is not None:
             snapshots.append((phase, Graph(current)))
