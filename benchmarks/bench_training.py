@@ -397,6 +397,17 @@ def jax_lenet(init: list[np.ndarray], x: np.ndarray, labels: np.ndarray, threads
 
 # ---- torch (eager, CPU) and PyTensor ---------------------------------------------------------------------------
 
+def torch_sgd_update(params: list[Any], velocity: list[Any], lr: float, momentum: float) -> None:
+    """SGD with momentum on torch tensors after ``backward()``, in place, as graphc's optimizer does it."""
+    import torch
+
+    with torch.no_grad():
+        for p, v in zip(params, velocity):
+            v.mul_(momentum).sub_(p.grad, alpha=lr)
+            p.add_(v)
+            p.grad = None
+
+
 def torch_trainer(init: list[np.ndarray], loss_fn: Callable[..., Any], data: tuple[np.ndarray, ...], lr: float,
                    momentum: float, threads: int) -> Trainer:
     """A torch eager step: ``loss_fn(params, *data)``, ``backward()``, SGD with momentum as graphc's, in place."""
@@ -410,11 +421,7 @@ def torch_trainer(init: list[np.ndarray], loss_fn: Callable[..., Any], data: tup
     def step() -> float:
         loss = loss_fn(params, *batch)
         loss.backward()
-        with torch.no_grad():
-            for p, v in zip(params, velocity):
-                v.mul_(momentum).sub_(p.grad, alpha=lr)
-                p.add_(v)
-                p.grad = None
+        torch_sgd_update(params, velocity, lr, momentum)
         return float(loss.detach())
 
     def reset() -> None:
