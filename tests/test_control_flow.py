@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pathlib
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -493,3 +494,24 @@ def test_an_ahead_of_time_library_runs_a_loop_over_a_run_time_length(loop_device
         xv = rng.normal(size=(length, 3)).astype(np.float32)
         for got, expected in zip(library(xv), reference(xv)):
             np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_a_compiled_loop_called_from_several_threads_on_two_threads_each(loop_device: str) -> None:
+    if loop_device != "cpu":
+        pytest.skip("threads of the CPU backend")
+    x = gc.placeholder("float32", (None, 64, 256))
+    w = gc.Variable((rng.normal(size=(256, 256)) * 0.05).astype(np.float32))
+    hs = gc.scan(lambda xt, h: gc.tanh(xt + h @ w), sequences=x, outputs_info=gc.zeros_like(x[0]))
+    outs = [hs, *gc.grad(gc.sum(hs[-1] ** 2), [w, x])]
+    xv = rng.normal(size=(6, 64, 256)).astype(np.float32)
+    want = gc.function([x], outs, device="reference")(xv)
+    f = gc.function([x], outs, device="cpu", threads=2)  # the products are split over both threads
+    got: list[list[np.ndarray]] = [[] for _ in range(4)]
+    threads = [threading.Thread(target=lambda k=k: got[k].extend(f(xv))) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for results in got:
+        for g, e in zip(results, want):
+            np.testing.assert_allclose(g, e, rtol=2e-4, atol=2e-5)
