@@ -58,6 +58,7 @@ class LoopEmitter:
         body = fn.append_basic_block("body")
         self.b = ir.IRBuilder(body)
         self.indices: dict[str, ir.Value] = {}
+        self._loop_ids = 0  # loops given a loop ID of their own (see _no_unrolling)
         self.accumulators: dict[str, tuple[ir.Value, Any]] = {}
         self._dims: dict[int, ir.Value] = {}
 
@@ -165,10 +166,28 @@ class LoopEmitter:
         self._statements(loop.body)
         following = self.b.add(index, ir.Constant(I64, 1), flags=["nuw", "nsw"])
         index.add_incoming(following, self.b.block)
-        self.b.cbranch(self.b.icmp_signed("<", following, stop), body, done)
+        latch = self.b.cbranch(self.b.icmp_signed("<", following, stop), body, done)
+        if is_symbolic(loop.extent) or loop.extent > UNROLL_MAX_TRIP:
+            self._loop_ids += 1
+            latch.set_metadata("llvm.loop", _no_unrolling(self.fn.module, f"{self.fn.name}.loop{self._loop_ids}"))
         self.b.position_at_end(done)
 
 
+UNROLL_MAX_TRIP = 16
+"""Loops of more iterations than this (or of a number known only at run time) are not unrolled by LLVM: the
+vectoriser already interleaves them, and unrolling them too made compiling 25-30% slower (the LSTM step of
+benchmarks/bench_loops.py, LeNet-5) with no faster step (measured interleaved in one process; the two-layer
+step of (e) ran 1.2x faster without).  Short loops (a 5x5 window) are still unrolled fully."""
+
+
+def _no_unrolling(module: ir.Module, name: str) -> ir.NamedValue:
+    """A new loop ID asking LLVM not to unroll the loop: ``!{self, !{"llvm.loop.unroll.disable"}, name}``
+    (each loop needs an ID of its own, hence ``name``, unique in the module; a loop ID refers to itself)."""
+    disable = module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")])
+    label = ir.MetaDataString(module, name)
+    loop_id = module.add_metadata([None, disable, label])
+    loop_id.operands = (loop_id, disable, label)
+    return loop_id
 
 
 __all__ = ["LoopEmitter"]
