@@ -84,14 +84,13 @@ def _runtime_compiler(cache: CodeCache | None, target: Target) -> Compiler:
 
 def _likely_runtime_parts(nodes: Sequence[Tensor]) -> list[str]:
     """The runtime parts a graph will probably call: the pool, and GEMM for each float dtype of an op
-    that ``uses_gemm`` (inside fused kernels too)."""
+    that ``uses_gemm`` (inside fused kernels and control-flow bodies too)."""
     parts = {"pool"}
     stack = list(nodes)
     while stack:
         node = stack.pop()
-        if node.op == "fused":
-            stack.extend(node.attrs["kernel"].body)
-        elif node.opdef.uses_gemm and node.dtype.kind == "f":
+        stack.extend(nested_nodes(node))
+        if node.opdef.uses_gemm and node.dtype.kind == "f":
             parts.add(f"gemm_{node.dtype.name}")
     return sorted(parts)
 
