@@ -395,6 +395,10 @@ def test_cast_chain(label: str, build: Callable, remaining: list[str] | None) ->
 
 
 SHAPES: list[Case] = [
+    ("reshape(sum(keepdims)) drops the kept axes", _unary("float32", lambda x: gc.reshape(
+        gc.sum(x, axis=0, keepdims=True), (8,)), (2, 8)), ["placeholder", "sum"]),
+    ("reshape(max(keepdims)) over two axes", _unary("float64", lambda x: gc.reshape(
+        gc.max(x, axis=(0, 2), keepdims=True), (4,)), (2, 4, 2)), ["placeholder", "max"]),
     ("reshape(reshape)", _unary("float32", lambda x: gc.reshape(gc.reshape(x, (8, 2)), (4, 4)), (2, 8)),
      ["placeholder", "reshape"]),
     ("reshape to its own shape", _unary("float32", lambda x: gc.reshape(x, (2, 8)), (2, 8)), ["placeholder"]),

@@ -143,14 +143,23 @@ def _cast(node: Tensor) -> Tensor | None:
     return None
 
 
+_KEEPDIMS_REDUCTIONS = ("sum", "mean", "prod", "max", "min")
+
+
 def _shape_chain(node: Tensor) -> Tensor | None:
-    """Collapse reshape(reshape), transpose(transpose), broadcast_to(broadcast_to); drop no-op shape ops."""
+    """Collapse reshape(reshape), transpose(transpose), broadcast_to(broadcast_to); drop no-op shape ops; a
+    reshape that drops the axes a reduction kept (``reshape(sum(x, keepdims=True))``) is the reduction
+    without them."""
     (x,) = node.inputs
     if node.op == "reshape":
         if is_static(x.shape) and x.shape == node.shape:
             return x
         if made_by(x, "reshape", "reshape_dims") and is_static(node.shape):
             return make_node("reshape", [x.inputs[0]], shape=node.shape)
+        if made_by(x, *_KEEPDIMS_REDUCTIONS) and x.attrs.get("keepdims") and is_static(node.shape):
+            kept = set(x.attrs["axes"])
+            if node.shape == tuple(d for k, d in enumerate(x.shape) if k not in kept):
+                return make_node(x.op, list(x.inputs), **{**x.attrs, "keepdims": False})
     if node.op == "transpose":
         perm = node.attrs["perm"]
         if perm == tuple(range(len(perm))):
