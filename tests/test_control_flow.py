@@ -515,3 +515,28 @@ def test_a_compiled_loop_called_from_several_threads_on_two_threads_each(loop_de
     for results in got:
         for g, e in zip(results, want):
             np.testing.assert_allclose(g, e, rtol=2e-4, atol=2e-5)
+
+
+def test_a_scan_over_ids_with_a_cond_and_a_while_loop_inside_and_its_gradient() -> None:
+    ids = gc.placeholder("int64", (None,))
+    table = gc.placeholder("float64", (10,))
+
+    def step(i, acc):
+        v = gc.take(table, i)
+        w = gc.cond(v > 2.0, lambda: v * v, lambda: gc.sin(v))
+        _, k = gc.while_loop(lambda j, k: j < i, lambda j, k: (j + 1, k + 0.5), [gc.constant(np.int64(0)), 0.0])
+        return acc * 0.9 + w + k
+
+    out = gc.scan(step, sequences=ids, outputs_info=0.0)
+    iv, tv = np.array([1, 7, 3, 9, 0, 7]), np.arange(10.0) * 0.5
+    got, (grad,) = fn([ids, table], out)(iv, tv), fn([ids, table], gc.grad(gc.sum(out), [table]))(iv, tv)
+    acc, want, want_grad, carry = 0.0, [], np.zeros(10), []
+    for i in iv:
+        v = tv[i]
+        acc = acc * 0.9 + (v * v if v > 2.0 else np.sin(v)) + 0.5 * i
+        want.append(acc)
+        carry.append((i, 2 * v if v > 2.0 else np.cos(v)))
+    for t, (i, dw) in enumerate(carry):  # d(sum of the outputs)/d(w_t) = sum over s >= t of 0.9**(s - t)
+        want_grad[i] += dw * sum(0.9 ** (s - t) for s in range(t, len(iv)))
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-12)
