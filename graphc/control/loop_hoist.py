@@ -18,9 +18,9 @@ outputs) | None``), which graphc/passes/bodies.py applies; each application is i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from graphc.control.layout import output_part, split_inputs, stacked_part, trip_part
+from graphc.control.loop_prune import with_states
 from graphc.control.part import part
 from graphc.ir.body import Body, rebind
 from graphc.ir.build import attributed_to, make_node, rebuild
@@ -48,12 +48,6 @@ def _batched(node: Tensor, inputs: list[Tensor]) -> Tensor:
     if node.op == "sum":
         return make_node("sum", inputs, axes=tuple(a + 1 for a in node.attrs["axes"]), keepdims=node.attrs["keepdims"])
     return rebuild(node, inputs)
-
-
-def _loop_node(node: Tensor, inputs: list[Tensor], attrs: dict[str, Any]) -> Tensor:
-    aval = node.opdef.infer([t.aval for t in inputs], **attrs)
-    return Tensor(node.opdef, tuple(inputs), attrs, AbstractValue(aval.dtype, aval.shape, parts=aval.parts),
-                  node.name, node.location)
 
 
 def _row_parameter(like: Tensor, index: int) -> Tensor:
@@ -104,7 +98,7 @@ def hoist_rows(node: Tensor) -> Tensor | None:
     rows = {n.id: _row_parameter(n, n_seq + k) for k, n in enumerate(frontier)}
     attrs = {**a, "n_seq": n_seq + shift, "body": rebind(body.outputs, index, rows)}
     inputs = [*([trip] if trip is not None else []), *seqs, *(outer[n.id] for n in frontier), *inits, *captured]
-    return _loop_node(node, inputs, attrs)
+    return rebuild(node, inputs, attrs)
 
 
 def _accumulation(body: Body, n_seq: int, j: int, cond_reads: set[int]) -> Tensor | None:
@@ -134,7 +128,7 @@ def sink_sums(node: Tensor) -> list[Tensor] | None:
     if n_seq == 0 and a["length"] is None:
         return None  # stacks need a bound on the steps
     cond_reads = {p.attrs["index"] for p in a["cond"].params} if a["cond"] is not None else set()
-    sunk: dict[int, Tensor] = {}
+    sunk: dict[int, tuple[Tensor, list[str]]] = {}  # loop variable -> its g and the kind of each operand of g
     for j in range(n_state):
         g = _accumulation(body, n_seq, j, cond_reads) if not a["stacked"][j] else None
         if g is None:
@@ -146,31 +140,22 @@ def sink_sums(node: Tensor) -> list[Tensor] | None:
                          else "row" if index < n_seq else "captured")
         # a product, a multiplication or a sum with an operand of the step is zero where that operand is
         if "step" in kinds and _batchable(g, [k in ("row", "step") for k in kinds]):
-            sunk[j] = g
+            sunk[j] = (g, kinds)
     if not sunk:
         return None
     kept = [j for j in range(n_state) if j not in sunk]
     n_out = len(body.outputs) - n_state
     per_step = list(body.outputs[n_state:])
     stacked_at: dict[int, int] = {o.id: k for k, o in enumerate(per_step)}  # body value -> its per-step output
-    for g in sunk.values():
-        for i in g.inputs:
-            if i.op != "constant" and not (i.op == "parameter" and i.attrs["index"] not in
-                                           range(n_seq, n_seq + n_state)) and i.id not in stacked_at:
+    for g, kinds in sunk.values():
+        for i, kind in zip(g.inputs, kinds):
+            if kind == "step" and i.id not in stacked_at:
                 stacked_at[i.id] = len(per_step)
                 per_step.append(i)
+    _, seqs, inits, captured = split_inputs(node.inputs, a)
+    new = with_states(node, kept, range(len(captured)), [*(body.outputs[j] for j in kept), *per_step])
+    attrs = new.attrs
     first_captured = n_seq + n_state
-    index = {**{k: k for k in range(n_seq)}, **{n_seq + j: n_seq + k for k, j in enumerate(kept)},
-             **{first_captured + c: n_seq + len(kept) + c for c in range(len(node.inputs))}}
-    outputs = [body.outputs[j] for j in kept] + per_step
-    attrs = {**a, "n_state": len(kept), "body": rebind(outputs, index), "stacked": tuple(a["stacked"][j] for j in kept),
-             "labels": tuple(a["labels"][j] for j in kept)}
-    if a["cond"] is not None:
-        attrs["cond"] = rebind(a["cond"].outputs, {**{j: k for k, j in enumerate(kept)},
-                                                   **{n_state + c: len(kept) + c for c in range(len(node.inputs))}})
-    trip, seqs, inits, captured = split_inputs(node.inputs, a)
-    inputs = [*([trip] if trip is not None else []), *seqs, *(inits[j] for j in kept), *captured]
-    new = _loop_node(node, inputs, attrs)
 
     def stack_of(t: Tensor) -> Tensor:
         """``t``'s value over the steps, outside the loop."""
@@ -185,7 +170,7 @@ def sink_sums(node: Tensor) -> list[Tensor] | None:
     replacements: list[Tensor] = []
     for j in range(n_state):
         if j in sunk:
-            g = sunk[j]
+            g = sunk[j][0]
             over_steps = _batched(g, [stack_of(i) for i in g.inputs])
             replacements.append(inits[j] + make_node("sum", [over_steps], axes=(0,), keepdims=False))
         else:
@@ -236,7 +221,7 @@ def transpose_once(node: Tensor) -> Tensor | None:
     new_body = Body(tuple(n for n in topological_order(outputs) if n.op == "parameter"), outputs)
     extra = [make_node("transpose", [captured[c]], perm=(1, 0)) for c in transposed]
     inputs = [*([trip] if trip is not None else []), *seqs, *inits, *captured, *extra]
-    return _loop_node(node, inputs, {**a, "body": new_body})
+    return rebuild(node, inputs, {**a, "body": new_body})
 
 
 def move_work_out(node: Tensor) -> tuple[list[str], list[Tensor]] | None:

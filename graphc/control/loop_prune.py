@@ -10,14 +10,37 @@ from collections.abc import Sequence
 
 from graphc.control.layout import output_part, split_inputs, stacked_part, trip_part
 from graphc.ir.body import rebind
+from graphc.ir.build import rebuild
 from graphc.ir.graph import topological_order
-from graphc.ir.registry import AbstractValue
 from graphc.ir.tensor import Tensor
 
 
 def _reads(outputs: Sequence[Tensor]) -> set[int]:
     """The input indices the parameters under ``outputs`` read."""
     return {n.attrs["index"] for n in topological_order(outputs) if n.op == "parameter"}
+
+
+def with_states(node: Tensor, states: Sequence[int], captured: Sequence[int], outputs: Sequence[Tensor]
+                ) -> Tensor:
+    """Loop ``node`` keeping only its loop variables ``states`` and captured inputs ``captured`` (indices, in
+    order), with body ``outputs`` (the kept states' new values, then the per-step outputs): the body's and
+    the condition's parameters renumbered to the inputs that remain."""
+    a = node.attrs
+    n_seq, n_state, cond = a["n_seq"], a["n_state"], a["cond"]
+    first_captured = n_seq + n_state
+    kept = len(states)
+    body_index = {**{k: k for k in range(n_seq)}, **{n_seq + j: n_seq + k for k, j in enumerate(states)},
+                  **{first_captured + c: n_seq + kept + k for k, c in enumerate(captured)}}
+    attrs = {**a, "n_state": kept, "body": rebind(outputs, body_index),
+             "stacked": tuple(a["stacked"][j] for j in states), "labels": tuple(a["labels"][j] for j in states)}
+    if cond is not None:
+        cond_index = {**{j: k for k, j in enumerate(states)},
+                      **{n_state + c: kept + k for k, c in enumerate(captured)}}
+        attrs["cond"] = rebind(cond.outputs, cond_index)
+    trip, seqs, inits, captured_inputs = split_inputs(node.inputs, a)
+    inputs = [*([trip] if trip is not None else []), *seqs, *(inits[j] for j in states),
+              *(captured_inputs[c] for c in captured)]
+    return rebuild(node, inputs, attrs)
 
 
 def prune_loop(node: Tensor, used: set[int]) -> tuple[Tensor, dict[int, int]] | None:
@@ -42,23 +65,11 @@ def prune_loop(node: Tensor, used: set[int]) -> tuple[Tensor, dict[int, int]] | 
     first_captured = n_seq + n_state
     read = _reads(new_outputs) | {first_captured + c - n_state for c in cond_reads if c >= n_state}
     kept_captured = sorted(c - first_captured for c in read if c >= first_captured)
-    trip, seqs, inits, captured = split_inputs(node.inputs, a)
+    captured = split_inputs(node.inputs, a)[3]
     if len(states) == n_state and len(outs) == n_out and len(kept_captured) == len(captured):
         return None
-    body_index = {**{k: k for k in range(n_seq)}, **{n_seq + j: n_seq + k for k, j in enumerate(kept_states)},
-                  **{first_captured + c: n_seq + len(kept_states) + k for k, c in enumerate(kept_captured)}}
-    attrs = {**a, "n_state": len(kept_states), "body": rebind(new_outputs, body_index),
-             "stacked": tuple(a["stacked"][j] for j in kept_states),
-             "labels": tuple(a["labels"][j] for j in kept_states)}
-    if cond is not None:
-        cond_index = {**{j: k for k, j in enumerate(kept_states)},
-                      **{n_state + c: len(kept_states) + k for k, c in enumerate(kept_captured)}}
-        attrs["cond"] = rebind(cond.outputs, cond_index)
-    inputs = [*([trip] if trip is not None else []), *seqs, *(inits[j] for j in kept_states),
-              *(captured[c] for c in kept_captured)]
-    aval = node.opdef.infer([t.aval for t in inputs], **attrs)
-    new = Tensor(node.opdef, tuple(inputs), attrs, AbstractValue(aval.dtype, aval.shape, parts=aval.parts),
-                 node.name, node.location)
+    new = with_states(node, kept_states, kept_captured, new_outputs)
+    attrs = new.attrs
     remap = {trip_part(a): trip_part(attrs)}
     for k, j in enumerate(kept_states):
         remap[j] = k
@@ -69,4 +80,4 @@ def prune_loop(node: Tensor, used: set[int]) -> tuple[Tensor, dict[int, int]] | 
     return new, {index: remap[index] for index in used}
 
 
-__all__ = ["prune_loop"]
+__all__ = ["prune_loop", "with_states"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -69,14 +69,17 @@ def make_node(op: str | OpDef, inputs: Sequence[Tensor], name: str | None = None
     return Tensor(opdef, tuple(inputs), attrs, aval, unique_name(scoped(name or opdef.name)), location)
 
 
-def rebuild(node: Tensor, inputs: Sequence[Tensor]) -> Tensor:
-    """``node`` applied to new inputs: same op, attrs, name and user line; the rule is re-run."""
-    if all(a is b for a, b in zip(inputs, node.inputs)):
-        return node
-    aval = node.opdef.infer([t.aval for t in inputs], **node.attrs)
+def rebuild(node: Tensor, inputs: Sequence[Tensor], attrs: Mapping[str, Any] | None = None) -> Tensor:
+    """``node`` applied to new inputs (and, given ``attrs``, new attributes): same op, name and user line; the
+    rule is re-run."""
+    if attrs is None:
+        if all(a is b for a, b in zip(inputs, node.inputs)):
+            return node
+        attrs = node.attrs
+    aval = node.opdef.infer([t.aval for t in inputs], **attrs)
     if aval.weak and node.op not in ("constant", "parameter"):
-        aval = AbstractValue(aval.dtype, aval.shape, weak=False)
-    return Tensor(node.opdef, tuple(inputs), node.attrs, aval, node.name, node.location)
+        aval = AbstractValue(aval.dtype, aval.shape, weak=False, parts=aval.parts)
+    return Tensor(node.opdef, tuple(inputs), attrs, aval, node.name, node.location)
 
 
 def constant(value: Any, dtype: Any = None, name: str | None = None) -> Tensor:

@@ -16,13 +16,20 @@ from collections.abc import Callable, Sequence
 from graphc.ir.body import Body
 from graphc.ir.build import rebuild
 from graphc.ir.graph import topological_order
-from graphc.ir.registry import AbstractValue
 from graphc.ir.tensor import Tensor
 from graphc.passes.canonicalize import PHASE
 from graphc.passes.engine import RewriteLog, RewriteRecord
 
 OptimizeOutputs = Callable[[list[Tensor]], list[Tensor]]
 """``run(outputs) -> the optimised outputs``: the phases to apply to a body's graph."""
+
+
+def has_control_flow(outputs: Sequence[Tensor]) -> bool:
+    """Whether the graph computing ``outputs`` has a node holding a body or with a ``rewrite`` or
+    ``prune_outputs`` fact: the only nodes the passes here change (a graph without any skips them)."""
+    return any(any(isinstance(v, Body) for v in node.attrs.values())
+               or "rewrite" in node.opdef.extra or "prune_outputs" in node.opdef.extra
+               for node in topological_order(outputs))
 
 
 def optimize_bodies(outputs: Sequence[Tensor], run: OptimizeOutputs) -> tuple[list[Tensor], dict[int, Tensor]]:
@@ -33,13 +40,8 @@ def optimize_bodies(outputs: Sequence[Tensor], run: OptimizeOutputs) -> tuple[li
         inputs = [memo.get(i.id, i) for i in node.inputs]
         bodies = {name: value for name, value in node.attrs.items() if isinstance(value, Body)}
         optimized = {name: _optimized(body, run) for name, body in bodies.items()}
-        if any(optimized[name] is not bodies[name] for name in bodies):
-            attrs = {**node.attrs, **optimized}
-            aval = node.opdef.infer([t.aval for t in inputs], **attrs)
-            new = Tensor(node.opdef, tuple(inputs), attrs, AbstractValue(aval.dtype, aval.shape, parts=aval.parts),
-                         node.name, node.location)
-        else:
-            new = rebuild(node, inputs)
+        changed = any(optimized[name] is not bodies[name] for name in bodies)
+        new = rebuild(node, inputs, {**node.attrs, **optimized} if changed else None)
         if new is not node:
             memo[node.id] = new
     return [memo.get(o.id, o) for o in outputs], memo
@@ -90,8 +92,7 @@ def prune_outputs(outputs: Sequence[Tensor], log: RewriteLog) -> tuple[list[Tens
     for node in order:
         inputs = [memo.get(i.id, i) for i in node.inputs]
         if node.op == "part" and inputs[0].id in pruned:
-            attrs = {**node.attrs, "index": pruned[inputs[0].id][node.attrs["index"]]}
-            new = Tensor(node.opdef, (inputs[0],), attrs, node.aval, node.name, node.location)
+            new = rebuild(node, inputs, {**node.attrs, "index": pruned[inputs[0].id][node.attrs["index"]]})
         else:
             new = rebuild(node, inputs)
             prune = node.opdef.extra.get("prune_outputs")
@@ -107,4 +108,4 @@ def prune_outputs(outputs: Sequence[Tensor], log: RewriteLog) -> tuple[list[Tens
     return [memo.get(o.id, o) for o in outputs], memo
 
 
-__all__ = ["OptimizeOutputs", "optimize_bodies", "prune_outputs", "rewrite_nodes"]
+__all__ = ["OptimizeOutputs", "has_control_flow", "optimize_bodies", "prune_outputs", "rewrite_nodes"]

@@ -366,16 +366,17 @@ class _Describer:
             return
         self.kernels[id(kernel)] = len(self.kernels)
         self.emit(b"K", kernel.kind.encode())
-        self.nodes(kernel.nodes, lambda n: n.aval)  # concrete inner shapes follow from the fused node's inputs
-        self.value((kernel.params, kernel.outputs))
-        self.scopes.pop()
-
+        self.inner_graph(kernel.nodes, kernel.params, kernel.outputs)
 
     def body(self, body: Body) -> None:
         """A loop's or a branch's body, by its graph (described afresh each time: two loops may share one)."""
         self.emit(b"W")
-        self.nodes(body.nodes, lambda n: n.aval)  # concrete shapes follow from the inputs of the node around it
-        self.value((body.params, body.outputs))
+        self.inner_graph(body.nodes, body.params, body.outputs)
+
+    def inner_graph(self, nodes: Sequence[Tensor], params: Sequence[Tensor], outputs: Sequence[Tensor]) -> None:
+        """A kernel's or a body's graph, its nodes referred to in a scope of their own."""
+        self.nodes(nodes, lambda n: n.aval)  # concrete inner shapes follow from the inputs of the node around it
+        self.value((tuple(params), tuple(outputs)))
         self.scopes.pop()
 
 
