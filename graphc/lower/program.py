@@ -181,10 +181,8 @@ class LoweredProgram:
             name = buffer_name(node)
             if node.op in ("group", "parameter") or name in self._same_slot:
                 continue
-            if node.op == "kernel_output":
-                self._same_slot[name] = kernel_output_buffers(node.inputs[0])[node.attrs["index"]]
-            elif node.op == "part":
-                self._same_slot[name] = part_buffer(node.inputs[0], node.attrs["index"])
+            if node.op in ("kernel_output", "part"):  # an output of a node with several
+                self._same_slot[name] = _storage(node)
             elif node.op == "constant":
                 if name not in self.slots:  # (a constant two bodies share is lowered with each)
                     self.constants.append((self.slot(name), node))
@@ -201,11 +199,11 @@ class LoweredProgram:
                 specs[name] = (avals[node.id].shape, avals[node.id].dtype)
         computed: dict[int, Buffer] = {}
         for name, (shape, dtype) in specs.items():
-            if name in self.pointers or name in self._same_slot:
-                self.slot(name)
-                continue
+            if name in self._same_slot:
+                continue  # its slot is the buffer's it shares (below)
             slot = self.slot(name)
-            computed[slot] = Buffer(slot, shape, dtype)
+            if name not in self.pointers:
+                computed[slot] = Buffer(slot, shape, dtype)
         for name in list(self._same_slot):
             self.slots[name] = self.slot(self._resolve(name))
         for name in self.pointers:

@@ -17,7 +17,7 @@ from graphc.ir.graph import Graph, topological_order
 from graphc.ir.scope import enter_scope
 from graphc.ir.tensor import Tensor
 from graphc.passes import canonicalize, specialize, stabilize
-from graphc.passes.bodies import optimize_bodies, prune_outputs, rewrite_nodes
+from graphc.passes.bodies import has_control_flow, optimize_bodies, prune_outputs, rewrite_nodes
 from graphc.passes.engine import Rewrite, RewriteLog, RewriteRecord, rewrite_to_fixed_point
 
 PHASES: tuple[str, ...] = ("canonicalize", "stabilize", "specialize", "fuse")
@@ -104,14 +104,15 @@ def _run_phases(outputs: Sequence[Tensor], phases: Sequence[str], log: RewriteLo
             follow(step)
             current, step = canonicalize.cse(current, log, pinned)
             follow(step)
-        # the same phase inside loop and branch bodies (each body a graph of its own)
-        current, step = optimize_bodies(current, lambda outs, ph=phase: _run_phases(outs, [ph], log, None, None,
-                                                                                       None)[0])
-        follow(step)
-        if phase == "canonicalize":  # then the control-flow nodes' own rewrites, and what no one reads dropped
-            for clean_up in (rewrite_nodes, prune_outputs):
-                current, step = clean_up(current, log)
-                follow(step)
+        if has_control_flow(current):
+            # the same phase inside loop and branch bodies (each body a graph of its own)
+            current, step = optimize_bodies(current, lambda outs, ph=phase: _run_phases(outs, [ph], log, None,
+                                                                                           None, None)[0])
+            follow(step)
+            if phase == "canonicalize":  # then the control-flow nodes' own rewrites, and what no one reads dropped
+                for clean_up in (rewrite_nodes, prune_outputs):
+                    current, step = clean_up(current, log)
+                    follow(step)
         if snapshots is not None:
             snapshots.append((phase, Graph(current)))
         if phase_rewrites is not None:
