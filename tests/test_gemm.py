@@ -162,6 +162,40 @@ def test_writes_only_c(host, rng, dtype) -> None:
         assert np.all(out[M:] == 7.0) and np.all(out[:, N:] == 7.0)
 
 
+def _before_unreadable_page(shape: tuple[int, int], dtype) -> tuple[np.ndarray, object]:
+    """An array of ``shape`` whose last element ends right where an unreadable page begins (and the
+    mapping, which must outlive it)."""
+    import mmap
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    page = mmap.PAGESIZE
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    pages = -(-nbytes // page) + 1
+    mapping = mmap.mmap(-1, pages * page)
+    start = ctypes.addressof(ctypes.c_char.from_buffer(mapping))
+    assert libc.mprotect(ctypes.c_void_p(start + (pages - 1) * page), page, 0) == 0, ctypes.get_errno()
+    array = np.frombuffer(mapping, dtype, int(np.prod(shape)), offset=(pages - 1) * page - nbytes)
+    return array.reshape(shape), mapping
+
+
+@pytest.mark.skipif(platform.system() != "Linux", reason="mprotect through libc")
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_direct_path_reads_nothing_past_b(each_path, rng, dtype) -> None:
+    """Full tiles read ``B``'s rows whole, edge tiles under a lane mask: with ``B`` read in place and
+    ending at an unreadable page, every column count (within and past one tile) computes right and reads
+    no byte after ``B``'s last element (a wrong read is a segfault here)."""
+    g = each_path[np.dtype(dtype)]
+    nr = gemm.gemm_config(dtype).nr
+    for N in sorted({1, 3, nr // 2 + 1, nr - 1, nr, nr + 1, 2 * nr - 3, 2 * nr + 5}):
+        for M, K in [(1, 1), (7, 5), (13, 40)]:
+            b, mapping = _before_unreadable_page((K, N), dtype)
+            b[...] = _rand(rng, (K, N), dtype)
+            a = _rand(rng, (M, K), dtype)
+            _check(g(a, b), a, b)
+            del b
+            mapping.close()
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_row_and_block_ranges(host, rng, dtype) -> None:
     """_rows and _block compute exactly their part: the pieces a thread pool would hand out, with the

@@ -140,6 +140,13 @@ class Backend(ABC):
         """Raise ``ArgumentError`` for options this backend cannot honour (called when a Session or
         function is made, before anything compiles)."""
 
+    def prepare(self, nodes: Sequence[Tensor], options: DeviceOptions,  # noqa: B027 (optional hook)
+                cache: CodeCache | None = None) -> None:
+        """Called when a program for this backend is made, with its graph as built (before it is
+        optimised) and the cache :meth:`compile` will be given: the place to start, in the background,
+        slow one-time work the first :meth:`compile` will need (the CPU backend starts compiling the
+        runtime-library parts the graph will call).  Nothing by default."""
+
 
 _REGISTRY: dict[str, str] = {}
 _LOADED: dict[str, Backend] = {}

@@ -90,16 +90,19 @@ class Program:
                     raise GraphError(f"the outputs depend on placeholder {p.describe()}, which is not among "
                                      "the inputs")
         self.built_nodes = built.nodes
+        self.options = device if isinstance(device, DeviceOptions) else device_options(device, threads)
+        self.device, self.threads = self.options.device, self.options.threads
+        backend_name = parse_device(self.device)[0]
+        self.backend = get_backend(backend_name)
+        from graphc.runtime import compile_cache
+
+        self.backend.prepare(built.nodes, self.options, compile_cache.code_cache())  # overlaps the optimiser
         self.graph = optimize(list(outputs), level=level)
         self.outputs = self.graph.outputs
         self.updates = [n for n in self.graph.nodes if n.opdef.stateful]
         # what must be fed: a function's declared inputs (used or not), else the placeholders reached
         self.placeholders = tuple(feedable) if feedable is not None else built.placeholders
         self.variables: tuple[Variable, ...] = tuple(v for v in self.graph.variables if isinstance(v, Variable))
-        self.options = device if isinstance(device, DeviceOptions) else device_options(device, threads)
-        self.device, self.threads = self.options.device, self.options.threads
-        backend_name = parse_device(self.device)[0]
-        self.backend = get_backend(backend_name)
         self.memory_space = f"{backend_name}:{self.options.index}"  # where device values live ("cuda:0")
         self._plans: dict[Signature, dict[int, AbstractValue]] = {}
         self._executables: dict[Signature, Executable] = {}

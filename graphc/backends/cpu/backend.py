@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from graphc.backends.base import Backend, CodeCache, DeviceOptions, Executable
-from graphc.backends.cpu.executable import CpuExecutable
+from graphc.backends.cpu.executable import CpuExecutable, likely_runtime_parts, start_runtime_compile
 from graphc.backends.cpu.gemm_config import pack_buffer_elements
 from graphc.backends.cpu.target import jit_target
 from graphc.codegen.target import Target
@@ -48,6 +48,9 @@ class CpuBackend(Backend):
             raise ArgumentError(f"device 'cpu' is this machine's CPU; there is no device {options.index} "
                                 f"({options.device!r}); use 'cpu' and threads= for more cores")
         jit_target(options.cpu)
+
+    def prepare(self, nodes: Sequence[Tensor], options: DeviceOptions, cache: CodeCache | None = None) -> None:
+        start_runtime_compile(likely_runtime_parts(nodes), jit_target(options.cpu), cache)
 
     def compile(self, nodes: Sequence[Tensor], avals: Mapping[int, AbstractValue], wanted: Sequence[Tensor],
                 options: DeviceOptions, cache: CodeCache | None = None) -> Executable:

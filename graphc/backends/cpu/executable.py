@@ -27,10 +27,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from llvmlite import ir
 
-from graphc.backends.base import CodeCache, Executable
+from graphc.backends.base import CachedCode, CodeCache, Executable
+from graphc.backends.cpu import runtime_child
 from graphc.backends.cpu.entry import ENTRY, OBJECT_ENTRY
-from graphc.backends.cpu.library import CompiledModule, cached_compile
-from graphc.backends.cpu.runtime_lib import RUNTIME_CODEGEN_OPT, RUNTIME_OPT, Compiler, load_runtime, runtime_parts
+from graphc.backends.cpu.library import CompiledModule, UnresolvedSymbolError, cached_compile
+from graphc.backends.cpu.runtime_lib import (
+    RUNTIME_CODEGEN_OPT,
+    RUNTIME_OPT,
+    RUNTIME_PARTS,
+    Compiler,
+    is_loaded,
+    load_runtime,
+    runtime_part_name,
+    runtime_parts,
+)
 from graphc.codegen.target import Target, new_module
 from graphc.errors import ArgumentError
 from graphc.ir.interpret import execution_fault
@@ -71,10 +81,35 @@ ARRAY_DATA_OFFSET = _array_data_offset()
 GRAPH_OPT = 2  # LLVM's -O2 vectorises as well as -O3 here (measured) and compiles ~20% faster
 
 
+def start_runtime_compile(parts: Sequence[str], target: Target, cache: CodeCache | None) -> None:
+    """Start compiling, in a child process, the GEMM ``parts`` for ``target`` that are neither in this
+    process nor in ``cache`` (runtime_child.py: it overlaps this process's LLVM work, which a thread
+    cannot); the compiler of :func:`_runtime_compiler` collects them."""
+    def cached(part: str) -> bool:
+        key = cache.key(runtime_part_name(part, target)) if cache is not None else None
+        return key is not None and cache is not None and cache.load(key) is not None
+
+    runtime_child.start([p for p in parts if p != "pool" and not is_loaded(p, target) and not cached(p)], target)
+
+
 def _runtime_compiler(cache: CodeCache | None, target: Target) -> Compiler:
-    """How runtime-library parts are compiled: through ``cache`` when there is one."""
+    """How runtime-library parts are compiled: taken from the child compiling them when there is one
+    (:func:`start_runtime_compile`), else through ``cache`` when there is one."""
+    part_named = {runtime_part_name(p, target): p for p in RUNTIME_PARTS}
+
     def compile_part(name: str, build: Callable[[], ir.Module]) -> CompiledModule:
         key = cache.key(name) if cache is not None else None
+        made = runtime_child.take(part_named[name], target) if name in part_named else None
+        if made is not None:
+            code, text = made
+            try:
+                compiled = CompiledModule.from_object(code, target, text, RUNTIME_OPT)
+            except (UnresolvedSymbolError, ValueError):
+                pass
+            else:
+                if cache is not None and key is not None:
+                    cache.store(key, CachedCode(code, text))
+                return compiled
         compiled, _ = cached_compile(cache, key, lambda: (build(), {}), target, opt=RUNTIME_OPT,
                                      codegen_opt=RUNTIME_CODEGEN_OPT)
         return compiled
@@ -82,7 +117,7 @@ def _runtime_compiler(cache: CodeCache | None, target: Target) -> Compiler:
     return compile_part
 
 
-def _likely_runtime_parts(nodes: Sequence[Tensor]) -> list[str]:
+def likely_runtime_parts(nodes: Sequence[Tensor]) -> list[str]:
     """The runtime parts a graph will probably call: the pool, and GEMM for each float dtype of an op
     that ``uses_gemm`` (inside fused kernels and control-flow bodies too)."""
     parts = {"pool"}
@@ -194,9 +229,12 @@ class CpuExecutable(Executable):
         self.threads = threads = policy.threads
         self.target = target
         self.alignment = policy.alignment
+        parts = likely_runtime_parts(self.nodes)
+        start_runtime_compile(parts, target, cache)  # (usually started already, by CpuBackend.prepare)
         compiler = _runtime_compiler(cache, target)
-        # the runtime library compiles (LLVM releases the GIL) while this graph is lowered and emitted
-        loader = threading.Thread(target=load_runtime, args=(_likely_runtime_parts(self.nodes), target),
+        # the runtime library compiles (in a child process, or here: LLVM releases the GIL) while this graph
+        # is lowered and emitted
+        loader = threading.Thread(target=load_runtime, args=(parts, target),
                                   kwargs={"compiler": compiler}, daemon=True)
         loader.start()
 

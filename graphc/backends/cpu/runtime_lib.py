@@ -148,6 +148,17 @@ Compiler = Callable[[str, Callable[[], ir.Module]], CompiledModule]
 by ``name`` (the part, the target and the optimisation level are in it)."""
 
 
+def runtime_part_name(part: str, target: Target) -> str:
+    """What a compiler is asked for when runtime ``part`` is compiled for ``target`` (a cache key's name:
+    the part, the target and the optimisation levels)."""
+    return f"graphc-runtime/{part}/{target.triple}/{target.cpu}/{target.features}/O{RUNTIME_OPT}.{RUNTIME_CODEGEN_OPT}"
+
+
+def is_loaded(part: str, target: Target) -> bool:
+    """Whether runtime ``part`` for ``target`` is already in this process."""
+    return (target, part) in _loaded
+
+
 def load_runtime(parts: Sequence[str] = RUNTIME_PARTS, target: Target | None = None,
                  compiler: Compiler | None = None) -> None:
     """Compile the runtime library's ``parts`` into this process (each once) and register their
@@ -164,8 +175,7 @@ def load_runtime(parts: Sequence[str] = RUNTIME_PARTS, target: Target | None = N
                 emit_runtime(module, target, [part])
                 return module
 
-            name = (f"graphc-runtime/{part}/{target.triple}/{target.cpu}/{target.features}/"
-                    f"O{RUNTIME_OPT}.{RUNTIME_CODEGEN_OPT}")
+            name = runtime_part_name(part, target)
             compiled = compiler(name, build) if compiler else CompiledModule(build(), target, opt=RUNTIME_OPT,
                                                                              codegen_opt=RUNTIME_CODEGEN_OPT)
             for symbol in _exports(part, runtime_suffix(target)):
@@ -189,4 +199,4 @@ def runtime_parts(module: ir.Module, target: Target) -> list[str]:
 
 __all__ = ["GEMM_DTYPES", "RUNTIME_CODEGEN_OPT", "RUNTIME_OPT", "RUNTIME_PARTS", "Compiler", "declare_gemm",
            "declare_parallel_for", "runtime_suffix",
-           "emit_runtime", "gemm_driver_name", "load_runtime", "runtime_parts"]
+           "emit_runtime", "gemm_driver_name", "is_loaded", "load_runtime", "runtime_part_name", "runtime_parts"]
