@@ -162,6 +162,24 @@ def test_writes_only_c(host, rng, dtype) -> None:
         assert np.all(out[M:] == 7.0) and np.all(out[:, N:] == 7.0)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_every_row_count_of_a_wide_block(each_path, rng, dtype) -> None:
+    """A wide block's last rows go to short tiles on the direct path (32 rows: five 6-row tiles and two
+    4-row ones): every row count from 1 to 3 * mr + 1, with a column tail, in full and as row ranges."""
+    g = each_path[np.dtype(dtype)]
+    cfg = gemm.gemm_config(dtype)
+    N, K = 2 * cfg.nr + 3, 9
+    b = _rand(rng, (K, N), dtype)
+    for M in range(1, 3 * cfg.mr + 2):
+        a = _rand(rng, (M, K), dtype)
+        _check(g(a, b), a, b)
+        c = np.full((M, N), np.nan, dtype)
+        args = g.args(a, b, c)
+        for start in range(0, M, 5):  # ranges starting anywhere: the split is of the range's own rows
+            g.rows(*args, start, min(M, start + 5))
+        _check(c, a, b)
+
+
 def _before_unreadable_page(shape: tuple[int, int], dtype) -> tuple[np.ndarray, object]:
     """An array of ``shape`` whose last element ends right where an unreadable page begins (and the
     mapping, which must outlive it)."""

@@ -16,7 +16,8 @@ vectors:
   (:data:`DIRECT_MAX_B_BYTES`), nothing is packed: the kernels read ``A`` and ``B`` where they lie and
   add all of ``K`` in one pass. A block narrower than ``nv`` vectors (N <= 48 with AVX-512) takes a taller
   tile with as many accumulators (12 x 1, 12 x 2, 8 x 3 vectors), so that a skinny product still keeps
-  the FMA units busy.
+  the FMA units busy. A wide block's last rows take a 4-row tile where a full-height one would compute
+  rows for nothing (32 rows: five 6-row tiles and two 4-row ones).
 * **Packing.** For each ``kc``-deep slab, ``mc`` rows of ``A`` are copied into ``mr``-row micro-panels laid
   out ``[k][mr]`` and ``nc`` columns of ``B`` into ``nr``-column micro-panels laid out ``[k][nr]`` (zero
   padded), so the micro-kernel reads both with unit stride whatever ``A``'s and ``B``'s strides are
@@ -79,12 +80,17 @@ UNROLL = 2  # k steps per iteration of the micro-kernel loop (4 measured no fast
 DIRECT_MAX_B_BYTES = 512 * 1024
 
 
+SHORT_ROWS = 4  # the direct path's tile for the last rows of a block (see emit_direct)
+
+
 def kernel_tiles(cfg: GemmConfig) -> list[tuple[int, int]]:
     """The ``(rows, vectors)`` tiles of the micro-kernels: ``mr x 1 .. nv`` (the packed path's, and the
-    direct path's for wide blocks), and for direct blocks of fewer than ``nv`` vectors a taller tile with
-    about as many accumulators (12 x 1, 12 x 2 and 8 x 3 with 32 vector registers; 12 x 1 with 16)."""
+    direct path's for wide blocks), for direct blocks of fewer than ``nv`` vectors a taller tile with
+    about as many accumulators (12 x 1, 12 x 2 and 8 x 3 with 32 vector registers; 12 x 1 with 16), and
+    the direct path's short tile ``4 x nv`` for a wide block's last rows."""
     narrow = {1: 12, 2: 12, 3: 8} if cfg.nv >= 4 else {1: 12}
-    return [(cfg.mr, nv) for nv in range(1, cfg.nv + 1)] + [(mr, nv) for nv, mr in narrow.items() if nv < cfg.nv]
+    return ([(cfg.mr, nv) for nv in range(1, cfg.nv + 1)] + [(mr, nv) for nv, mr in narrow.items() if nv < cfg.nv]
+            + [(SHORT_ROWS, cfg.nv)])
 
 
 _EXTRA_ARGS: weakref.WeakKeyDictionary[ir.Function, tuple[ir.Argument, ...]] = weakref.WeakKeyDictionary()
@@ -559,7 +565,10 @@ class _GemmEmitter:
                     extra: Sequence[ir.Value]) -> None:
         """``C[r0:r1, c0:c1]`` with the direct kernels: a block no wider than the widest tile goes to the
         narrow kernel of its vector count (more rows per tile, so as many accumulators); wider blocks are
-        cut into tiles of the packed path's shape, the last columns to the narrowest that covers them."""
+        cut into tiles of the packed path's shape, the last columns to the narrowest that covers them.
+        A wide block's last rows go to ``SHORT_ROWS``-row tiles where ``mr``-row ones would compute
+        rows for nothing: with ``mr = 6``, 32 rows are five 6-row tiles and two 4-row ones (32 rows of
+        work, not 36), 9 rows one 6-row and one 4-row tile."""
         cfg = self.cfg
         W, nr = cfg.lanes, cfg.nr
         fn = b.function
@@ -568,10 +577,11 @@ class _GemmEmitter:
 
         true = ir.Constant(I1, 1)
 
-        def rows(mr: int, tile: Callable[[ir.Value, ir.Value], None]) -> None:
-            """Row tiles of ``mr`` rows; ``tile(row, mrem)`` emits the calls for one."""
-            with _Loop(b, r0, r1, mr, name=f"direct.rows{mr}") as l_ir:
-                tile(l_ir.index, _smin(b, _c64(mr), b.sub(r1, l_ir.index)))
+        def rows(mr: int, tile: Callable[[ir.Value, ir.Value], None], start: ir.Value = r0,
+                 stop: ir.Value = r1) -> None:
+            """Row tiles of ``mr`` rows from ``start`` to ``stop``; ``tile(row, mrem)`` emits the calls for one."""
+            with _Loop(b, start, stop, mr, name=f"direct.rows{mr}") as l_ir:
+                tile(l_ir.index, _smin(b, _c64(mr), b.sub(stop, l_ir.index)))
 
         def call(kernel: ir.Function, row: ir.Value, mrem: ir.Value, col: ir.Value, ncols: ir.Value) -> None:
             """``kernel`` on the tile of C at (row, col) with ``mrem`` rows and ``ncols`` columns left."""
@@ -584,7 +594,7 @@ class _GemmEmitter:
         wide_bb = fn.append_basic_block("direct.wide")
         switch = b.switch(vectors, wide_bb)
         for (mr, nv), kernel in kernels.items():
-            if mr == cfg.mr:
+            if mr == cfg.mr or nv == cfg.nv:  # (the packed path's tiles, and the short tile)
                 continue
             case = fn.append_basic_block(f"direct.narrow{nv}")
             switch.add_case(_c64(nv), case)
@@ -593,25 +603,39 @@ class _GemmEmitter:
             b.branch(done)
         b.position_at_end(wide_bb)
 
-        def columns(row: ir.Value, mrem: ir.Value) -> None:
+        def columns(row: ir.Value, mrem: ir.Value, widest: ir.Function = kernels[(cfg.mr, cfg.nv)]) -> None:
+            """One row of tiles: ``widest`` for the full-width ones, the ``mr``-row kernel of the vector count
+            for the last columns (a kernel's rows past ``mrem`` repeat its last row)."""
             with _Loop(b, c0, c1, nr, name="direct.cols") as l_jr:
                 jr = l_jr.index
                 nrem = _smin(b, _c64(nr), b.sub(c1, jr))
                 join = fn.append_basic_block("direct.called")
-                widest = fn.append_basic_block("direct.widest")
-                sw = b.switch(b.sdiv(b.add(nrem, _c64(W - 1)), _c64(W)), widest)
+                widest_bb = fn.append_basic_block("direct.widest")
+                sw = b.switch(b.sdiv(b.add(nrem, _c64(W - 1)), _c64(W)), widest_bb)
                 for nv in range(1, cfg.nv):
                     case = fn.append_basic_block(f"direct.tail{nv}")
                     sw.add_case(_c64(nv), case)
                     b.position_at_end(case)
                     call(kernels[(cfg.mr, nv)], row, mrem, jr, nrem)
                     b.branch(join)
-                b.position_at_end(widest)
-                call(kernels[(cfg.mr, cfg.nv)], row, mrem, jr, nrem)
+                b.position_at_end(widest_bb)
+                call(widest, row, mrem, jr, nrem)
                 b.branch(join)
                 b.position_at_end(join)
 
-        rows(cfg.mr, columns)
+        # rows for mr-row tiles: all of them, except when the last tile would be short by more than one
+        # row; then the last 1-4 rows (with one mr-row tile less, when 1 or 2 are left: 6 + 2 = 4 + 4)
+        # go to short tiles
+        count = b.sub(r1, r0)
+        whole, left = b.sdiv(count, _c64(cfg.mr)), b.srem(count, _c64(cfg.mr))
+        mr_rows = b.mul(whole, _c64(cfg.mr))
+        one_less = b.and_(b.icmp_signed("<=", left, _c64(cfg.mr - SHORT_ROWS)), b.icmp_signed(">", whole, _c64(0)))
+        mr_rows = b.select(b.icmp_signed(">", left, _c64(SHORT_ROWS)), count,
+                           b.select(b.and_(one_less, b.icmp_signed(">", left, _c64(0))),
+                                    b.sub(mr_rows, _c64(cfg.mr)), mr_rows))
+        split = b.add(r0, mr_rows)
+        rows(cfg.mr, columns, r0, split)
+        rows(SHORT_ROWS, lambda row, mrem: columns(row, mrem, kernels[(SHORT_ROWS, cfg.nv)]), split, r1)
         b.branch(done)
         b.position_at_end(done)
 
