@@ -209,6 +209,15 @@ def cache(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> pathlib.Pa
     return tmp_path / "cache"
 
 
+def test_has_tells_whether_an_entry_is_stored(cache: pathlib.Path) -> None:
+    """What the CPU backend asks before starting a child to compile a runtime part: a stat, no read."""
+    key = cc.key("an entry asked about")
+    assert not cc.has(key) and not cc.DiskCache().has(key)
+    assert cc.store(key, ENTRY)
+    assert cc.has(key) and cc.DiskCache().has(key)
+    assert not cc.has(cc.key("another entry"))
+
+
 ENTRY = CachedCode(b"\x7fELF pretend object code \x00\xff" * 10, "define void @f() {\n  ret void\n}\n",
                  {"slots": {"x": 0, "y": 1}, "allocations": [[2, [3, 4], "float32"]], "faults": ["a ✓ message"]})
 

@@ -67,6 +67,9 @@ class CodeCache(Protocol):
                   extra: Any = ()) -> str | None:
         """A key for a graph specialised to ``avals`` on ``target`` (None: off, or not describable)."""
 
+    def has(self, key: str) -> bool:
+        """Whether there is an entry under ``key``, without reading it (:meth:`load` may still refuse it)."""
+
     def load(self, key: str) -> CachedCode | None:
         """The entry under ``key`` (None: missing or unusable)."""
 

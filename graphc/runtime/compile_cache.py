@@ -461,6 +461,13 @@ def _path(directory: pathlib.Path, key: str) -> pathlib.Path:
     return directory / f"{key}{SUFFIX}"
 
 
+def has(key: str) -> bool:
+    """Whether an entry is stored under ``key`` (without reading it: :func:`load` may still refuse it)."""
+    _check_key(key)
+    directory = _entry_dir(create=False)
+    return directory is not None and _path(directory, key).is_file()
+
+
 def load(key: str) -> CachedCode | None:
     """The entry stored under ``key``, or ``None``: not there, the cache is off, or the file is one
     this user's graphc did not write intact (refused, with one :class:`CompileCacheWarning` per kind)."""
@@ -525,6 +532,7 @@ class DiskCache:
     """This module as a :class:`~graphc.backends.base.CodeCache`: what backends are handed."""
 
     key = staticmethod(key)
+    has = staticmethod(has)
     load = staticmethod(load)
     store = staticmethod(store)
 

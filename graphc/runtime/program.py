@@ -24,6 +24,7 @@ from graphc.ir.registry import AbstractValue
 from graphc.ir.shapes import format_shape
 from graphc.ir.tensor import Tensor
 from graphc.ops.state import Variable, convert_value
+from graphc.runtime import compile_cache
 
 _update_lock = threading.Lock()
 
@@ -94,8 +95,6 @@ class Program:
         self.device, self.threads = self.options.device, self.options.threads
         backend_name = parse_device(self.device)[0]
         self.backend = get_backend(backend_name)
-        from graphc.runtime import compile_cache
-
         self.backend.prepare(built.nodes, self.options, compile_cache.code_cache())  # overlaps the optimiser
         self.graph = optimize(list(outputs), level=level)
         self.outputs = self.graph.outputs
@@ -176,8 +175,6 @@ class Program:
 
     def _executable(self, signature: Signature, avals: dict[int, AbstractValue]) -> Executable:
         """The backend's executable for this shape signature (compiled on first use, then kept)."""
-        from graphc.runtime import compile_cache  # (on first use: a graph that never runs needs no cache)
-
         executable = self._executables.get(signature)
         if executable is None:
             executable = self.backend.compile(self.graph.nodes, avals, self._wanted, self.options,

@@ -86,8 +86,10 @@ def start_runtime_compile(parts: Sequence[str], target: Target, cache: CodeCache
     process nor in ``cache`` (runtime_child.py: it overlaps this process's LLVM work, which a thread
     cannot); the compiler of :func:`_runtime_compiler` collects them."""
     def cached(part: str) -> bool:
-        key = cache.key(runtime_part_name(part, target)) if cache is not None else None
-        return key is not None and cache is not None and cache.load(key) is not None
+        if cache is None:
+            return False
+        key = cache.key(runtime_part_name(part, target))
+        return key is not None and cache.has(key)
 
     runtime_child.start([p for p in parts if p != "pool" and not is_loaded(p, target) and not cached(p)], target)
 

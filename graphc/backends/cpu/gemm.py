@@ -575,7 +575,7 @@ class _GemmEmitter:
         col_last = b.sub(c1, _c64(1))
         done = fn.append_basic_block("direct.done")
 
-        true = ir.Constant(I1, 1)
+        true, false = ir.Constant(I1, 1), ir.Constant(I1, 0)
 
         def rows(mr: int, tile: Callable[[ir.Value, ir.Value], None], start: ir.Value = r0,
                  stop: ir.Value = r1) -> None:
@@ -587,7 +587,7 @@ class _GemmEmitter:
             """``kernel`` on the tile of C at (row, col) with ``mrem`` rows and ``ncols`` columns left."""
             b.call(kernel, [b.gep(A, [b.mul(row, lda_r)]), lda_r, lda_c, b.gep(B, [col]), ldb_r, K,
                             b.gep(C, [b.add(b.mul(row, ldc), col)]), ldc, mrem, ncols, row, col, col_last, true,
-                            true, ir.Constant(I1, 0), *extra])
+                            true, false, *extra])
 
         width = b.sub(c1, c0)
         vectors = b.sdiv(b.add(width, _c64(W - 1)), _c64(W))
@@ -623,16 +623,14 @@ class _GemmEmitter:
                 b.branch(join)
                 b.position_at_end(join)
 
-        # rows for mr-row tiles: all of them, except when the last tile would be short by more than one
-        # row; then the last 1-4 rows (with one mr-row tile less, when 1 or 2 are left: 6 + 2 = 4 + 4)
-        # go to short tiles
+        # mr-row tiles take every row, except when the last one would compute rows for nothing: then the
+        # 1-4 rows left go to short tiles, with one mr-row tile less when only 1 or 2 are left (6 + 2 = 4 + 4)
         count = b.sub(r1, r0)
         whole, left = b.sdiv(count, _c64(cfg.mr)), b.srem(count, _c64(cfg.mr))
-        mr_rows = b.mul(whole, _c64(cfg.mr))
-        one_less = b.and_(b.icmp_signed("<=", left, _c64(cfg.mr - SHORT_ROWS)), b.icmp_signed(">", whole, _c64(0)))
-        mr_rows = b.select(b.icmp_signed(">", left, _c64(SHORT_ROWS)), count,
-                           b.select(b.and_(one_less, b.icmp_signed(">", left, _c64(0))),
-                                    b.sub(mr_rows, _c64(cfg.mr)), mr_rows))
+        mr_rows = b.select(b.icmp_signed(">", left, _c64(SHORT_ROWS)), count, b.mul(whole, _c64(cfg.mr)))
+        few_left = b.and_(b.icmp_signed(">", left, _c64(0)), b.icmp_signed("<=", left, _c64(cfg.mr - SHORT_ROWS)))
+        one_less = b.and_(few_left, b.icmp_signed(">", whole, _c64(0)))
+        mr_rows = b.select(one_less, b.sub(mr_rows, _c64(cfg.mr)), mr_rows)
         split = b.add(r0, mr_rows)
         rows(cfg.mr, columns, r0, split)
         rows(SHORT_ROWS, lambda row, mrem: columns(row, mrem, kernels[(SHORT_ROWS, cfg.nv)]), split, r1)

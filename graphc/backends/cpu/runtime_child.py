@@ -3,9 +3,9 @@
 The float32 GEMM alone is about 0.3 s of LLVM work.  llvmlite lets one thread of a process into LLVM at a
 time, so a thread compiling the runtime library cannot overlap the graph's own LLVM work, however early it
 starts; a second process can, on a second core.  So on a machine's first use (nothing in the compile cache
-yet), :func:`start` runs ``python -m graphc.backends.cpu.runtime_child`` for the GEMM parts a graph is about
-to call; it generates the same object code this process would (same target, same levels) and writes it to
-its standard output.  The graph is optimised, lowered and compiled meanwhile; :func:`take` then waits
+yet), :func:`start` runs a child interpreter on this module (:func:`main`) for the GEMM parts a graph is
+about to call; it generates the same object code this process would (same target, same levels) and
+writes it to its standard output.  The graph is optimised, lowered and compiled meanwhile; :func:`take` then waits
 for the child and hands back each part's object code and IR, which the caller loads (and caches) as if it
 had compiled them.  Whatever goes wrong in the child (no interpreter to start, a crash, a timeout) only
 means the part is compiled here after all.
