@@ -40,6 +40,7 @@ REWRITE_TESTS = {
     "shape_chain": "test_shape_chain",
     "transpose_into_matmul": "test_transpose_into_matmul",
     "sum_of_products": "test_sum_of_products",
+    "placement_sum": "test_placement_sum",
     "where_same_branches": "test_where_same_branches",
     "stable_log": "test_stabilize",
     "stable_log1p": "test_stabilize",
@@ -478,6 +479,32 @@ def test_sum_of_products() -> None:
     not_fired(gc.sum(gc.matmul(c, d, transpose_a=True), axis=0), "sum_of_products")
     e = ph("float64", (1, 4, 2), "e")
     not_fired(gc.sum(gc.matmul(a, e, transpose_a=True), axis=0), "sum_of_products")
+
+
+def test_placement_sum() -> None:
+    rng = np.random.default_rng(0)
+    x = ph("float64", (4, 12), "x")
+    feeds = {x: rng.normal(size=(4, 12))}
+    # the gradient of disjoint column slices (with gaps before, between and after them) is one concat
+    loss = gc.sum(gc.sin(x[:, 1:3])) + gc.sum(gc.exp(x[:, 5:9])) + gc.sum(gc.square(x[:, 3:4]))
+    (g,) = gc.grad(loss, [x])
+    opt = fired(g, "placement_sum")
+    assert "slice_grad" not in ops(opt) and ops(opt)["concat"] == 1, gc.dprint(opt)
+    v = feeds[x]
+    want = np.zeros_like(v)
+    want[:, 1:3], want[:, 5:9], want[:, 3:4] = np.cos(v[:, 1:3]), np.exp(v[:, 5:9]), 2 * v[:, 3:4]
+    for level in (0, 1, 2):
+        np.testing.assert_allclose(run([g], feeds, level)[0], want, rtol=1e-12)
+    # rows (axis 0), covering the whole axis: no zeros are left
+    (g,) = gc.grad(gc.sum(gc.sin(x[:1])) + gc.sum(gc.cos(x[1:])), [x])
+    opt = fired(g, "placement_sum")
+    assert "broadcast_to" not in ops(opt) and "slice_grad" not in ops(opt)
+    np.testing.assert_allclose(run([g], feeds, 1)[0], np.concatenate([np.cos(v[:1]), -np.sin(v[1:])]), rtol=1e-12)
+    # not: overlapping ranges, ranges on two axes, a step, an int index, an unknown shape
+    for a, b in ((x[:, :5], x[:, 3:8]), (x[:, :5], x[:2, 6:]), (x[:, ::2], x[:, 1:2]), (x[0], x[1:])):
+        not_fired(gc.grad(gc.sum(gc.sin(a)) + gc.sum(gc.cos(b)), [x])[0], "placement_sum")
+    u = ph("float64", (None, 12), "u")
+    not_fired(gc.grad(gc.sum(gc.sin(u[:, :3])) + gc.sum(gc.cos(u[:, 3:])), [u])[0], "placement_sum")
 
 
 def test_where_same_branches() -> None:

@@ -2,13 +2,16 @@
 identities that are exact in IEEE arithmetic, collapsing reshape/transpose/broadcast chains and
 removing casts that change nothing.
 
-No rewrite here changes a result, not even by rounding: each identity below holds for every input,
-inf, nan and -0.0 included.  (``x * 0 -> 0`` is not among them: inf * 0 is nan.  ``x + 0 -> x`` is
-not either: -0.0 + 0.0 is +0.0; ``x - 0 -> x`` and ``x + (-0.0) -> x`` are exact.)
+The identities change no result, not even by rounding: each holds for every input, inf, nan and -0.0
+included.  (``x * 0 -> 0`` is not among them: inf * 0 is nan.  ``x + 0 -> x`` is not either: -0.0 + 0.0
+is +0.0; ``x - 0 -> x`` and ``x + (-0.0) -> x`` are exact.)  Two restructurings are not bit for bit:
+``sum_of_products`` adds the same products in another order and ``placement_sum`` keeps a -0.0 that a
+sum with zeros made +0.0.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -219,6 +222,73 @@ def _where_same(node: Tensor) -> Tensor | None:
     return _same_as(a, node) if a is b and broadcasts_into(c, a) else None
 
 
+Placement = tuple[int, list[tuple[int, int, Tensor | None]]]
+"""A value that is zero but for pieces along one axis: (axis, [(start, stop, piece or None for zeros)])."""
+
+
+def _is_zero(t: Tensor) -> bool:
+    """``t`` is +0 everywhere: a constant, or a constant broadcast (as :func:`_placement_sum` fills gaps)."""
+    b = producer(t, "broadcast_to")
+    return is_constant(b.inputs[0] if b is not None else t, 0)
+
+
+def _placement(t: Tensor, shape: tuple[int, ...]) -> Placement | None:
+    """``t`` (of static ``shape``) as pieces along one axis: a ``slice_grad`` of a step-1 range of one axis
+    (every other entry ``:``), or a ``concat``."""
+    sg = producer(t, "slice_grad")
+    if sg is not None:
+        index = sg.attrs["index"]
+        if any(e[0] != "slice" or e[3] not in (None, 1) for e in index) or len(index) != len(shape):
+            return None
+        ranged = [(k, *slice(e[1], e[2]).indices(shape[k])[:2]) for k, e in enumerate(index)
+                  if e[1] is not None or e[2] is not None]
+        if len(ranged) != 1:
+            return None
+        axis, start, stop = ranged[0]
+        return axis, [(start, stop, sg.inputs[0])] if start < stop else []
+    c = producer(t, "concat")
+    if c is not None and all(is_static(x.shape) for x in c.inputs):
+        axis, pieces, start = c.attrs["axis"] % len(shape), [], 0
+        for x in c.inputs:
+            stop = start + x.shape[axis]
+            if not _is_zero(x):
+                pieces.append((start, stop, x))
+            start = stop
+        return axis, pieces
+    return None
+
+
+def _placement_sum(node: Tensor) -> Tensor | None:
+    """a + b of two values that are zero but for disjoint pieces along one axis (the ``slice_grad`` s of
+    slices of one tensor, as a gradient sums them: an LSTM's four gates) -> one ``concat`` of the pieces,
+    zeros filling the gaps: one write of the result instead of a zero-padded copy per piece and a sum.
+    Exact but for the sign of a zero: a -0.0 in a piece stays -0.0 (the sum made it -0.0 + 0.0 = +0.0)."""
+    shape = node.shape
+    if node.dtype.kind != "f" or not is_static(shape) or not shape:
+        return None
+    a, b = node.inputs
+    if a.shape != shape or b.shape != shape or a.dtype != node.dtype or b.dtype != node.dtype:
+        return None
+    pa, pb = _placement(a, shape), _placement(b, shape)  # type: ignore[arg-type]
+    if pa is None or pb is None or pa[0] != pb[0]:
+        return None
+    axis = pa[0]
+    pieces = sorted(pa[1] + pb[1], key=lambda piece: piece[0])
+    if any(p[1] > q[0] for p, q in itertools.pairwise(pieces)):
+        return None
+    parts, at = [], 0
+    zero = constant(np.zeros((), node.dtype), dtype=node.dtype)
+    for start, stop, piece in [*pieces, (shape[axis], shape[axis], None)]:
+        if start > at:
+            gap = list(shape)
+            gap[axis] = start - at
+            parts.append(make_node("broadcast_to", [zero], shape=tuple(gap)))
+        if piece is not None:
+            parts.append(piece)
+        at = stop
+    return parts[0] if len(parts) == 1 else make_node("concat", parts, axis=axis)
+
+
 REWRITES: list[Rewrite] = [
     Rewrite("constant_fold", PHASE, (), _fold, "evaluate ops whose inputs are all constants"),
     Rewrite("fold_static_shape", PHASE, ("fill_like", "broadcast_like", "reshape_like", "sum_to"),
@@ -235,6 +305,8 @@ REWRITES: list[Rewrite] = [
     Rewrite("transpose_into_matmul", PHASE, ("matmul",), _transpose_into_matmul,
             "matmul(transpose(x), y) -> matmul(x, y, transpose_a=True) (a swap of the last two axes)"),
     Rewrite("where_same_branches", PHASE, ("where",), _where_same, "where(c, x, x) -> x"),
+    Rewrite("placement_sum", PHASE, ("add",), _placement_sum,
+            "slice_grad(a) + slice_grad(b) of disjoint ranges of one axis -> concat of a, b and zeros"),
     Rewrite("sum_of_products", PHASE, ("sum",), _sum_of_products,
             "sum over axis 0 of matmul(a, b, transpose_a) of stacks -> one matmul of the stacked rows"),
 ]

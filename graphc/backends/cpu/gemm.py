@@ -12,12 +12,13 @@ vectors:
   ``B`` with any row stride, so one kernel serves packed panels and operands read in place. The last
   columns of a block go to a narrower kernel (``1 .. nv - 1`` vectors); tiles at the ``M`` / ``N`` edges
   read the last row again and are stored with row guards and lane masks (``llvm.masked.load/store``).
-* **Direct path** (small products). When ``B``'s rows are contiguous and ``B`` fits in half of L2
-  (:data:`DIRECT_MAX_B_BYTES`), nothing is packed: the kernels read ``A`` and ``B`` where they lie and
-  add all of ``K`` in one pass. A block narrower than ``nv`` vectors (N <= 48 with AVX-512) takes a taller
-  tile with as many accumulators (12 x 1, 12 x 2, 8 x 3 vectors), so that a skinny product still keeps
-  the FMA units busy. A wide block's last rows take a 4-row tile where a full-height one would compute
-  rows for nothing (32 rows: five 6-row tiles and two 4-row ones).
+* **Direct path** (small products). When ``B``'s rows are contiguous and ``B`` is small for the rows a
+  call computes (within half of L2, :data:`DIRECT_MAX_B_BYTES`, for a few rows; less for many), nothing is
+  packed: the kernels read ``A`` and ``B`` where they lie and add all of ``K`` in one pass. A block
+  narrower than ``nv`` vectors (N <= 48 with AVX-512) takes a taller tile with as many accumulators
+  (12 x 1, 12 x 2, 8 x 3 vectors), so that a skinny product still keeps the FMA units busy. A wide
+  block's last rows take a 4-row tile where a full-height one would compute rows for nothing (32 rows:
+  five 6-row tiles and two 4-row ones).
 * **Packing.** For each ``kc``-deep slab, ``mc`` rows of ``A`` are copied into ``mr``-row micro-panels laid
   out ``[k][mr]`` and ``nc`` columns of ``B`` into ``nr``-column micro-panels laid out ``[k][nr]`` (zero
   padded), so the micro-kernel reads both with unit stride whatever ``A``'s and ``B``'s strides are
@@ -78,6 +79,14 @@ I32 = ir.IntType(32)
 I64 = ir.IntType(64)
 UNROLL = 2  # k steps per iteration of the micro-kernel loop (4 measured no faster and compiles slower)
 DIRECT_MAX_B_BYTES = 512 * 1024
+# The direct path reads B's rows in place, one row per step of k, for every row tile; packing B costs one
+# copy of it.  Measured on Zen 3 (AVX2) over the (s) grid and the LSTM's products, packing pays once a block
+# has many rows and B's rows are long: the direct path keeps all of DIRECT_MAX_B_BYTES for at most
+# DIRECT_FEW_ROWS rows or rows of at most DIRECT_SHORT_ROW_BYTES, half of it for at most DIRECT_SOME_ROWS
+# rows, and an eighth of it beyond (1600x512x64: packed 1.17x faster; 32x512x128: direct 1.09x).
+DIRECT_FEW_ROWS = 16
+DIRECT_SOME_ROWS = 64
+DIRECT_SHORT_ROW_BYTES = 256
 
 
 SHORT_ROWS = 4  # the direct path's tile for the last rows of a block (see emit_direct)
@@ -637,11 +646,16 @@ class _GemmEmitter:
         b.branch(done)
         b.position_at_end(done)
 
-    def direct_pays(self, b: ir.IRBuilder, M: ir.Value, N: ir.Value, K: ir.Value, ldb_c: ir.Value) -> ir.Value:
-        """Whether the product goes to the direct kernels: ``B``'s rows are contiguous and ``B`` fits in
-        half of L2 (it is re-read from there for every row tile, as a packed block would be)."""
+    def direct_pays(self, b: ir.IRBuilder, rows: ir.Value, N: ir.Value, K: ir.Value, ldb_c: ir.Value) -> ir.Value:
+        """Whether the product goes to the direct kernels: ``B``'s rows are contiguous and ``B`` is within
+        the direct path's budget for a block of ``rows`` rows (see :data:`DIRECT_FEW_ROWS`)."""
+        cap = self.direct_max_b_bytes
         b_bytes = b.mul(b.mul(N, K), _c64(self.cfg.itemsize))
-        return b.and_(b.icmp_signed("==", ldb_c, _c64(1)), b.icmp_signed("<=", b_bytes, _c64(self.direct_max_b_bytes)))
+        short_rows = b.icmp_signed("<=", b.mul(N, _c64(self.cfg.itemsize)), _c64(DIRECT_SHORT_ROW_BYTES))
+        full = b.or_(short_rows, b.icmp_signed("<=", rows, _c64(DIRECT_FEW_ROWS)))
+        budget = b.select(full, _c64(cap), b.select(b.icmp_signed("<=", rows, _c64(DIRECT_SOME_ROWS)),
+                                                     _c64(cap // 2), _c64(cap // 8)))
+        return b.and_(b.icmp_signed("==", ldb_c, _c64(1)), b.icmp_signed("<=", b_bytes, budget))
 
     def emit_block(self, kernels: dict[tuple[int, int], ir.Function]) -> ir.Function:
         cfg, P = self.cfg, self.P
@@ -663,7 +677,7 @@ class _GemmEmitter:
         _then, done = _if(b, nonempty, "nonempty")
         direct_bb = fn.append_basic_block("direct")
         packed_bb = fn.append_basic_block("packed")
-        b.cbranch(self.direct_pays(b, M, N, K, ldb_c), direct_bb, packed_bb)
+        b.cbranch(self.direct_pays(b, b.sub(r1, r0), N, K, ldb_c), direct_bb, packed_bb)
         b.position_at_end(direct_bb)
         self.emit_direct(b, kernels, A, lda_r, lda_c, B, ldb_r, C, ldc, K, r0, r1, c0, c1, extra)
         b.branch(done)
@@ -770,7 +784,7 @@ def emit_gemm(module: ir.Module, name: str, dtype: Any, target: Target | None = 
     epilogue reads with :func:`epilogue_args`. Returns the ``name`` function.
     """
     cfg = gemm_config(dtype, target)
-    em = _GemmEmitter(module, name, cfg, epilogue, extra_args)
+    em = _GemmEmitter(module, name, cfg, epilogue, extra_args, direct_max_b_bytes)
     block = em.emit_block({tile: em.emit_micro_kernel(*tile) for tile in kernel_tiles(cfg)})
     return em.emit_wrappers(block)
 
