@@ -6,11 +6,13 @@ into a callable with ``gc.function``.  See ``docs/`` and the public contract in 
 
 from graphc import aot, dtypes, errors, optimizers, testing
 from graphc.autodiff import grad
+from graphc.checkpoint import read_checkpoint, restore_checkpoint, save_checkpoint
 from graphc.control import cond, scan, while_loop
 from graphc.dtypes import bool_, float32, float64, int8, int16, int32, int64, uint8
 from graphc.errors import (
     AotError,
     ArgumentError,
+    CheckpointError,
     DeviceUnavailableError,
     DTypeError,
     ExecutionError,
@@ -37,4 +39,5 @@ __all__ = [
     "testing", "float64", "function", "grad", "optimize", "int8", "int16", "int32", "int64", "optimizers", "uint8",
     "report", "to_dot", "to_networkx", "cond", "scan", "while_loop",
     "DeviceUnavailableError", "GraphFileError", "load_graph", "save_graph", "name_scope",
+    "CheckpointError", "read_checkpoint", "restore_checkpoint", "save_checkpoint",
 ]

@@ -50,3 +50,8 @@ class AotError(GraphcError, RuntimeError):
 class DeviceUnavailableError(GraphcError, RuntimeError):
     """A device asked for cannot be used here: no GPU, a driver or library missing (the message says
     which, and how to install it), or a device index beyond those present."""
+
+
+class CheckpointError(GraphcError, ValueError):
+    """A checkpoint that cannot be written or read: missing, damaged, not graphc's, or holding values
+    that do not fit the Variables they are restored into."""

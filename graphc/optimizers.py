@@ -64,6 +64,7 @@ class Optimizer:
                                 f"{where_text(user_location())}")
         self.name = name or type(self).__name__
         self._hyperparameters: dict[str, float | Tensor] = {}
+        self._bounds: dict[str, tuple[float, float, bool]] = {}
         self._slots: dict[Variable, dict[str, Variable]] = {}
 
     # ---- hyperparameters -------------------------------------------------------------------------
@@ -73,6 +74,7 @@ class Optimizer:
         """Store ``value`` (a Python number in ``[low, high]``, or a scalar real tensor)."""
         owner = type(self).__name__
         where = where_text(location)
+        self._bounds[name] = (low, high, include_high)
         if isinstance(value, Tensor):
             if not value.opdef.produces_value:
                 raise ArgumentError(f"{owner}: {name} must be a number or a scalar tensor, got "
@@ -105,6 +107,14 @@ class Optimizer:
             raise ArgumentError(f"{self.name} has no hyperparameter {name!r}; it has "
                                 f"{', '.join(map(repr, self._hyperparameters))}")
         return self._hyperparameters[name]
+
+    def set_hyperparameter(self, name: str, value: Any) -> None:
+        """Replace the hyperparameter ``name`` (checked as the constructor checks it).  Updates built
+        afterwards use the new value; to change a learning rate between steps of a compiled function
+        without recompiling, set it to a scalar Variable once and assign the Variable."""
+        self.get_hyperparameter(name)
+        low, high, include_high = self._bounds[name]
+        self._set_hyperparameter(name, value, low, high, include_high, user_location())
 
     def _is_nonzero(self, name: str) -> bool:
         """Whether hyperparameter ``name`` may be non-zero (a tensor may be anything)."""

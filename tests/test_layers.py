@@ -21,7 +21,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("graphc.codegen",),
     ("graphc.backends",),
     ("graphc.runtime", "graphc.optimizers", "graphc.testing"),
-    ("graphc.aot", "graphc.inspect", "graphc.graphfile"),
+    ("graphc.aot", "graphc.inspect", "graphc.graphfile", "graphc.checkpoint"),
+    ("graphc.nn",),
     ("graphc.cli", "graphc", "graphc.__main__"),
 ]
 """Lowest first.  A module belongs to the layer of its longest matching prefix; ``graphc`` itself (the

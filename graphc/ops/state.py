@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,6 +88,17 @@ def convert_value(value: Any, dtype: np.dtype, shape: tuple, what: str,
     return converted
 
 
+_live_variables: weakref.WeakValueDictionary[int, Variable] = weakref.WeakValueDictionary()
+_live_lock = threading.Lock()
+
+
+def live_variables() -> list[Variable]:
+    """Every Variable that still exists, in creation order (what ``gc.save_checkpoint`` saves by default)."""
+    with _live_lock:
+        items = list(_live_variables.items())  # (strong references from here on)
+    return [var for _, var in sorted(items, key=lambda item: item[0])]
+
+
 class Variable(Tensor):
     """A tensor that owns a value which persists across runs (Theano's shared variable).
 
@@ -119,6 +131,8 @@ class Variable(Tensor):
         set_(self, "_value", np.array(array, dtype=target, copy=True))
         set_(self, "_resident", None)  # the value in a device's memory, when a run left it there
         set_(self, "trainable", bool(trainable))
+        with _live_lock:
+            _live_variables[self.id] = self
 
     @property
     def value(self) -> np.ndarray:
@@ -264,4 +278,4 @@ def group(*ops: Any, name: str | None = None) -> Tensor:
     return make_node("group", flat, name=name)
 
 
-__all__ = ["Variable", "assign", "assign_add", "convert_value", "group", "placeholder"]
+__all__ = ["Variable", "assign", "assign_add", "convert_value", "group", "live_variables", "placeholder"]
