@@ -18,7 +18,8 @@ from graphc.ir.shapes import format_shape
 from graphc.ir.tensor import Tensor
 from graphc.ops import elementwise as ew
 from graphc.ops.nn import log_softmax, sigmoid_cross_entropy, softmax_cross_entropy
-from graphc.ops.reduce import mean, sum as sum_
+from graphc.ops.reduce import mean
+from graphc.ops.reduce import sum as sum_
 from graphc.ops.shape import one_hot
 
 EPSILON = 1e-7  # Keras's clip of probabilities that no softmax/sigmoid node produced

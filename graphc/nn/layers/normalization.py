@@ -45,8 +45,9 @@ def _number(layer: Layer, name: str, value: Any, low: float, high: float | None 
         v = float(value)
         ok = (v >= low if closed else v > low) and (high is None or v <= high) and np.isfinite(v)
     if not ok:
-        what = f"in [{low}, {high}]" if high is not None else ("non-negative" if closed else "positive")
-        raise layer.error(ArgumentError, f"{name} must be a number {what}, got {value!r}")
+        what = (f"a number in [{low}, {high}]" if high is not None else
+                "a non-negative number" if closed else "a positive number")
+        raise layer.error(ArgumentError, f"{name} must be {what}, got {value!r}")
     return float(value)
 
 
@@ -67,8 +68,8 @@ class _Normalization(Layer):
                  beta_initializer: Any, gamma_initializer: Any, beta_regularizer: Any, gamma_regularizer: Any,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.axis: tuple[int, ...] | int = _axes_argument(self, axis)
-        self._axis_given = axis
+        _axes_argument(self, axis)
+        self.axis = axis  # as given (Keras's attribute); ``axes`` holds them normalised once built
         self.epsilon = _number(self, "epsilon", epsilon, 0.0, closed=False)
         self.center, self.scale = bool(center), bool(scale)
         for value in (beta_initializer, gamma_initializer):
@@ -84,13 +85,13 @@ class _Normalization(Layer):
     def _resolve_axes(self, input_shape: Any) -> None:
         """The normalised axes, the weights' shape (the sizes of those axes) and the shape they broadcast as."""
         ndim = len(input_shape)
-        axes = _axes_argument(self, self._axis_given)
+        axes = _axes_argument(self, self.axis)
         if any(not -ndim <= a < ndim for a in axes):
-            raise self.error(ShapeError, f"axis {self._axis_given!r} is out of range for inputs of rank {ndim} "
+            raise self.error(ShapeError, f"axis {self.axis!r} is out of range for inputs of rank {ndim} "
                              f"(shape {format_shape(input_shape)})", user_location())
         normalized = tuple(sorted({a % ndim for a in axes}))
         if len(normalized) != len(axes):
-            raise self.error(ArgumentError, f"axis {self._axis_given!r} repeats an axis", user_location())
+            raise self.error(ArgumentError, f"axis {self.axis!r} repeats an axis", user_location())
         unknown = [a for a in normalized if input_shape[a] is None]
         if unknown:
             raise self.error(ShapeError, f"needs the size of axis {unknown[0]} (the normalised axis), got shape "
