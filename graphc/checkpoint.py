@@ -111,6 +111,7 @@ def save_checkpoint(path: PathLike, variables: Variables = None, metadata: Mappi
         os.makedirs(directory, exist_ok=True)
         fd, temporary = tempfile.mkstemp(prefix=".graphc-ckpt-", suffix=".tmp", dir=directory)
         os.close(fd)
+        os.chmod(temporary, 0o644)  # mkstemp's 0o600 would stay with the renamed file; a saved file is a user's
         try:
             save_file(tensors, temporary, metadata=header)
             fd = os.open(temporary, os.O_RDONLY)

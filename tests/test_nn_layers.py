@@ -561,7 +561,7 @@ def test_unknown_sizes_and_windows_that_do_not_fit():
 
 
 @pytest.mark.parametrize("make, pattern", [
-    (lambda: Conv2D(0, 3), r"Conv2D: filters must be a positive integer, got 0"),
+    (lambda: Conv2D(0, 3), r"Conv2D '\w+': filters must be a positive integer, got 0"),
     (lambda: Conv2D(2.5, 3), r"filters must be a positive integer"),
     (lambda: Conv2D(2, (3,)), r"Conv2D '.*': kernel_size must be a positive integer or a pair"),
     (lambda: Conv2D(2, 3, strides=0), r"strides must be a positive integer or a pair"),
@@ -581,8 +581,8 @@ def test_unknown_sizes_and_windows_that_do_not_fit():
     (lambda: BatchNormalization(epsilon=0), r"epsilon must be a positive number, got 0"),
     (lambda: BatchNormalization(axis="1"), r"axis must be an int or a non-empty tuple of ints"),
     (lambda: LayerNormalization(axis=()), r"LayerNormalization '.*': axis must be an int or a non-empty tuple"),
-    (lambda: Embedding(0, 3), r"Embedding: input_dim must be a positive integer, got 0"),
-    (lambda: Embedding(3, -1), r"Embedding: output_dim must be a positive integer"),
+    (lambda: Embedding(0, 3), r"Embedding '\w+': input_dim must be a positive integer, got 0"),
+    (lambda: Embedding(3, -1), r"Embedding '\w+': output_dim must be a positive integer"),
     (lambda: Embedding(3, 2, mask_zero=True), r"Embedding '.*': mask_zero=True is not supported"),
     (lambda: Embedding(3, 2, embeddings_initializer="nope"), r"Embedding '.*': unknown initializer 'nope'"),
 ])

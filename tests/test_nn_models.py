@@ -325,3 +325,21 @@ def test_bad_arguments():
     with pytest.raises(ArgumentError, match="not one of the model's inputs"):
         a, b = nn.Input((2,)), nn.Input((2,))
         nn.Model(a, nn.Dense(1)(a + b))
+
+
+def test_load_weights_with_another_optimizers_state_changes_nothing(tmp_path):
+    x, y = _data(16)
+    adam = _mlp()
+    adam.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    adam.fit(x, y, verbose=0)
+    path = str(tmp_path / "adam.safetensors")
+    adam.save_weights(path)
+    sgd = _mlp(seed=2)
+    sgd.compile(optimizer=gc.optimizers.SGD(0.1, momentum=0.9), loss="sparse_categorical_crossentropy")
+    sgd.fit(x, y, verbose=0)
+    before = sgd.get_weights()
+    with pytest.raises(gc.CheckpointError, match="optimizer state 'optimizer.layers.0.kernel.m'") as err:
+        sgd.load_weights(path)
+    assert HERE in str(err.value)
+    for a, b in zip(before, sgd.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -271,7 +271,7 @@ def test_errors_name_the_users_line() -> None:
         SimpleRNN(2)(gc.placeholder("float32", (None, None, None)))
 
     for bad in (0, -2, 2.5, True, None):
-        with pytest.raises(gc.ArgumentError, match=rf"LSTM: units must be a positive integer.*{HERE}:\d+"):
+        with pytest.raises(gc.ArgumentError, match=rf"LSTM '\w+': units must be a positive integer.*{HERE}:\d+"):
             LSTM(bad)  # type: ignore[arg-type]
 
     with pytest.raises(gc.ArgumentError, match=rf"dropout=0.5 is not supported yet.*{HERE}:\d+"):

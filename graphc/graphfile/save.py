@@ -101,6 +101,7 @@ def _write_archive(path: str, text: str, arrays: list[tuple[str, np.ndarray]]) -
     directory = os.path.dirname(os.path.abspath(path))
     try:
         fd, temporary = tempfile.mkstemp(prefix=".graphc-", suffix=".tmp", dir=directory)
+        os.chmod(temporary, 0o644)  # mkstemp's 0o600 would stay with the renamed file; a saved file is a user's
     except OSError as exc:
         raise GraphFileError(f"cannot write graph file '{path}': {exc}") from exc
     try:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from graphc.checkpoint import read_checkpoint, restore_checkpoint, save_checkpoint
-from graphc.errors import ArgumentError, DTypeError, GraphcError, ShapeError
+from graphc.errors import ArgumentError, CheckpointError, DTypeError, GraphcError, ShapeError
 from graphc.graphfile.save import save_graph
 from graphc.ir.location import user_location, where_text
 from graphc.ir.shapes import format_shape
@@ -487,8 +487,10 @@ class Trainer:
         if the training step exists, else when it is built)."""
         self._require_built("load_weights")
         arrays, user = read_checkpoint(path)
-        restore_checkpoint(path, dict(self.named_weights))
         optimizer_entries = {k: v for k, v in arrays.items() if k.startswith("optimizer.")}
+        if self._compiled is not None and self._compiled.train_function is not None:
+            self._check_optimizer_state(optimizer_entries, path)
+        restore_checkpoint(path, dict(self.named_weights))
         self._pending_optimizer_state = optimizer_entries
         if self._compiled is not None and self._compiled.train_function is not None:
             self._apply_pending_optimizer_state()
@@ -497,16 +499,27 @@ class Trainer:
         if "epochs_done" in user:
             self.epochs_done = int(user["epochs_done"])
 
+    def _check_optimizer_state(self, entries: dict[str, np.ndarray], path: str) -> dict[str, Variable]:
+        """The optimizer's Variable for each saved entry, or a CheckpointError before anything is assigned."""
+        variables = self._optimizer_variables()
+        for key, value in entries.items():
+            var = variables.get(key)
+            if var is None:
+                raise CheckpointError(f"{self.describe()}: {path} holds optimizer state {key!r} that this model's "
+                                      f"optimizer ({self._compiled.optimizer!r}) has no Variable for (saved with "
+                                      f"another optimizer?){where_text(user_location())}")
+            if value.shape != var.shape or value.dtype != var.dtype:
+                raise CheckpointError(f"{self.describe()}: {path} holds {key!r} as {value.dtype}{list(value.shape)}, "
+                                      f"but {var.describe()} is {var.dtype}{list(var.shape)}"
+                                      f"{where_text(user_location())}")
+        return variables
+
     def _apply_pending_optimizer_state(self) -> None:
         if not self._pending_optimizer_state:
             return
-        variables = self._optimizer_variables()
+        variables = self._check_optimizer_state(self._pending_optimizer_state, "the weight file")
         for key, value in self._pending_optimizer_state.items():
-            var = variables.get(key)
-            if var is None:
-                raise GraphcError(f"{self.describe()}: the weight file holds optimizer state {key!r} that this "
-                                  f"model's optimizer has no Variable for (was it compiled with another optimizer?)")
-            var.assign(value)
+            variables[key].assign(value)
         self._pending_optimizer_state = {}
 
     def export(self, path: str) -> None:

@@ -226,7 +226,8 @@ class Layer:
                              f"{t.describe()} of rank {t.ndim}", location)
         if self._build_shape is not None and not self.multi_input:
             built = self._build_shape
-            bad = len(built) != t.ndim or any(built[a] != t.shape[a] for a in self.fixed_axes)
+            # only the axes the weights depend on must match (a Dense built on rank 2 takes rank 3)
+            bad = any(not -t.ndim <= a < t.ndim or built[a] != t.shape[a] for a in self.fixed_axes)
             if bad:
                 raise self.error(ShapeError, f"was built for inputs of shape {format_shape(built)}, got "
                                  f"{t.describe()}", location)

@@ -99,7 +99,7 @@ class Conv2D(Layer):
                  kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
                  kernel_regularizer: Any = None, bias_regularizer: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.filters = check_positive_int("Conv2D", "filters", filters)
+        self.filters = check_positive_int(self, "filters", filters)
         self.kernel_size = _pair(self, "kernel_size", kernel_size)
         self.strides = _pair(self, "strides", strides)
         self.padding = _padding(self, padding)
@@ -108,7 +108,7 @@ class Conv2D(Layer):
         if self.dilation_rate != (1, 1):
             raise self.error(ArgumentError, f"dilation_rate={dilation_rate!r} is not supported yet (graphc's conv2d "
                              "has no dilation); use dilation_rate=1")
-        self.groups = check_positive_int("Conv2D", "groups", groups)
+        self.groups = check_positive_int(self, "groups", groups)
         if self.groups != 1:
             raise self.error(ArgumentError, f"groups={groups!r} is not supported yet; use groups=1")
         self.activation = checked_argument(self, activations.get, activation)

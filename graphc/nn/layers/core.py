@@ -21,12 +21,10 @@ from graphc.ops.shape import concat, reshape
 from graphc.ops.state import placeholder
 
 
-def check_positive_int(layer: str, name: str, value: Any) -> int:
-    """``value`` as a positive int, or an ArgumentError naming the layer's argument and the user's line."""
+def check_positive_int(layer: Layer, name: str, value: Any) -> int:
+    """``value`` as a positive int, or an ArgumentError naming the layer, its argument and the user's line."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        location = user_location()
-        where = f" (at {location})" if location else ""
-        raise ArgumentError(f"{layer}: {name} must be a positive integer, got {value!r}{where}")
+        raise layer.error(ArgumentError, f"{name} must be a positive integer, got {value!r}", user_location())
     return int(value)
 
 
@@ -42,7 +40,7 @@ class Dense(Layer):
                  kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
                  kernel_regularizer: Any = None, bias_regularizer: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.units = check_positive_int("Dense", "units", units)
+        self.units = check_positive_int(self, "units", units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer

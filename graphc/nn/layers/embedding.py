@@ -39,10 +39,10 @@ class Embedding(Layer):
         if input_length is not None and kwargs.get("input_shape") is None:
             kwargs["input_shape"] = (input_length,)
         super().__init__(**kwargs)
-        self.input_dim = check_positive_int("Embedding", "input_dim", input_dim)
-        self.output_dim = check_positive_int("Embedding", "output_dim", output_dim)
+        self.input_dim = check_positive_int(self, "input_dim", input_dim)
+        self.output_dim = check_positive_int(self, "output_dim", output_dim)
         self.input_length = (None if input_length is None else
-                             check_positive_int("Embedding", "input_length", input_length))
+                             check_positive_int(self, "input_length", input_length))
         if mask_zero:
             raise self.error(ArgumentError, "mask_zero=True is not supported (graphc has no masks); use "
                              "mask_zero=False and mask the ids yourself")

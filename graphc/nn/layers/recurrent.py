@@ -87,7 +87,7 @@ class _Recurrent(Layer):
                  stateful: bool = False, unroll: bool = False, time_major: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         cls = type(self).__name__
-        self.units = check_positive_int(cls, "units", units)
+        self.units = check_positive_int(self, "units", units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer, self.recurrent_initializer = kernel_initializer, recurrent_initializer
