@@ -540,3 +540,31 @@ def test_a_scan_over_ids_with_a_cond_and_a_while_loop_inside_and_its_gradient() 
         want_grad[i] += dw * sum(0.9 ** (s - t) for s in range(t, len(iv)))
     np.testing.assert_allclose(got, want, rtol=1e-12)
     np.testing.assert_allclose(grad, want_grad, rtol=1e-12)
+
+
+def test_hoisted_rows_that_read_a_step_value_stay_in_the_loop():
+    """A product of a row slice by the state times a weight (a GRU without reset_after): with an unknown batch
+    the gradient loop's row product reads a shape computation of the step, which must not leave the loop."""
+    rng = np.random.default_rng(0)
+    x = gc.placeholder("float64", (3, None, 4))
+    h0 = gc.placeholder("float64", (None, 2))
+    u = gc.Variable(rng.normal(size=(2, 2)))
+    hs = gc.scan(lambda x_t, h: x_t[:, 2:] + (x_t[:, :2] * h) @ u, sequences=x, outputs_info=h0)
+    g = gc.grad(gc.sum(hs), [u])[0]
+    xv, hv = rng.normal(size=(3, 2, 4)), rng.normal(size=(2, 2))
+
+    def total(w):
+        h, s = hv, 0.0
+        for t in range(3):
+            h = xv[t][:, 2:] + (xv[t][:, :2] * h) @ w
+            s += h.sum()
+        return s
+
+    u0, eps = u.value, 1e-6
+    numeric = np.zeros_like(u0)
+    for i in np.ndindex(u0.shape):
+        d = np.zeros_like(u0)
+        d[i] = eps
+        numeric[i] = (total(u0 + d) - total(u0 - d)) / (2 * eps)
+    for device in ("cpu", "reference"):
+        np.testing.assert_allclose(gc.function([x, h0], g, device=device)(xv, hv), numeric, rtol=1e-6)

@@ -55,6 +55,19 @@ def _row_parameter(like: Tensor, index: int) -> Tensor:
                   AbstractValue(like.dtype, like.shape), f"{like.name.rsplit('/', 1)[-1]}_row", like.location)
 
 
+def _invariant(t: Tensor, captured: dict[int, Tensor], memo: dict[int, Tensor | None]) -> Tensor | None:
+    """Body value ``t`` computed before the loop when it depends on captured tensors and constants only
+    (a shape computation from a weight, say); None when it needs a row or a loop variable."""
+    if t.op == "parameter":
+        return captured.get(t.id)
+    if not t.inputs:
+        return t
+    if t.id not in memo:
+        operands = [_invariant(i, captured, memo) for i in t.inputs]
+        memo[t.id] = None if any(o is None for o in operands) else rebuild(t, operands)  # type: ignore[arg-type]
+    return memo[t.id]
+
+
 def hoist_rows(node: Tensor) -> Tensor | None:
     """Loop ``node`` with its body's products of sequence rows computed before the loop (None: none to hoist)."""
     a = node.attrs
@@ -84,6 +97,9 @@ def hoist_rows(node: Tensor) -> Tensor | None:
 
     trip, seqs, inits, captured = split_inputs(node.inputs, a)
     outer: dict[int, Tensor] = {}  # body node id -> its value over the whole sequences, outside
+    captured_params = {n.id: captured[n.attrs["index"] - n_seq - n_state] for n in body.nodes
+                       if n.op == "parameter" and n.attrs["index"] >= n_seq + n_state}
+    invariant: dict[int, Tensor | None] = {}
     for n in body.nodes:
         if n.op == "parameter":
             index = n.attrs["index"]
@@ -92,7 +108,10 @@ def hoist_rows(node: Tensor) -> Tensor | None:
             elif index >= n_seq + n_state:
                 outer[n.id] = captured[index - n_seq - n_state]
         elif n.id in hoisted:
-            outer[n.id] = rebuild(n, [outer.get(i.id, i) for i in n.inputs])
+            operands = [outer[i.id] if i.id in outer else _invariant(i, captured_params, invariant) for i in n.inputs]
+            if any(o is None for o in operands):
+                return None  # it reads a value of the step that cannot be computed before the loop
+            outer[n.id] = rebuild(n, operands)  # type: ignore[arg-type]
     shift = len(frontier)
     index = {k: k if k < n_seq else k + shift for k in range(n_seq + n_state + len(captured))}
     rows = {n.id: _row_parameter(n, n_seq + k) for k, n in enumerate(frontier)}
