@@ -15,6 +15,9 @@ Sections (see docs/performance.md):
   (o) LSTM training step through gc.scan (T=50, 32, 64->128)  targets: >= 2x PyTensor, >= 1.2x jax.jit,
       >= 1x torch nn.LSTM; its cold compile <= 1 s
   (p) a gc.while_loop iteration                              target: < 5 ns
+  (q) graphc.nn fit: an epoch of a 784-256-128-10 MLP, 60000 examples, Adam, batch 128, against tf.keras's fit
+      and a torch loop (no target); graphc's compile time and the native steps' share of the epoch
+  (t) graphc.nn fit: an epoch of a small CNN (conv 16, pool, conv 32, pool, dense 10), 10000 images, likewise
 
 Each section runs in its own child process (so a crash in graphc's native code fails that section only, and
 every section starts from a clean heap); ``--in-process`` runs them all in this process instead.  Inside a
@@ -50,6 +53,7 @@ SECTION_MODULES = {
     "g": "bench_overhead",
     "h": "bench_compile",
     "o": "bench_loops", "p": "bench_loops",
+    "q": "bench_nn", "t": "bench_nn",
 }
 GPU_SECTION_MODULES = {key: "bench_gpu" for key in "ijklm"}  # --device cuda (or cuda-sim, at smoke sizes)
 DEVICE_OPTION = "--device"

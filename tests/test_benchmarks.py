@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).parent.parent
-SECTIONS = "abcdefghop"
+SECTIONS = "abcdefghopqt"
 
 
 def test_gpu_sections_run_on_the_cuda_emulator() -> None:

@@ -125,6 +125,21 @@ def test_conv2d_second_order_gradients(rng: np.random.Generator) -> None:
     assert_agree([gx, gw, *second], feeds)
 
 
+@pytest.mark.parametrize("batch", [1, 2, 7, 9])
+@pytest.mark.parametrize(("w_shape", "strides", "padding"), [
+    ((4, 3, 3, 3), 1, "VALID"), ((4, 3, 3, 2), (2, 1), "SAME"), ((4, 3, 1, 1), 1, "VALID")], ids=str)
+def test_conv2d_images_in_parallel_groups(batch: int, w_shape: tuple, strides: Any, padding: Any,
+                                          rng: np.random.Generator) -> None:
+    """Three threads: the images split into three groups with scratch of their own, a batch that does not
+    divide (7, 9 -> 2 or 3 per group and the rest one per group) or is smaller than the groups (1, 2);
+    the weight gradient sums the groups' partial sums."""
+    outputs, feeds = conv_case(rng, (batch, 3, 6, 5), w_shape, "float32", strides, padding)
+    assert_agree(outputs, feeds, threads=3)
+    single = gc.Session(device="cpu", threads=1).run(outputs, feeds)
+    for got, want in zip(gc.Session(device="cpu", threads=3).run(outputs, feeds), single):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
 def test_conv2d_large_enough_for_the_threaded_gemm(rng: np.random.Generator) -> None:
     x, w = gc.placeholder("float32", (2, 16, 32, 32)), gc.placeholder("float32", (32, 16, 3, 3))
     feeds = {x: random_array(rng, (2, 16, 32, 32), "float32"), w: random_array(rng, (32, 16, 3, 3), "float32")}
@@ -205,6 +220,25 @@ def test_pool_windows_of_padding_only(rng: np.random.Generator) -> None:
                make_node("avg_pool2d_grad", [g, x], **y.attrs), make_node("max_pool2d_select", [x, x], **y.attrs)]
     for got, want in zip(*both(outputs, {x: np.zeros((1, 1, 0, 3))})):
         assert_exact(got, want)
+
+
+@pytest.mark.parametrize("padding", POOL_PADDINGS, ids=str)
+def test_pool_gradients_of_disjoint_windows_with_gaps(padding: Any, rng: np.random.Generator) -> None:
+    """Windows smaller than their strides leave rows and columns no window covers (gradient zero there);
+    each covered position is written once, and an inf in g still spreads over its window as 0 * inf."""
+    x = gc.placeholder("float32", (2, 3, 8, 7))
+    y = gc.max_pool2d(x, 2, 3, padding)
+    shape = tuple(y.shape)
+    g = gc.placeholder("float32", shape)
+    outputs = [make_node(op, [g, x], **y.attrs) for op in ("max_pool2d_grad", "avg_pool2d_grad")]
+    values = random_array(rng, (2, 3, 8, 7), "float32", -1, 1)
+    values[0, 0, :3] = 0.0  # ties: the first maximum takes the gradient
+    gv = random_array(rng, shape, "float32")
+    gv[1, 2, 1, 1] = np.inf
+    gv[0, 1, 0, 0] = -0.0
+    for got, want in zip(*both(outputs, {x: values, g: gv})):
+        assert_exact(got, want)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
 
 
 def test_pool_adjoint_ops_directly(rng: np.random.Generator) -> None:

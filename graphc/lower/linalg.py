@@ -29,6 +29,7 @@ from graphc.lower.loopir import (
     AccUpdate,
     Const,
     Gemm,
+    IConst,
     IndexExpr,
     IVar,
     Load,
@@ -36,27 +37,35 @@ from graphc.lower.loopir import (
     Stmt,
     Store,
     iadd,
+    imul,
 )
 from graphc.lower.registry import lowers
 from graphc.ops.linalg import matmul_flags
+
+FIRST_SLOT = IConst(0)
 
 
 class MatrixProducts:
     """The matrix products of one kernel, writing ``dtype`` results: ``Gemm`` for floats (sharing one
     pack buffer named ``{prefix}_pack``, sized for the largest product), accumulator loops for integers
-    and bools (operands of ``in_dtype``, default ``dtype``).  Call :meth:`finish` after the last product."""
+    and bools (operands of ``in_dtype``, default ``dtype``).  Call :meth:`finish` after the last product.
 
-    def __init__(self, prefix: str, dtype: np.dtype, ctx: LoweringContext, in_dtype: np.dtype | None = None) -> None:
-        self.dtype, self.ctx = dtype, ctx
+    ``slots``: the products run inside a parallel loop of that many iterations, iteration ``slot`` (the
+    ``slot`` argument of :meth:`product`) with pack panels of its own, each product on one thread."""
+
+    def __init__(self, prefix: str, dtype: np.dtype, ctx: LoweringContext, in_dtype: np.dtype | None = None,
+                 slots: int = 1) -> None:
+        self.dtype, self.ctx, self.slots = dtype, ctx, slots
         self.in_dtype = dtype if in_dtype is None else in_dtype
         self.pack = f"{prefix}_pack"
         self.pack_size: Size = 0
         self.gemm = dtype.kind == "f"
 
     def product(self, a: str, a_offset: IndexExpr, a_strides: tuple[Size, Size], b: str, b_offset: IndexExpr,
-                b_strides: tuple[Size, Size], c: str, c_offset: IndexExpr, ldc: Size, m: Size, n: Size, k: Size
-                ) -> list[Stmt]:
-        """``C[m, n] = A[m, k] @ B[k, n]`` on strided views (C row-major with row stride ``ldc``)."""
+                b_strides: tuple[Size, Size], c: str, c_offset: IndexExpr, ldc: Size, m: Size, n: Size, k: Size,
+                slot: IndexExpr = FIRST_SLOT) -> list[Stmt]:
+        """``C[m, n] = A[m, k] @ B[k, n]`` on strided views (C row-major with row stride ``ldc``), as
+        parallel iteration ``slot`` (see the class)."""
         if not m or not n:
             return []
         dtype, ctx = self.dtype, self.ctx
@@ -65,12 +74,12 @@ class MatrixProducts:
                                                            Const(0, dtype))], parallel=True)
         if self.gemm:
             policy = ctx.policy
-            threads = ctx.threads if hint(m * n * k) >= policy.gemm_parallel_min_macs else 1
+            threads = ctx.threads if self.slots == 1 and hint(m * n * k) >= policy.gemm_parallel_min_macs else 1
             stride = policy.gemm_pack_elements(m, n, k, dtype)
-            if hint(stride * threads) > hint(self.pack_size):
-                self.pack_size = stride * threads
+            if hint(stride * threads * self.slots) > hint(self.pack_size):
+                self.pack_size = stride * threads * self.slots
             return [Gemm(a, a_offset, a_strides, b, b_offset, b_strides, c, c_offset, ldc, m, n, k, self.pack, dtype,
-                         stride, threads)]
+                         stride, threads, imul(slot, stride) if self.slots > 1 else IConst(0))]
         in_dtype = self.in_dtype
 
         def outer(v: list[IVar]) -> list[Stmt]:

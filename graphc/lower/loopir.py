@@ -182,7 +182,8 @@ class Gemm:
     register-blocked GEMM of backends/cpu/gemm.py).  Operands are views: an offset and (row, column)
     element strides; C is row-major with row stride ``ldc``; ``pack`` is a scratch buffer holding
     ``threads`` panel buffers of ``pack_stride`` elements each (the size the backend's policy asks for, 0
-    for none), so up to ``threads`` threads share the work."""
+    for none), so up to ``threads`` threads share the work; they start at element ``pack_offset`` (a
+    product run by one of several threads of a parallel loop has panels of its own)."""
 
     a: str
     a_offset: IndexExpr
@@ -200,6 +201,7 @@ class Gemm:
     dtype: np.dtype
     pack_stride: Size = 0
     threads: int = 1
+    pack_offset: IndexExpr = IConst(0)
 
 
 STATUS = "status"  # the int64[1] buffer every kernel with a Check writes faults to

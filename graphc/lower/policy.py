@@ -33,6 +33,9 @@ class LoweringPolicy:
     ``gemm_parallel_min_macs``: multiply-adds a product needs before it is split across threads.
     ``split_reduce_min``: elements a reduction of fewer rows than threads needs before each row is cut
     into per-thread partial reductions.
+    ``convolution_groups``: groups of images a convolution (and its gradients) works on at once, each
+    with its own scratch (im2col matrix, padded image, GEMM panels) and a thread of its own: the CPU's
+    threads; 1 on a GPU, where each image's product is one library call.
     ``alignment``: bytes every arena buffer is aligned to.
     ``fold_in_memory_order``: a reduction that keeps the last axis (a column sum) is folded by walking
     the input in memory order into the output (vectorises on a CPU, but its reduced loop is sequential)
@@ -43,6 +46,7 @@ class LoweringPolicy:
     gemm_pack_elements: GemmPackElements = no_pack
     gemm_parallel_min_macs: int = 1 << 21
     split_reduce_min: int = 1 << 18
+    convolution_groups: int = 1
     alignment: int = 64
     fold_in_memory_order: bool = True
 

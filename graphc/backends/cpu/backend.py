@@ -35,7 +35,7 @@ def cpu_policy(target: Target, threads: int) -> LoweringPolicy:
 
     return LoweringPolicy(threads=threads, gemm_pack_elements=pack_elements,
                           gemm_parallel_min_macs=GEMM_PARALLEL_MIN_MACS, split_reduce_min=SPLIT_REDUCE_MIN,
-                          alignment=ALIGNMENT)
+                          convolution_groups=threads, alignment=ALIGNMENT)
 
 
 class CpuBackend(Backend):

@@ -129,7 +129,7 @@ class _KernelEmitter(LoopEmitter):
                                              s.threads)]
         m, n, k, a_row, a_col, b_row, b_col, ldc, pack_stride, threads = i64
         self.b.call(fn, [m, n, k, view(s.a, s.a_offset), a_row, a_col, view(s.b, s.b_offset), b_row, b_col,
-                         view(s.c, s.c_offset), ldc, self.buffers[s.pack][0], pack_stride, threads])
+                         view(s.c, s.c_offset), ldc, view(s.pack, s.pack_offset), pack_stride, threads])
 
 def emit_program(module: ir.Module, steps: Sequence[Any], slots: Mapping[str, int], target: Target,
                  threads: int = 1) -> ir.Function:
