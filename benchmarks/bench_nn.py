@@ -6,6 +6,8 @@ PyTorch loop (eager, CPU).
 (--quick: small data, and graphc against torch only: importing TensorFlow and tracing its models take longer
 than the rest of the smoke run.)
 
+Targets (issue 15), both sections: >= 3x tf.keras's fit, faster than the torch loop.
+
 (q) An MLP 784 -> 256 (ReLU) -> 128 (ReLU) -> 10 (softmax) on 60,000 random examples (float32 inputs near one of
     ten random prototypes, int64 labels; --quick: 320).
 (t) A small CNN on 1 x 28 x 28 images: Conv2D(16, 3, ReLU), MaxPool2D(2), Conv2D(32, 3, ReLU), MaxPool2D(2),
@@ -67,6 +69,8 @@ from _timing import (  # noqa: E402
     SETTLE_SECONDS,
     Config,
     Row,
+    above,
+    at_least,
     check_close,
     compare,
     fmt_time,
@@ -371,6 +375,7 @@ def keras_side(kind: str, init: list[np.ndarray], x: np.ndarray, y: np.ndarray, 
 
 Builder = Callable[..., Side]
 OTHERS: dict[str, tuple[str, Builder]] = {"torch": ("torch", torch_side), "tf.keras": ("tensorflow", keras_side)}
+TARGETS = {"tf.keras": at_least(3.0), "torch": above(1.0)}  # issue 15: both sections
 SLOW_IN_QUICK = {"tf.keras": "--quick: importing TensorFlow and tracing its models takes 10 s or more"}
 
 
@@ -451,7 +456,7 @@ def run_fit(section: str, label: str, problem: Problem, cfg: Config) -> list[Row
           f"a step, model.train_function on pre-sliced batches), the rest of fit {signed_time(python)} "
           f"({100 * python / graphc_time.median:.0f}%; gathering the shuffled batches alone "
           f"{fmt_time(shuffle.median)})", flush=True)
-    rows = compare(section, label, graphc_time, timings)
+    rows = compare(section, label, graphc_time, timings, TARGETS)
     for name in OTHERS:
         if name not in timings:
             rows.append(Row(section, f"{label} vs {name}", math.nan, "x", None,

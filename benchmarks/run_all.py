@@ -15,8 +15,8 @@ Sections (see docs/performance.md):
   (o) LSTM training step through gc.scan (T=50, 32, 64->128)  targets: >= 2x PyTensor, >= 1.2x jax.jit,
       >= 1x torch nn.LSTM; its cold compile <= 1 s
   (p) a gc.while_loop iteration                              target: < 5 ns
-  (q) graphc.nn fit: an epoch of a 784-256-128-10 MLP, 60000 examples, Adam, batch 128, against tf.keras's fit
-      and a torch loop (no target); graphc's compile time and the native steps' share of the epoch
+  (q) graphc.nn fit: an epoch of a 784-256-128-10 MLP, 60000 examples, Adam, batch 128   targets: >= 3x tf.keras's
+      fit, > 1x a torch loop; graphc's compile time and the native steps' share of the epoch
   (t) graphc.nn fit: an epoch of a small CNN (conv 16, pool, conv 32, pool, dense 10), 10000 images, likewise
 
 Each section runs in its own child process (so a crash in graphc's native code fails that section only, and
