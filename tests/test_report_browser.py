@@ -350,10 +350,15 @@ def test_zoom_and_pan(tmp_path: pathlib.Path, open_page: Opener) -> None:
         return float(x), float(y), float(t.split("scale(")[1].rstrip(")"))
 
     x0, _y0, k0 = view()
+    # what the wheel shows at once, read as its event bubbles past the canvas's handler: reading it
+    # afterwards would race the settle timer on a loaded machine
+    page.js("window.addEventListener('wheel', () => {"
+            " window.previewed = document.getElementById('graph').style.transform; })")
     page.page.mouse.move(500, 500)
     page.page.mouse.wheel(0, -400)
     # shown at once as a scaled picture, drawn at the new scale when the wheel rests
-    assert page.js("document.getElementById('graph').style.transform").startswith("translate(")
+    page.page.wait_for_function("window.previewed !== undefined")
+    assert page.js("window.previewed").startswith("translate(")
     page.page.wait_for_function(f"!document.getElementById('scene').getAttribute('transform').endsWith('scale({k0:.4f})')")
     assert page.js("document.getElementById('graph').style.transform") == ""
     x1, y1, k1 = view()
